@@ -1,0 +1,146 @@
+//! Agent Hub server: a network MCP server through which AI coding agents coordinate.
+//!
+//! Layout (see ARCHITECTURE.md):
+//! - [`config`]: `MCP_HUB_*` settings, env-file layering, validation;
+//! - [`store`]: the SQLite database — every SQL statement lives there;
+//! - [`tools`]: the MCP tools and the call pipeline (auth, rate limit, idempotency);
+//! - [`http`]: the axum router — `/mcp`, `/health`, the Host/Origin guard;
+//! - [`maintenance`]: the periodic pass (presence, retention);
+//! - [`auth`], [`rate_limit`], [`clock`]: small shared pieces.
+//!
+//! [`start`] binds and serves a hub and returns a handle; `main.rs` and the integration
+//! tests both use it.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod maintenance;
+pub mod rate_limit;
+pub mod store;
+pub mod tools;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::http::mcp::McpEndpoint;
+use crate::store::Store;
+use crate::tools::Hub;
+
+/// A running hub.
+pub struct HubHandle {
+    pub hub: Arc<Hub>,
+    /// The bound addresses, primary first.
+    pub addresses: Vec<SocketAddr>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl HubHandle {
+    /// `http://<primary>/mcp`.
+    pub fn mcp_url(&self) -> String {
+        format!("http://{}/mcp", self.addresses[0])
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addresses[0])
+    }
+
+    /// Stops accepting requests, ends open streams, finishes queued writes, closes the store.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            // Long-polls and streams end on the token; do not wait forever for stragglers.
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a server task did not stop within 5 s");
+            }
+        }
+        let store = self.hub.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    }
+}
+
+/// Binds every configured address (primary first) on the configured port.
+pub async fn bind(config: &Config) -> anyhow::Result<Vec<TcpListener>> {
+    let mut listeners = Vec::new();
+    for address in config.bind_addresses() {
+        let socket = SocketAddr::new(address, config.port);
+        let listener = TcpListener::bind(socket)
+            .await
+            .with_context(|| format!("binding {socket}"))?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// Opens the store and serves the hub on already-bound listeners.
+pub async fn start(
+    config: Config,
+    listeners: Vec<TcpListener>,
+    clock: SharedClock,
+) -> anyhow::Result<HubHandle> {
+    anyhow::ensure!(!listeners.is_empty(), "no listener to serve on");
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let db_path = config.db_path.clone();
+    let sync = config.db_sync;
+    let store = tokio::task::spawn_blocking(move || Store::open(&db_path, sync, clock))
+        .await?
+        .with_context(|| format!("opening database {}", config.db_path.display()))?;
+    let config = Arc::new(config);
+    let hub = Hub::new(config.clone(), store);
+    let shutdown = CancellationToken::new();
+    let endpoint = McpEndpoint::new(hub.clone(), &config, shutdown.child_token());
+    let app = http::router(hub.clone(), endpoint.clone());
+
+    let mut addresses = Vec::new();
+    let mut tasks = Vec::new();
+    for listener in listeners {
+        addresses.push(listener.local_addr()?);
+        let app = app.clone();
+        let stop = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let service = app.into_make_service_with_connect_info::<SocketAddr>();
+            if let Err(error) = axum::serve(listener, service)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
+                tracing::error!(%error, "listener failed");
+            }
+        }));
+    }
+    tasks.push(tokio::spawn(maintenance::run_periodically(
+        hub.clone(),
+        shutdown.clone(),
+    )));
+    let sessions = endpoint.sessions.clone();
+    let gc_interval = config.session_gc_interval;
+    let stop = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(gc_interval);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => sessions.collect_garbage().await,
+            }
+        }
+    }));
+    Ok(HubHandle {
+        hub,
+        addresses,
+        shutdown,
+        tasks,
+    })
+}

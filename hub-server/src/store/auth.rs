@@ -1,0 +1,62 @@
+//! Agent tokens (stored as SHA-256 digests, never in clear) and the auth-event log.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{StoreResult, WriteTx};
+
+/// SHA-256 of a token; the only form in which a token is kept.
+pub type TokenDigest = [u8; 32];
+
+pub fn token_digest(conn: &Connection, agent_id: &str) -> StoreResult<Option<TokenDigest>> {
+    let digest: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT token_sha256 FROM agent_tokens WHERE agent_id = ?1")?
+        .query_row([agent_id], |row| row.get(0))
+        .optional()?;
+    Ok(digest.and_then(|bytes| bytes.try_into().ok()))
+}
+
+/// Stores (or replaces) the token digest of `agent_id`.
+pub fn set_token(tx: &mut WriteTx<'_>, agent_id: &str, digest: &TokenDigest) -> StoreResult<()> {
+    let now = tx.now_ms();
+    tx.conn()
+        .prepare_cached(
+            "INSERT INTO agent_tokens (agent_id, token_sha256, created_at, last_used_at)
+             VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (agent_id) DO UPDATE
+               SET token_sha256 = excluded.token_sha256, created_at = excluded.created_at,
+                   last_used_at = excluded.last_used_at",
+        )?
+        .execute(params![agent_id, digest.as_slice(), now])?;
+    Ok(())
+}
+
+pub fn touch_token(tx: &mut WriteTx<'_>, agent_id: &str) -> StoreResult<()> {
+    let now = tx.now_ms();
+    tx.conn()
+        .prepare_cached("UPDATE agent_tokens SET last_used_at = ?2 WHERE agent_id = ?1")?
+        .execute(params![agent_id, now])?;
+    Ok(())
+}
+
+/// One row per guarded call: `status` is valid, invalid, missing or skipped.
+pub fn record_event(
+    tx: &mut WriteTx<'_>,
+    agent_id: Option<&str>,
+    tool_name: &str,
+    status: &str,
+) -> StoreResult<()> {
+    let now = tx.now_ms();
+    tx.conn()
+        .prepare_cached(
+            "INSERT INTO auth_events (agent_id, tool_name, status, created_at)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![agent_id, tool_name, status, now])?;
+    Ok(())
+}
+
+pub fn purge_events_before(tx: &mut WriteTx<'_>, cutoff_ms: i64) -> StoreResult<usize> {
+    Ok(tx
+        .conn()
+        .execute("DELETE FROM auth_events WHERE created_at < ?1", [cutoff_ms])?)
+}

@@ -1,0 +1,562 @@
+//! The durable state of the hub: one SQLite database.
+//!
+//! Owns every SQL statement in the crate. Knows nothing of MCP or HTTP: callers pass closures
+//! that call the per-domain functions in the submodules and get plain rows back.
+//!
+//! Concurrency model:
+//! - one writer thread owns the only read-write connection. [`Store::write`] sends it a closure;
+//!   the thread drains whatever is queued into one transaction (group commit), runs each closure
+//!   inside its own SAVEPOINT so a failing one rolls back alone, commits once, and only then
+//!   replies. Every acknowledged write is therefore durable (`synchronous=FULL` by default).
+//! - reads run on a small pool of read-only connections on blocking threads ([`Store::read`]);
+//!   WAL lets them proceed beside the writer. No SQLite call ever runs on a tokio worker.
+//! - every change takes the next value of one hub-wide, gap-free sequence (`seq`), assigned by
+//!   the writer in commit order. Cursors are built from it, never from timestamps.
+
+pub mod activity;
+pub mod agents;
+pub mod auth;
+pub mod idempotency;
+pub mod messages;
+mod migrations;
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{Semaphore, oneshot, watch};
+
+use crate::clock::SharedClock;
+
+pub use migrations::latest_version as schema_version;
+
+/// Expected failures of store operations. Business refusals with a wire error code are
+/// `Conflict`; the tools layer turns each into a JSON error result.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the store is shut down")]
+    Closed,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Durability of a commit: FULL survives power loss, NORMAL survives a process crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    Full,
+    Normal,
+}
+
+impl SyncMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Full => "full",
+            SyncMode::Normal => "normal",
+        }
+    }
+}
+
+/// The change streams that waiters and cursors follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Messages = 0,
+    Tasks = 1,
+    Context = 2,
+    Activity = 3,
+}
+
+pub const STREAM_COUNT: usize = 4;
+
+/// The latest sequence number committed on each stream, published after every commit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamHeads {
+    pub heads: [i64; STREAM_COUNT],
+}
+
+impl StreamHeads {
+    pub fn get(&self, stream: Stream) -> i64 {
+        self.heads[stream as usize]
+    }
+}
+
+/// The writer's view of one request inside the group transaction.
+pub struct WriteTx<'a> {
+    conn: &'a Connection,
+    seq: &'a mut i64,
+    heads: &'a mut StreamHeads,
+    now_ms: i64,
+}
+
+impl<'a> WriteTx<'a> {
+    pub fn conn(&self) -> &Connection {
+        self.conn
+    }
+
+    /// The time of this write: one value for the whole request so rows written together agree.
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+
+    /// Takes the next hub-wide sequence number for a change on `stream`.
+    pub fn next_seq(&mut self, stream: Stream) -> i64 {
+        *self.seq += 1;
+        self.heads.heads[stream as usize] = *self.seq;
+        *self.seq
+    }
+
+    /// Takes the next sequence number without advancing any stream head: for rows that are
+    /// recorded but must not wake waiters.
+    pub fn next_seq_quiet(&mut self) -> i64 {
+        *self.seq += 1;
+        *self.seq
+    }
+
+    /// Runs `op` inside a nested savepoint: on `Err` its writes are undone (and its sequence
+    /// numbers returned) while everything the request wrote before stays.
+    pub fn nested<T, E>(
+        &mut self,
+        op: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let seq_mark = *self.seq;
+        let heads_mark = *self.heads;
+        self.conn
+            .execute_batch("SAVEPOINT nested_op")
+            .map_err(|e| E::from(StoreError::from(e)))?;
+        let result = op(self);
+        let finish = if result.is_ok() {
+            "RELEASE nested_op"
+        } else {
+            *self.seq = seq_mark;
+            *self.heads = heads_mark;
+            "ROLLBACK TO nested_op; RELEASE nested_op"
+        };
+        self.conn
+            .execute_batch(finish)
+            .map_err(|e| E::from(StoreError::from(e)))?;
+        result
+    }
+}
+
+type Delivery = Box<dyn FnOnce(StoreResult<()>) + Send>;
+type Job = Box<dyn FnOnce(&mut WriteTx<'_>) -> (bool, Delivery) + Send>;
+
+enum WriterMsg {
+    Job(Job),
+    /// Sent by `close`: finish what is queued, then exit.
+    Close,
+}
+
+/// Most requests folded into one commit; bounds the latency a queue burst adds.
+const MAX_GROUP: usize = 512;
+const READERS: usize = 4;
+
+struct Inner {
+    writer: Mutex<Option<mpsc::Sender<WriterMsg>>>,
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+    reader_permits: Semaphore,
+    heads: watch::Receiver<StreamHeads>,
+    clock: SharedClock,
+    path: PathBuf,
+    sync: SyncMode,
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+fn open_connection(path: &Path, read_only: bool, sync: SyncMode) -> rusqlite::Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    if !read_only {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", sync.as_str())?;
+    }
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, migrates it and starts the writer.
+    pub fn open(path: &Path, sync: SyncMode, clock: SharedClock) -> StoreResult<Store> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Internal(format!("creating {}: {e}", parent.display())))?;
+        }
+        let mut writer_conn = open_connection(path, false, sync)?;
+        migrations::migrate(&mut writer_conn)?;
+        let seq: i64 =
+            writer_conn.query_row("SELECT value FROM hub_meta WHERE key = 'seq'", [], |r| {
+                r.get(0)
+            })?;
+        let initial_heads = load_heads(&writer_conn)?;
+        let readers = (0..READERS)
+            .map(|_| open_connection(path, true, sync))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+
+        let (heads_tx, heads_rx) = watch::channel(initial_heads);
+        let (tx, rx) = mpsc::channel::<WriterMsg>();
+        let writer_clock = clock.clone();
+        let thread = std::thread::Builder::new()
+            .name("hub-store-writer".into())
+            .spawn(move || writer_loop(writer_conn, rx, seq, initial_heads, heads_tx, writer_clock))
+            .map_err(|e| StoreError::Internal(format!("spawning writer thread: {e}")))?;
+
+        Ok(Store {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(Some(tx)),
+                writer_thread: Mutex::new(Some(thread)),
+                readers: Mutex::new(readers),
+                reader_permits: Semaphore::new(READERS),
+                heads: heads_rx,
+                clock,
+                path: path.to_path_buf(),
+                sync,
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub fn sync_mode(&self) -> SyncMode {
+        self.inner.sync
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// Follows the per-stream heads; changes after every commit that touched a stream.
+    pub fn subscribe(&self) -> watch::Receiver<StreamHeads> {
+        self.inner.heads.clone()
+    }
+
+    fn send(&self, job: Job) -> StoreResult<()> {
+        let guard = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+        sender
+            .send(WriterMsg::Job(job))
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Runs `op` on the writer thread inside the next group commit and returns its result
+    /// once that commit is durable. On `Err` the op's writes are rolled back.
+    pub async fn write<T, F>(&self, op: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteTx<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let job: Job = Box::new(move |tx| {
+            let result = op(tx);
+            let keep = result.is_ok();
+            let deliver: Delivery = Box::new(move |commit| {
+                let _ = reply_tx.send(commit.and(result));
+            });
+            (keep, deliver)
+        });
+        self.send(job)?;
+        reply_rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues `op` for the next group commit without waiting for it: bookkeeping (heartbeats,
+    /// auth events, activity rows of read tools) that must not slow the read it belongs to.
+    pub fn write_detached<F>(&self, op: F)
+    where
+        F: FnOnce(&mut WriteTx<'_>) -> StoreResult<()> + Send + 'static,
+    {
+        let job: Job = Box::new(move |tx| {
+            let result = op(tx);
+            if let Err(error) = &result {
+                tracing::warn!(%error, "detached write failed");
+            }
+            let deliver: Delivery = Box::new(|_| {});
+            (result.is_ok(), deliver)
+        });
+        if self.send(job).is_err() {
+            tracing::debug!("detached write dropped: store closed");
+        }
+    }
+
+    /// Runs `op` on a read-only connection on a blocking thread.
+    pub async fn read<T, F>(&self, op: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let _permit = self
+            .inner
+            .reader_permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner
+                .readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop()
+                .ok_or_else(|| StoreError::Internal("reader pool empty".into()))?;
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| op(&conn)))
+                .unwrap_or_else(|_| Err(StoreError::Internal("read panicked".into())));
+            inner
+                .readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
+    }
+
+    /// Finishes every queued write, then stops the writer thread. Idempotent.
+    pub fn close(&self) {
+        let sender = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(sender) = sender {
+            let _ = sender.send(WriterMsg::Close);
+        }
+        let thread = self
+            .inner
+            .writer_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn load_heads(conn: &Connection) -> rusqlite::Result<StreamHeads> {
+    let mut heads = StreamHeads::default();
+    heads.heads[Stream::Messages as usize] =
+        conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages", [], |r| {
+            r.get(0)
+        })?;
+    heads.heads[Stream::Activity as usize] = conn.query_row(
+        "SELECT COALESCE(MAX(seq), 0) FROM activity_log WHERE quiet = 0",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(heads)
+}
+
+fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<WriterMsg>,
+    mut seq: i64,
+    mut heads: StreamHeads,
+    heads_tx: watch::Sender<StreamHeads>,
+    clock: SharedClock,
+) {
+    let mut closing = false;
+    while !closing {
+        let mut batch: Vec<Job> = Vec::new();
+        match rx.recv() {
+            Ok(WriterMsg::Job(job)) => batch.push(job),
+            Ok(WriterMsg::Close) | Err(_) => break,
+        }
+        while batch.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(WriterMsg::Job(job)) => batch.push(job),
+                Ok(WriterMsg::Close) => {
+                    closing = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let (seq_before, heads_before) = (seq, heads);
+        let deliveries = run_group(&conn, batch, &mut seq, &mut heads, &clock);
+        let committed = deliveries.is_ok();
+        match deliveries {
+            Ok(deliveries) => {
+                if heads != heads_before {
+                    heads_tx.send_replace(heads);
+                }
+                for deliver in deliveries {
+                    deliver(Ok(()));
+                }
+            }
+            Err((error, deliveries)) => {
+                tracing::error!(%error, "group commit failed; rolling back");
+                let _ = conn.execute_batch("ROLLBACK");
+                seq = seq_before;
+                heads = heads_before;
+                let message = error.to_string();
+                for deliver in deliveries {
+                    deliver(Err(StoreError::Internal(format!(
+                        "commit failed: {message}"
+                    ))));
+                }
+            }
+        }
+        debug_assert!(committed || seq == seq_before);
+    }
+    tracing::debug!("store writer stopped");
+}
+
+type GroupFailure = (rusqlite::Error, Vec<Delivery>);
+
+fn run_group(
+    conn: &Connection,
+    batch: Vec<Job>,
+    seq: &mut i64,
+    heads: &mut StreamHeads,
+    clock: &SharedClock,
+) -> Result<Vec<Delivery>, GroupFailure> {
+    let mut deliveries: Vec<Delivery> = Vec::with_capacity(batch.len());
+    let seq_at_start = *seq;
+    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // Without a transaction nothing can run. Dropping the jobs drops their reply
+        // channels, so every waiting caller gets `StoreError::Closed` rather than hanging.
+        drop(batch);
+        return Err((error, deliveries));
+    }
+    for job in batch {
+        let (seq_mark, heads_mark) = (*seq, *heads);
+        if let Err(error) = conn.execute_batch("SAVEPOINT request") {
+            return Err((error, deliveries));
+        }
+        let mut tx = WriteTx {
+            conn,
+            seq,
+            heads,
+            now_ms: clock.now_ms(),
+        };
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut tx)));
+        let (keep, deliver) = match outcome {
+            Ok(pair) => pair,
+            Err(_) => {
+                tracing::error!("a store write panicked; its changes are rolled back");
+                let deliver: Delivery = Box::new(|_| {});
+                (false, deliver)
+            }
+        };
+        let finish = if keep {
+            "RELEASE request"
+        } else {
+            *seq = seq_mark;
+            *heads = heads_mark;
+            "ROLLBACK TO request; RELEASE request"
+        };
+        deliveries.push(deliver);
+        if let Err(error) = conn.execute_batch(finish) {
+            return Err((error, deliveries));
+        }
+    }
+    if *seq != seq_at_start
+        && let Err(error) = conn.execute("UPDATE hub_meta SET value = ?1 WHERE key = 'seq'", [*seq])
+    {
+        return Err((error, deliveries));
+    }
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => Ok(deliveries),
+        Err(error) => Err((error, deliveries)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn open_temp() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("hub.db"),
+            SyncMode::Normal,
+            ManualClock::new(1_000),
+        )
+        .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn failed_write_rolls_back_alone_and_returns_its_sequence_numbers() {
+        let (_dir, store) = open_temp();
+        let first = store
+            .write(|tx| Ok(tx.next_seq(Stream::Messages)))
+            .await
+            .unwrap();
+        let failed: StoreResult<i64> = store
+            .write(|tx| {
+                tx.conn()
+                    .execute("UPDATE hub_meta SET value = 99 WHERE key = 'other'", [])?;
+                tx.next_seq(Stream::Messages);
+                Err(StoreError::Conflict {
+                    code: "X",
+                    message: "refused".into(),
+                })
+            })
+            .await;
+        assert!(failed.is_err());
+        let second = store
+            .write(|tx| Ok(tx.next_seq(Stream::Messages)))
+            .await
+            .unwrap();
+        assert_eq!(second, first + 1, "sequence must stay gap-free");
+        assert_eq!(store.subscribe().borrow().get(Stream::Messages), second);
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_are_group_committed_without_loss() {
+        let (_dir, store) = open_temp();
+        let mut joins = Vec::new();
+        for _ in 0..200 {
+            let store = store.clone();
+            joins.push(tokio::spawn(async move {
+                store.write(|tx| Ok(tx.next_seq(Stream::Tasks))).await
+            }));
+        }
+        let mut seen = Vec::new();
+        for join in joins {
+            seen.push(join.await.unwrap().unwrap());
+        }
+        seen.sort();
+        assert_eq!(seen, (1..=200).collect::<Vec<i64>>());
+        let persisted = store
+            .read(|conn| {
+                Ok(
+                    conn.query_row("SELECT value FROM hub_meta WHERE key='seq'", [], |r| {
+                        r.get::<_, i64>(0)
+                    })?,
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(persisted, 200);
+    }
+}

@@ -1,0 +1,814 @@
+//! MCP tools: the registry of tools, the one call pipeline every tool goes through, and the
+//! rmcp `ServerHandler` that serves them. Contains no SQL: ops call `store::<domain>`.
+//!
+//! Pipeline of one call (spec tools-core §1.4, with defects D1/D2/D7 corrected):
+//! 1. arguments deserialize into the tool's args struct — a schema failure is a JSON-RPC
+//!    `-32602` error with no side effects;
+//! 2. auth: the token (`auth_token`, else `Authorization: Bearer`) is checked against the
+//!    tool's declared caller field only; one auth event is recorded;
+//! 3. rate limit, keyed by the authenticated caller (else by connection);
+//! 4. heartbeat of the caller; idempotency replay for mutating tools;
+//! 5. the op, inside a nested savepoint: a refusal rolls back the op but keeps the
+//!    bookkeeping (auth event, heartbeat, the refusal's activity row);
+//! 6. activity rows, idempotency record (successes only), guard warnings merged.
+//!
+//! Mutating tools run all of that in one writer transaction. Read tools run on the reader
+//! pool and hand their bookkeeping to the writer without waiting for it.
+
+pub mod agents;
+pub mod messages;
+mod onboarding;
+pub use onboarding::PROTOCOL_VERSION;
+mod text;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+
+use rmcp::ErrorData;
+use rmcp::handler::server::common::schema_for_type;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rusqlite::Connection;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::auth::{self, AuthDecision, AuthOutcome};
+use crate::config::{AuthMode, Config};
+use crate::rate_limit::RateLimiter;
+use crate::store::activity::ActivityRow;
+use crate::store::{self, Store, StoreError, StoreResult, WriteTx};
+
+/// The shared state of a running hub, handed to every tool call.
+pub struct Hub {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub rate_limiter: RateLimiter,
+}
+
+impl Hub {
+    pub fn new(config: Arc<Config>, store: Store) -> Arc<Hub> {
+        let rate_limiter = RateLimiter::new(config.rate_limit_rps, config.rate_limit_burst);
+        Arc::new(Hub {
+            config,
+            store,
+            rate_limiter,
+        })
+    }
+}
+
+/// A refusal: the JSON failure payload `{success:false, error_code, error, ...}`.
+#[derive(Debug, Clone)]
+pub struct ToolError {
+    pub code: &'static str,
+    pub message: String,
+    pub fields: Map<String, Value>,
+    /// The activity row the refusal leaves behind (e.g. `send_message_rejected`).
+    pub activity: Option<(String, String)>,
+}
+
+impl ToolError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            fields: Map::new(),
+            activity: None,
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.fields.insert(key.to_string(), value.into());
+        self
+    }
+
+    pub fn logged(mut self, action: impl Into<String>, details: impl Into<String>) -> Self {
+        self.activity = Some((action.into(), details.into()));
+        self
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("success".into(), Value::Bool(false));
+        body.insert("error_code".into(), Value::from(self.code));
+        body.insert("error".into(), Value::from(self.message.clone()));
+        for (key, value) in &self.fields {
+            body.insert(key.clone(), value.clone());
+        }
+        Value::Object(body)
+    }
+}
+
+impl From<StoreError> for ToolError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict { code, message } => ToolError::new(code, message),
+            StoreError::NotFound(what) => ToolError::new("NOT_FOUND", format!("{what} not found")),
+            other => {
+                tracing::error!(error = %other, "store failure inside a tool");
+                ToolError::new("INTERNAL_ERROR", "the hub could not complete this call")
+            }
+        }
+    }
+}
+
+pub type ToolResult = Result<Value, ToolError>;
+
+/// What an op sees besides its arguments.
+pub struct OpCtx {
+    pub config: Arc<Config>,
+    /// The caller (the tool's caller field), when given.
+    pub caller: Option<String>,
+    /// The token presented with the call (argument or bearer header).
+    pub token: Option<String>,
+    pub auth_outcome: AuthOutcome,
+    pub now_ms: i64,
+    quiet: bool,
+    activity: Vec<ActivityRow>,
+    warnings: Vec<String>,
+}
+
+impl OpCtx {
+    /// Records an activity row for this call (actor: the caller, else `system`).
+    pub fn log(&mut self, action: &str, details: impl Into<String>) {
+        let agent_id = self.caller.clone().unwrap_or_else(|| "system".into());
+        self.log_as(&agent_id, action, details);
+    }
+
+    pub fn log_as(&mut self, agent_id: &str, action: &str, details: impl Into<String>) {
+        self.activity.push(ActivityRow {
+            agent_id: agent_id.to_string(),
+            action: action.to_string(),
+            details: details.into(),
+            quiet: self.quiet,
+        });
+    }
+
+    /// A guard-style warning merged into the response's `warnings`.
+    pub fn warn(&mut self, warning: impl Into<String>) {
+        self.warnings.push(warning.into());
+    }
+}
+
+/// Tool arguments: deserialized from the call, described by their JSON schema, and telling
+/// the pipeline who the caller is.
+pub trait ToolArgs: DeserializeOwned + JsonSchema + Send + 'static {
+    /// The argument that names the calling agent; the token is checked against it.
+    const CALLER_FIELD: Option<&'static str>;
+    fn caller(&self) -> Option<&str>;
+    fn auth_token(&self) -> Option<&str>;
+    fn idempotency_key(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// Implements [`ToolArgs`] for an args struct with an `auth_token` field.
+/// `caller = field` names the caller field; add `idempotent` when the struct has
+/// `idempotency_key`.
+#[macro_export]
+macro_rules! tool_args {
+    ($args:ty, caller = $field:ident $(, $idempotent:ident)?) => {
+        impl $crate::tools::ToolArgs for $args {
+            const CALLER_FIELD: Option<&'static str> = Some(stringify!($field));
+            fn caller(&self) -> Option<&str> {
+                $crate::tools::non_blank(Some(self.$field.as_str()))
+            }
+            fn auth_token(&self) -> Option<&str> {
+                $crate::tools::non_blank(self.auth_token.as_deref())
+            }
+            $( tool_args!(@$idempotent); )?
+        }
+    };
+    ($args:ty, optional_caller = $field:ident $(, $idempotent:ident)?) => {
+        impl $crate::tools::ToolArgs for $args {
+            const CALLER_FIELD: Option<&'static str> = Some(stringify!($field));
+            fn caller(&self) -> Option<&str> {
+                $crate::tools::non_blank(self.$field.as_deref())
+            }
+            fn auth_token(&self) -> Option<&str> {
+                $crate::tools::non_blank(self.auth_token.as_deref())
+            }
+            $( tool_args!(@$idempotent); )?
+        }
+    };
+    (@idempotent) => {
+        fn idempotency_key(&self) -> Option<&str> {
+            $crate::tools::non_blank(self.idempotency_key.as_deref())
+        }
+    };
+}
+
+/// Trims and drops empty strings.
+pub fn non_blank(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// An integer argument floored and clamped; absent or non-finite → `default`.
+pub fn int_arg(value: Option<f64>, default: i64, min: i64, max: i64) -> i64 {
+    value
+        .filter(|v| v.is_finite())
+        .map(|v| (v.floor() as i64).clamp(min, max))
+        .unwrap_or(default)
+}
+
+/// Onboarding catalog categories, in catalog order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    Agents,
+    Messaging,
+    Tasks,
+    Context,
+    Consensus,
+    CompactProtocol,
+    Artifacts,
+    Observability,
+}
+
+impl Category {
+    pub const ALL: [Category; 8] = [
+        Category::Agents,
+        Category::Messaging,
+        Category::Tasks,
+        Category::Context,
+        Category::Consensus,
+        Category::CompactProtocol,
+        Category::Artifacts,
+        Category::Observability,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Agents => "agents",
+            Category::Messaging => "messaging",
+            Category::Tasks => "tasks",
+            Category::Context => "context",
+            Category::Consensus => "consensus",
+            Category::CompactProtocol => "compact_protocol",
+            Category::Artifacts => "artifacts",
+            Category::Observability => "observability",
+        }
+    }
+}
+
+/// Connection facts of one call, taken from the HTTP request.
+#[derive(Debug, Clone, Default)]
+pub struct CallEnv {
+    /// `Authorization: Bearer <token>`, if sent.
+    pub bearer: Option<String>,
+    /// Identifies the connection for anonymous rate limiting (session id, else peer address).
+    pub connection_key: String,
+}
+
+type CallFuture = Pin<Box<dyn Future<Output = Result<Value, ErrorData>> + Send>>;
+type CallFn = Box<dyn Fn(Arc<Hub>, CallEnv, JsonObject) -> CallFuture + Send + Sync>;
+
+/// One tool: its wire description and how to run it.
+pub struct ToolDef {
+    pub name: &'static str,
+    pub category: Category,
+    pub description: &'static str,
+    pub caller_field: Option<&'static str>,
+    schema: Arc<JsonObject>,
+    call: CallFn,
+}
+
+/// Whether a tool's activity rows advance the activity stream. Reads and waits are quiet so
+/// the hub's own bookkeeping never wakes a waiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    Stream,
+    Quiet,
+}
+
+/// Everything the guard needs to know about one call.
+struct Call {
+    tool: &'static str,
+    caller_field: Option<&'static str>,
+    caller: Option<String>,
+    token: Option<String>,
+    connection_key: String,
+    idempotency: Option<(String, String)>,
+    fingerprint: String,
+    quiet: bool,
+}
+
+fn parse_args<A: ToolArgs>(
+    tool: &'static str,
+    env: CallEnv,
+    raw: JsonObject,
+    activity: Activity,
+) -> Result<(A, Call), ErrorData> {
+    let fingerprint = fingerprint(&raw);
+    let args: A = serde_json::from_value(Value::Object(raw))
+        .map_err(|e| ErrorData::invalid_params(format!("-32602 {tool}: {e}"), None))?;
+    let caller = args.caller().map(str::to_string);
+    let token = args
+        .auth_token()
+        .map(str::to_string)
+        .or_else(|| env.bearer.clone());
+    let idempotency = match (&caller, args.idempotency_key()) {
+        (Some(scope), Some(key)) => Some((scope.clone(), key.to_string())),
+        _ => None,
+    };
+    let call = Call {
+        tool,
+        caller_field: A::CALLER_FIELD,
+        caller,
+        token,
+        connection_key: env.connection_key,
+        idempotency,
+        fingerprint,
+        quiet: activity == Activity::Quiet,
+    };
+    Ok((args, call))
+}
+
+/// SHA-256 over the arguments in key-sorted form, without the token and key themselves:
+/// what makes two calls "the same request" for idempotency.
+fn fingerprint(raw: &JsonObject) -> String {
+    let mut trimmed = raw.clone();
+    trimmed.remove("auth_token");
+    trimmed.remove("idempotency_key");
+    // serde_json's Map is ordered by key, so this serialization is canonical.
+    let canonical = serde_json::to_string(&trimmed).unwrap_or_default();
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// A tool that changes state: everything runs in one writer transaction.
+pub fn mutating<A: ToolArgs>(
+    name: &'static str,
+    category: Category,
+    description: &'static str,
+    activity: Activity,
+    op: fn(&mut WriteTx<'_>, &mut OpCtx, A) -> ToolResult,
+) -> ToolDef {
+    ToolDef {
+        name,
+        category,
+        description,
+        caller_field: A::CALLER_FIELD,
+        schema: schema_for_type::<A>(),
+        call: Box::new(move |hub, env, raw| {
+            Box::pin(async move {
+                let (args, call) = parse_args::<A>(name, env, raw, activity)?;
+                Ok(run_write(hub, call, move |tx, ctx| op(tx, ctx, args)).await)
+            })
+        }),
+    }
+}
+
+/// A tool that only reads: the query runs on the reader pool; bookkeeping is queued.
+pub fn reading<A: ToolArgs>(
+    name: &'static str,
+    category: Category,
+    description: &'static str,
+    op: fn(&Connection, &mut OpCtx, A) -> ToolResult,
+) -> ToolDef {
+    ToolDef {
+        name,
+        category,
+        description,
+        caller_field: A::CALLER_FIELD,
+        schema: schema_for_type::<A>(),
+        call: Box::new(move |hub, env, raw| {
+            Box::pin(async move {
+                let (args, call) = parse_args::<A>(name, env, raw, Activity::Quiet)?;
+                Ok(run_read(hub, call, move |conn, ctx| op(conn, ctx, args)).await)
+            })
+        }),
+    }
+}
+
+/// The guard's bookkeeping for one call, written with (mutating) or after (reading) it.
+#[derive(Default)]
+struct Bookkeeping {
+    auth_event: Option<(Option<String>, &'static str, &'static str)>,
+    touch_token: Option<String>,
+    heartbeat: Option<String>,
+    activity: Vec<ActivityRow>,
+}
+
+impl Bookkeeping {
+    fn apply(self, tx: &mut WriteTx<'_>) -> StoreResult<()> {
+        if let Some((agent, tool, status)) = &self.auth_event {
+            store::auth::record_event(tx, agent.as_deref(), tool, status)?;
+        }
+        if let Some(agent) = &self.touch_token {
+            store::auth::touch_token(tx, agent)?;
+        }
+        if let Some(agent) = &self.heartbeat {
+            store::agents::heartbeat(tx, agent)?;
+        }
+        for row in &self.activity {
+            store::activity::insert(tx, row)?;
+        }
+        Ok(())
+    }
+}
+
+/// Outcome of the guard before the op runs.
+enum Admission {
+    Admitted(OpCtx),
+    Refused(Value),
+}
+
+/// Steps 2-3 of the pipeline: auth and rate limit. Fills in the auth event.
+fn admit(
+    hub: &Hub,
+    conn: &Connection,
+    call: &Call,
+    now_ms: i64,
+    book: &mut Bookkeeping,
+) -> StoreResult<Admission> {
+    let mode = hub.config.auth_mode;
+    // register_agent authenticates inside its op (re-registration needs the id's token).
+    let outcome = match (&call.caller, call.caller_field) {
+        (_, None) => AuthOutcome::Skipped,
+        (Some(caller), Some(_)) => auth::verify(conn, caller, call.token.as_deref())?,
+        // No caller: anonymous. Only enforce mode refuses it (D2).
+        (None, Some(_)) if mode == AuthMode::Enforce => AuthOutcome::Missing,
+        (None, Some(_)) => AuthOutcome::Skipped,
+    };
+    book.auth_event = Some((call.caller.clone(), call.tool, outcome.as_str()));
+    if outcome == AuthOutcome::Valid {
+        book.touch_token = call.caller.clone();
+    }
+    let mut ctx = OpCtx {
+        config: hub.config.clone(),
+        caller: call.caller.clone(),
+        token: call.token.clone(),
+        auth_outcome: outcome,
+        now_ms,
+        quiet: call.quiet,
+        activity: Vec::new(),
+        warnings: Vec::new(),
+    };
+    match auth::decide(mode, outcome, call.tool, call.caller_field) {
+        AuthDecision::Refuse { code, message } => {
+            let refusal = ToolError::new(code, message).with("auth_mode", mode.as_str());
+            return Ok(Admission::Refused(refusal.to_json()));
+        }
+        AuthDecision::Allow { warning } => ctx.warnings.extend(warning),
+    }
+    let bucket_key = match (&call.caller, outcome) {
+        (Some(caller), AuthOutcome::Valid) => format!("agent:{caller}"),
+        // In observe mode an unverified caller id is still the best key there is; in warn
+        // and enforce an unverified id must not drain the real agent's bucket (D7).
+        (Some(caller), _) if mode == AuthMode::Observe => format!("agent:{caller}"),
+        _ => format!("conn:{}", call.connection_key),
+    };
+    if !hub.rate_limiter.allow(&bucket_key) {
+        let refusal = ToolError::new(
+            "RATE_LIMIT_EXCEEDED",
+            format!(
+                "{}: rate limit exceeded ({} calls/s, burst {}); retry after retry_after_ms",
+                call.tool, hub.config.rate_limit_rps, hub.config.rate_limit_burst
+            ),
+        )
+        .with("retry_after_ms", 1000);
+        return Ok(Admission::Refused(refusal.to_json()));
+    }
+    book.heartbeat = call.caller.clone();
+    Ok(Admission::Admitted(ctx))
+}
+
+/// Step 7: guard warnings go into `warnings`, and `auth_mode` is added.
+fn merge_warnings(mut value: Value, warnings: Vec<String>, mode: AuthMode) -> Value {
+    if warnings.is_empty() {
+        return value;
+    }
+    if let Value::Object(body) = &mut value {
+        let mut merged: Vec<Value> = match body.get("warnings") {
+            Some(Value::Array(existing)) => existing.clone(),
+            _ => match body.get("warning") {
+                Some(Value::String(single)) => vec![Value::from(single.clone())],
+                _ => Vec::new(),
+            },
+        };
+        merged.extend(warnings.into_iter().map(Value::from));
+        body.insert("warnings".into(), Value::Array(merged));
+        body.insert("auth_mode".into(), Value::from(mode.as_str()));
+    }
+    value
+}
+
+fn internal_failure(tool: &str, error: &StoreError) -> Value {
+    tracing::error!(tool, %error, "tool call failed");
+    ToolError::new(
+        "INTERNAL_ERROR",
+        format!("{tool}: the hub could not complete this call; it changed nothing"),
+    )
+    .to_json()
+}
+
+async fn run_write<F>(hub: Arc<Hub>, call: Call, op: F) -> Value
+where
+    F: FnOnce(&mut WriteTx<'_>, &mut OpCtx) -> ToolResult + Send + 'static,
+{
+    let tool = call.tool;
+    let hub_for_job = hub.clone();
+    let result = hub
+        .store
+        .write(move |tx| write_pipeline(&hub_for_job, tx, call, op))
+        .await;
+    match result {
+        Ok(value) => value,
+        Err(error) => internal_failure(tool, &error),
+    }
+}
+
+fn write_pipeline<F>(hub: &Hub, tx: &mut WriteTx<'_>, call: Call, op: F) -> StoreResult<Value>
+where
+    F: FnOnce(&mut WriteTx<'_>, &mut OpCtx) -> ToolResult,
+{
+    let mut book = Bookkeeping::default();
+    let now_ms = tx.now_ms();
+    let mut ctx = match admit(hub, tx.conn(), &call, now_ms, &mut book)? {
+        Admission::Admitted(ctx) => ctx,
+        Admission::Refused(refusal) => {
+            book.apply(tx)?;
+            return Ok(refusal);
+        }
+    };
+    // The heartbeat comes first so that even a refused op marks the caller alive.
+    if let Some(agent) = book.heartbeat.take() {
+        store::agents::heartbeat(tx, &agent)?;
+    }
+    let mode = hub.config.auth_mode;
+    if let Some((scope, key)) = &call.idempotency {
+        let not_before = hub.config.idempotency_ttl_ms.map(|ttl| now_ms - ttl);
+        if let Some(stored) =
+            store::idempotency::lookup(tx.conn(), scope, call.tool, key, not_before)?
+        {
+            let replay = if stored.fingerprint != call.fingerprint {
+                Some(
+                    ToolError::new(
+                        "IDEMPOTENCY_KEY_REUSED",
+                        format!(
+                            "{}: idempotency_key {key:?} was already used with different \
+                             arguments; use a new key for a new request",
+                            call.tool
+                        ),
+                    )
+                    .to_json(),
+                )
+            } else {
+                match serde_json::from_str::<Value>(&stored.response_json) {
+                    Ok(value) => {
+                        ctx.log("idempotency_hit", format!("tool={} key={key}", call.tool));
+                        Some(value)
+                    }
+                    Err(_) => {
+                        ctx.log(
+                            "idempotency_corrupt",
+                            format!("tool={} key={key}", call.tool),
+                        );
+                        store::idempotency::delete(tx, scope, call.tool, key)?;
+                        None
+                    }
+                }
+            };
+            if let Some(value) = replay {
+                book.activity = std::mem::take(&mut ctx.activity);
+                book.apply(tx)?;
+                return Ok(merge_warnings(value, ctx.warnings, mode));
+            }
+        }
+    }
+    let result = tx.nested(|tx| op(tx, &mut ctx).map_err(OpFailure::Refused));
+    let value = match result {
+        Ok(value) => {
+            if let Some((scope, key)) = &call.idempotency {
+                let stored = store::idempotency::StoredResponse {
+                    fingerprint: call.fingerprint.clone(),
+                    response_json: value.to_string(),
+                };
+                store::idempotency::save(tx, scope, call.tool, key, &stored)?;
+            }
+            value
+        }
+        Err(OpFailure::Store(error)) => return Err(error),
+        Err(OpFailure::Refused(error)) => {
+            ctx.activity.clear();
+            if let Some((action, details)) = &error.activity {
+                ctx.log(action, details.clone());
+            }
+            error.to_json()
+        }
+    };
+    book.activity = std::mem::take(&mut ctx.activity);
+    book.apply(tx)?;
+    Ok(merge_warnings(value, ctx.warnings, mode))
+}
+
+/// Separates "the op refused" (bookkeeping stays) from "SQLite failed" (all rolls back).
+enum OpFailure {
+    Refused(ToolError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for OpFailure {
+    fn from(error: StoreError) -> Self {
+        OpFailure::Store(error)
+    }
+}
+
+async fn run_read<F>(hub: Arc<Hub>, call: Call, op: F) -> Value
+where
+    F: FnOnce(&Connection, &mut OpCtx) -> ToolResult + Send + 'static,
+{
+    let tool = call.tool;
+    let hub_for_read = hub.clone();
+    let now_ms = hub.store.now_ms();
+    let result = hub
+        .store
+        .read(move |conn| {
+            let mut book = Bookkeeping::default();
+            let mut ctx = match admit(&hub_for_read, conn, &call, now_ms, &mut book)? {
+                Admission::Admitted(ctx) => ctx,
+                Admission::Refused(refusal) => return Ok((refusal, book)),
+            };
+            let value = match op(conn, &mut ctx) {
+                Ok(value) => value,
+                Err(error) => {
+                    ctx.activity.clear();
+                    if let Some((action, details)) = &error.activity {
+                        ctx.log(action, details.clone());
+                    }
+                    error.to_json()
+                }
+            };
+            book.activity = std::mem::take(&mut ctx.activity);
+            let mode = hub_for_read.config.auth_mode;
+            Ok((merge_warnings(value, ctx.warnings, mode), book))
+        })
+        .await;
+    match result {
+        Ok((value, book)) => {
+            hub.store.write_detached(move |tx| book.apply(tx));
+            value
+        }
+        Err(error) => internal_failure(tool, &error),
+    }
+}
+
+/// All tools this build serves, in catalog order.
+pub struct Registry {
+    pub tools: Vec<ToolDef>,
+    by_name: HashMap<&'static str, usize>,
+}
+
+impl Registry {
+    pub fn get(&self, name: &str) -> Option<&ToolDef> {
+        self.by_name.get(name).map(|&index| &self.tools[index])
+    }
+}
+
+pub fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut tools = Vec::new();
+        tools.extend(agents::tools());
+        tools.extend(messages::tools());
+        let by_name = tools
+            .iter()
+            .enumerate()
+            .map(|(index, tool)| (tool.name, index))
+            .collect();
+        Registry { tools, by_name }
+    })
+}
+
+fn wire_tool(def: &ToolDef) -> Tool {
+    Tool::new(def.name, def.description, def.schema.clone())
+}
+
+/// Renders a tool's JSON object as the MCP result: one compact text block; refusals also
+/// set `isError` so clients and models see them as errors.
+fn render(value: &Value) -> CallToolResult {
+    let text = value.to_string();
+    let refused = value.get("success") == Some(&Value::Bool(false));
+    if refused {
+        CallToolResult::error(vec![ContentBlock::text(text)])
+    } else {
+        CallToolResult::success(vec![ContentBlock::text(text)])
+    }
+}
+
+/// The MCP server behind every session.
+#[derive(Clone)]
+pub struct HubServer {
+    hub: Arc<Hub>,
+}
+
+impl HubServer {
+    pub fn new(hub: Arc<Hub>) -> Self {
+        Self { hub }
+    }
+}
+
+fn call_env(context: &RequestContext<RoleServer>) -> CallEnv {
+    let Some(parts) = context.extensions.get::<http::request::Parts>() else {
+        return CallEnv {
+            bearer: None,
+            connection_key: "local".into(),
+        };
+    };
+    let bearer = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
+        .map(|token| token.trim().to_string())
+        .filter(|token| !token.is_empty());
+    let connection_key = parts
+        .headers
+        .get("mcp-session-id")
+        .and_then(|value| value.to_str().ok())
+        .map(|session| format!("session:{session}"))
+        .or_else(|| {
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| format!("peer:{}", info.0.ip()))
+        })
+        .unwrap_or_else(|| "anonymous".into());
+    CallEnv {
+        bearer,
+        connection_key,
+    }
+}
+
+impl rmcp::ServerHandler for HubServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("mcp-agent-hub", "1.0.0"))
+            .with_instructions(
+                "Agent Hub: call register_agent first, keep auth.token and pass it as auth_token \
+                 (or Authorization: Bearer) on every later call; then get_onboarding \
+                 {mode:\"compact\"} once.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(
+            registry().tools.iter().map(wire_tool).collect(),
+        ))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        registry().get(name).map(wire_tool)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let Some(def) = registry().get(&request.name) else {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool: {}", request.name),
+                None,
+            ));
+        };
+        let env = call_env(&context);
+        let arguments = request.arguments.unwrap_or_default();
+        let value = (def.call)(self.hub.clone(), env, arguments).await?;
+        Ok(render(&value).into())
+    }
+}
+
+/// `{success:false, error_code:"FULL_MODE_FORBIDDEN_IN_POLLING", ...}` when a polling read
+/// asks for the full response mode and the hub forbids it (spec §1.9).
+pub fn forbid_full_in_polling(
+    config: &Config,
+    tool: &str,
+    allowed: &[&str],
+) -> Result<(), ToolError> {
+    if !config.disallow_full_in_polling {
+        return Ok(());
+    }
+    Err(ToolError::new(
+        "FULL_MODE_FORBIDDEN_IN_POLLING",
+        format!(
+            "{tool}: response_mode \"full\" is not allowed in polling reads (polling:true or a \
+             delta cursor); use one of {}",
+            allowed.join(", ")
+        ),
+    )
+    .with("allowed_response_modes", json!(allowed)))
+}

@@ -1,0 +1,249 @@
+//! `TestHub`: a hub on an ephemeral loopback port with a temp data dir and a manual clock,
+//! plus `Agent`, an MCP client session that calls tools and parses their JSON results.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hub_server::HubHandle;
+use hub_server::clock::ManualClock;
+use hub_server::config::{Config, EnvLayers};
+use rmcp::model::{CallToolRequestParams, ClientConfig};
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{Value, json};
+
+pub const START_MS: i64 = 1_800_000_000_000;
+
+pub struct TestHub {
+    pub handle: HubHandle,
+    pub clock: Arc<ManualClock>,
+    pub data_dir: Arc<tempfile::TempDir>,
+    env: Vec<(String, String)>,
+}
+
+impl TestHub {
+    pub async fn start() -> TestHub {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a hub with extra `MCP_HUB_*` settings.
+    pub async fn start_with(env: &[(&str, &str)]) -> TestHub {
+        let data_dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::launch(data_dir, env, ManualClock::new(START_MS)).await
+    }
+
+    async fn launch(
+        data_dir: Arc<tempfile::TempDir>,
+        env: Vec<(String, String)>,
+        clock: Arc<ManualClock>,
+    ) -> TestHub {
+        let mut layers = EnvLayers::default();
+        layers
+            .vars
+            .insert("MCP_HUB_DATA".into(), data_dir.path().display().to_string());
+        layers
+            .vars
+            .insert("MCP_HUB_DB_SYNC".into(), "normal".into());
+        for (key, value) in &env {
+            layers.vars.insert(key.clone(), value.clone());
+        }
+        let config = Config::from_env(&layers).expect("valid test config");
+        // Bind first, then serve: the port is known before any client connects.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let handle = hub_server::start(config, vec![listener], clock.clone())
+            .await
+            .expect("hub starts");
+        TestHub {
+            handle,
+            clock,
+            data_dir,
+            env,
+        }
+    }
+
+    /// Stops the hub and starts a new one on the same data dir (a fresh port).
+    pub async fn restart(self) -> TestHub {
+        let TestHub {
+            handle,
+            clock,
+            data_dir,
+            env,
+        } = self;
+        handle.shutdown().await;
+        Self::launch(data_dir, env, clock).await
+    }
+
+    pub async fn stop(self) {
+        self.handle.shutdown().await;
+    }
+
+    pub fn url(&self) -> String {
+        self.handle.mcp_url()
+    }
+
+    pub fn base_url(&self) -> String {
+        self.handle.base_url()
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.path().join("hub.db")
+    }
+
+    /// A new MCP session.
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.url(), None).await
+    }
+
+    /// A new MCP session that sends `Authorization: Bearer <token>` on every request.
+    pub async fn client_with_bearer(&self, token: &str) -> Client {
+        Client::connect(&self.url(), Some(token)).await
+    }
+
+    /// Registers `id` on a new session; returns the session and the agent's token.
+    pub async fn agent(&self, id: &str) -> (Client, String) {
+        let client = self.client().await;
+        let token = client.register(id, json!({})).await;
+        (client, token)
+    }
+}
+
+pub struct Client {
+    pub service: RunningService<RoleClient, ClientConfig>,
+}
+
+/// A tool's result: the parsed JSON object plus the MCP `isError` flag.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub json: Value,
+    pub is_error: bool,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> &Value {
+        assert!(
+            !self.is_error && self.json.get("success") != Some(&Value::Bool(false)),
+            "expected success, got {}",
+            self.json
+        );
+        &self.json
+    }
+
+    pub fn error_code(&self) -> &str {
+        assert!(self.is_error, "refusals set isError: {}", self.json);
+        self.json["error_code"].as_str().unwrap_or_else(|| {
+            panic!("refusal without error_code: {}", self.json);
+        })
+    }
+}
+
+impl Client {
+    pub async fn connect(url: &str, bearer: Option<&str>) -> Client {
+        let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_string());
+        if let Some(token) = bearer {
+            config = config.auth_header(token.to_string());
+        }
+        let transport = StreamableHttpClientTransport::from_config(config);
+        let service = ClientConfig::default()
+            .serve(transport)
+            .await
+            .expect("MCP handshake");
+        Client { service }
+    }
+
+    /// Calls a tool; panics on protocol errors (use `try_call` to see them).
+    pub async fn call(&self, tool: &str, args: Value) -> Outcome {
+        self.try_call(tool, args)
+            .await
+            .unwrap_or_else(|e| panic!("{tool}: protocol error {e}"))
+    }
+
+    pub async fn try_call(&self, tool: &str, args: Value) -> Result<Outcome, rmcp::ServiceError> {
+        let arguments = args.as_object().cloned().unwrap_or_default();
+        let result = self
+            .service
+            .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(arguments))
+            .await?;
+        assert_eq!(result.content.len(), 1, "exactly one content block");
+        let text = result.content[0]
+            .as_text()
+            .map(|t| t.text.clone())
+            .expect("a text block");
+        let json: Value = serde_json::from_str(&text).expect("the text is one JSON object");
+        assert!(json.is_object());
+        Ok(Outcome {
+            json,
+            is_error: result.is_error == Some(true),
+        })
+    }
+
+    /// register_agent with extra fields; returns the token.
+    pub async fn register(&self, id: &str, extra: Value) -> String {
+        let mut args = json!({"id": id, "name": id, "type": "test"});
+        for (key, value) in extra.as_object().cloned().unwrap_or_default() {
+            args[key] = value;
+        }
+        let outcome = self.call("register_agent", args).await;
+        outcome.ok()["auth"]["token"]
+            .as_str()
+            .expect("a token")
+            .to_string()
+    }
+
+    pub async fn close(self) {
+        let _ = self.service.cancel().await;
+    }
+}
+
+/// Raw HTTP for tests of the wire itself.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().build().expect("reqwest client")
+}
+
+pub fn initialize_body(id: i64) -> Value {
+    json!({
+        "jsonrpc": "2.0", "id": id, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "raw-test", "version": "1.0.0"}}
+    })
+}
+
+/// initialize + notifications/initialized over raw HTTP; returns the session id.
+pub async fn raw_session(url: &str) -> String {
+    let client = http();
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize_body(1))
+        .send()
+        .await
+        .expect("initialize");
+    assert_eq!(response.status(), 200);
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .expect("a session id")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let notified = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("mcp-session-id", &session)
+        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .send()
+        .await
+        .expect("initialized");
+    assert_eq!(notified.status(), 202);
+    session
+}

@@ -1,0 +1,9 @@
+//! Integration tests: each starts a real hub on 127.0.0.1:0 and talks to it over HTTP with
+//! rmcp's MCP client (or raw HTTP where the wire itself is under test). One binary keeps
+//! link time down.
+
+mod harness;
+
+mod agents;
+mod http_surface;
+mod messages;
