@@ -715,6 +715,17 @@ impl Config {
         })
     }
 
+    /// [`Config::from_env`] with every problem formatted as one line per variable.
+    pub fn load(env: &EnvLayers) -> Result<Config, String> {
+        Config::from_env(env).map_err(|errors| {
+            errors
+                .iter()
+                .map(|e| format!("invalid configuration: {e}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    }
+
     /// A configuration for tests and embedding: defaults, with the given data directory.
     pub fn for_data_dir(data_dir: &Path) -> Config {
         let mut env = EnvLayers::default();

@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::SharedClock;
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::http::mcp::McpEndpoint;
 use crate::store::Store;
@@ -143,4 +143,54 @@ pub async fn start(
         shutdown,
         tasks,
     })
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Runs a hub with the system clock until SIGINT/SIGTERM: binds, prints one line per
+/// listener (URL, auth mode, session policy, idle timeout), serves, shuts down cleanly.
+/// Shared by `hub-server` and `hubctl start`.
+pub async fn run_until_signal(config: Config, env_files: &[String]) -> anyhow::Result<()> {
+    let listeners = bind(&config).await?;
+    let summary = format!(
+        "auth_mode={} unknown_session_policy={} session_idle_timeout_ms={} db={} db_sync={}",
+        config.auth_mode.as_str(),
+        config.unknown_session_policy.as_str(),
+        config
+            .session_idle_timeout
+            .map(|t| t.as_millis().to_string())
+            .unwrap_or_else(|| "disabled".into()),
+        config.db_path.display(),
+        config.db_sync.as_str(),
+    );
+    let handle = start(config, listeners, Arc::new(SystemClock)).await?;
+    for file in env_files {
+        println!("env config {file}");
+    }
+    for address in &handle.addresses {
+        println!("Agent Hub listening on http://{address}/mcp {summary}");
+    }
+    shutdown_signal().await;
+    println!("Agent Hub shutting down");
+    handle.shutdown().await;
+    Ok(())
 }

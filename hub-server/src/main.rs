@@ -1,10 +1,8 @@
 //! `hub-server`: parse configuration, bind, serve until SIGINT/SIGTERM.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser;
-use hub_server::clock::SystemClock;
 use hub_server::config::{Config, EnvLayers, VARIABLES};
 
 fn variables_help() -> String {
@@ -53,29 +51,8 @@ fn load_config(args: &Args) -> Result<(Config, Vec<String>), String> {
         }
     }
     let layers = EnvLayers::resolve(env, None, None)?;
-    let config = Config::from_env(&layers).map_err(|errors| {
-        errors
-            .iter()
-            .map(|e| format!("invalid configuration: {e}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    })?;
+    let config = Config::load(&layers)?;
     Ok((config, layers.loaded_files))
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 #[tokio::main]
@@ -95,39 +72,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let listeners = match hub_server::bind(&config).await {
-        Ok(listeners) => listeners,
+    match hub_server::run_until_signal(config, &env_files).await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("hub-server: {error:#}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
-    let summary = format!(
-        "auth_mode={} unknown_session_policy={} session_idle_timeout_ms={} db={} db_sync={}",
-        config.auth_mode.as_str(),
-        config.unknown_session_policy.as_str(),
-        config
-            .session_idle_timeout
-            .map(|t| t.as_millis().to_string())
-            .unwrap_or_else(|| "disabled".into()),
-        config.db_path.display(),
-        config.db_sync.as_str(),
-    );
-    let handle = match hub_server::start(config, listeners, Arc::new(SystemClock)).await {
-        Ok(handle) => handle,
-        Err(error) => {
-            eprintln!("hub-server: {error:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    for file in &env_files {
-        println!("env config {file}");
     }
-    for address in &handle.addresses {
-        println!("Agent Hub listening on http://{address}/mcp {summary}");
-    }
-    shutdown_signal().await;
-    println!("Agent Hub shutting down");
-    handle.shutdown().await;
-    ExitCode::SUCCESS
 }

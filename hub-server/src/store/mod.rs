@@ -17,6 +17,7 @@ pub mod activity;
 pub mod agents;
 pub mod auth;
 pub mod idempotency;
+pub mod inspect;
 pub mod messages;
 mod migrations;
 

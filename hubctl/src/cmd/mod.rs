@@ -1,0 +1,11 @@
+//! One module per hubctl subcommand.
+
+pub mod bench;
+pub mod clean;
+pub mod db;
+pub mod logs;
+pub mod serve;
+pub mod smoke;
+pub mod start;
+pub mod status;
+pub mod stop;

@@ -1,0 +1,171 @@
+//! Which hub instance a command acts on: name, port, data dir, pidfile and log, resolved
+//! with the same env layering as the server (process env > local overlay > base profile >
+//! defaults), where the default profile files are `deploy/hub.production.env` and
+//! `deploy/hub.local.env` under the installation root.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use hub_server::config::{Config, EnvLayers};
+
+/// Instance selection, shared by every lifecycle command.
+#[derive(Debug, Clone, Default, Args)]
+pub struct InstanceArgs {
+    /// Port of the instance (MCP_HUB_PORT, default 3000).
+    #[arg(long, global = true)]
+    pub port: Option<u16>,
+    /// Data directory of the instance: hub.db, hub.pid, hub.log (MCP_HUB_DATA, default ~/.mcp-hub).
+    #[arg(long, global = true)]
+    pub data: Option<PathBuf>,
+    /// Instance name shown by status (MCP_HUB_CONTAINER, default mcp-hub).
+    #[arg(long, global = true)]
+    pub name: Option<String>,
+}
+
+pub struct Instance {
+    pub name: String,
+    pub config: Config,
+    pub layers: EnvLayers,
+}
+
+/// The directory holding `deploy/`: the nearest ancestor of the executable that has one
+/// (a source checkout's root for target/*/hubctl), else the current directory.
+pub fn install_root() -> PathBuf {
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1) {
+            if dir.join("deploy").is_dir() {
+                return dir.to_path_buf();
+            }
+        }
+    }
+    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+}
+
+impl Instance {
+    pub fn resolve(args: &InstanceArgs) -> anyhow::Result<Instance> {
+        let mut env: Vec<(String, String)> = std::env::vars().collect();
+        if let Some(port) = args.port {
+            env.push(("MCP_HUB_PORT".into(), port.to_string()));
+        }
+        if let Some(data) = &args.data {
+            env.push(("MCP_HUB_DATA".into(), data.display().to_string()));
+        }
+        if let Some(name) = &args.name {
+            env.push(("MCP_HUB_CONTAINER".into(), name.clone()));
+        }
+        let root = install_root();
+        let layers = EnvLayers::resolve(
+            env,
+            Some(&root.join("deploy/hub.production.env")),
+            Some(&root.join("deploy/hub.local.env")),
+        )
+        .map_err(anyhow::Error::msg)?;
+        let config = Config::load(&layers).map_err(anyhow::Error::msg)?;
+        let name = layers
+            .get("MCP_HUB_CONTAINER")
+            .unwrap_or("mcp-hub")
+            .to_string();
+        Ok(Instance {
+            name,
+            config,
+            layers,
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
+    pub fn db_path(&self) -> &Path {
+        &self.config.db_path
+    }
+
+    pub fn pidfile(&self) -> PathBuf {
+        self.data_dir().join("hub.pid")
+    }
+
+    pub fn logfile(&self) -> PathBuf {
+        self.data_dir().join("hub.log")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.config.port
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://localhost:{}", self.port())
+    }
+
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.base_url())
+    }
+
+    pub fn health_url(&self) -> String {
+        format!("http://127.0.0.1:{}/health", self.port())
+    }
+
+    /// `base:<path>` / `local:<path>` of the env files in effect.
+    pub fn env_files(&self) -> &[String] {
+        &self.layers.loaded_files
+    }
+
+    /// The environment the hub process gets: the resolved `MCP_HUB_*` set plus the paths
+    /// this instance pins.
+    pub fn child_env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .layers
+            .vars
+            .iter()
+            .filter(|(key, value)| key.starts_with("MCP_HUB_") && !value.trim().is_empty())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (key, value) in [
+            ("MCP_HUB_PORT", self.port().to_string()),
+            ("MCP_HUB_DATA", self.data_dir().display().to_string()),
+            ("MCP_HUB_DB", self.db_path().display().to_string()),
+            (
+                "MCP_HUB_ARTIFACTS_DIR",
+                self.config.artifacts_dir.display().to_string(),
+            ),
+            (
+                "MCP_HUB_PUBLIC_BASE_URL",
+                self.config.public_base_url.clone(),
+            ),
+        ] {
+            env.retain(|(k, _)| k != key);
+            env.push((key.to_string(), value));
+        }
+        env
+    }
+
+    /// Pid and start time recorded by `start`, if the pidfile exists.
+    pub fn recorded(&self) -> anyhow::Result<Option<PidRecord>> {
+        let path = self.pidfile();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let mut lines = text.lines();
+        let pid = lines.next().and_then(|l| l.trim().parse().ok());
+        let started_ms = lines
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0);
+        Ok(pid.map(|pid| PidRecord { pid, started_ms }))
+    }
+
+    /// The running hub process of this instance, if any (a stale pidfile is ignored).
+    pub fn running(&self) -> anyhow::Result<Option<PidRecord>> {
+        Ok(self
+            .recorded()?
+            .filter(|record| crate::process::is_hub_process(record.pid)))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PidRecord {
+    pub pid: u32,
+    pub started_ms: i64,
+}
