@@ -239,7 +239,10 @@ pub struct Config {
 
 /// Every variable this build reads, with its meaning; printed by `hub-server --help`.
 pub const VARIABLES: &[(&str, &str)] = &[
-    ("MCP_HUB_HOST", "primary listen address (default 127.0.0.1)"),
+    (
+        "MCP_HUB_HOST",
+        "primary listen address (default 127.0.0.1; 0.0.0.0 only inside containers)",
+    ),
     ("MCP_HUB_PORT", "listen port, 1-65535 (default 3000)"),
     (
         "MCP_HUB_EXTRA_BIND_HOSTS",
@@ -451,10 +454,12 @@ impl Reader<'_> {
         default
     }
 
-    fn address(&mut self, name: &str, raw: &str) -> Option<IpAddr> {
+    /// An interface address; wildcards only where `allow_wildcard` (an explicit
+    /// `MCP_HUB_HOST=0.0.0.0`, e.g. inside a container, never the extra listeners).
+    fn address(&mut self, name: &str, raw: &str, allow_wildcard: bool) -> Option<IpAddr> {
         let trimmed = raw.trim().trim_start_matches('[').trim_end_matches(']');
         match trimmed.parse::<IpAddr>() {
-            Ok(ip) if ip.is_unspecified() => {
+            Ok(ip) if ip.is_unspecified() && !allow_wildcard => {
                 self.fail(
                     name,
                     format!("{raw:?} is a wildcard; explicit interface addresses are required"),
@@ -495,7 +500,7 @@ impl Config {
 
         let host = match env.get("MCP_HUB_HOST") {
             Some(raw) => r
-                .address("MCP_HUB_HOST", raw)
+                .address("MCP_HUB_HOST", raw, true)
                 .unwrap_or(IpAddr::from([127, 0, 0, 1])),
             None => IpAddr::from([127, 0, 0, 1]),
         };
@@ -528,7 +533,7 @@ impl Config {
             if raw.is_empty() {
                 continue;
             }
-            if let Some(ip) = r.address(name, raw)
+            if let Some(ip) = r.address(name, raw, false)
                 && ip != host
                 && !extra_bind_hosts.contains(&ip)
             {

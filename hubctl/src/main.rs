@@ -24,12 +24,18 @@ use crate::instance::{Instance, InstanceArgs};
 struct Cli {
     #[command(flatten)]
     instance: InstanceArgs,
+    /// Drive the hub as a Docker container (image MCP_HUB_IMAGE, default mcp-agent-hub)
+    /// instead of a native background process.
+    #[arg(long, global = true)]
+    docker: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Build the release binaries (native) or the image (--docker).
+    Build,
     /// Start the hub in the background; returns once /health answers.
     Start,
     /// Stop the hub (SIGTERM, then SIGKILL after 10 s).
@@ -72,23 +78,59 @@ enum Command {
     Serve,
 }
 
+/// Native builds run cargo in the checkout that holds this hubctl.
+fn cargo_build(root: &std::path::Path) -> anyhow::Result<ExitCode> {
+    println!("Building release binaries in {}...", root.display());
+    let status = std::process::Command::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "hub-server",
+            "-p",
+            "hubctl",
+            "-p",
+            "hub-launch",
+        ])
+        .current_dir(root)
+        .status()?;
+    Ok(if status.success() {
+        println!("Binaries: {}", root.join("target/release").display());
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let instance = || Instance::resolve(&cli.instance);
+    let docker = cli.docker;
     match cli.command {
         Command::Bench(args) => cmd::bench::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Serve => cmd::serve::run().await.map(|()| ExitCode::SUCCESS),
+        Command::Build if docker => cmd::docker::build(&instance()?, &instance::install_root()),
+        Command::Build => cargo_build(&instance::install_root()),
+        Command::Start if docker => cmd::docker::start(&instance()?).await,
         Command::Start => cmd::start::run(&instance()?).await,
+        Command::Stop if docker => cmd::docker::stop(&instance()?),
         Command::Stop => cmd::stop::run(&instance()?),
         Command::Restart => {
             let instance = instance()?;
-            cmd::stop::run(&instance)?;
-            cmd::start::run(&instance).await
+            if docker {
+                cmd::docker::stop(&instance)?;
+                cmd::docker::start(&instance).await
+            } else {
+                cmd::stop::run(&instance)?;
+                cmd::start::run(&instance).await
+            }
         }
+        Command::Status { .. } if docker => cmd::docker::status(&instance()?).await,
         Command::Status { json } => cmd::status::run(&instance()?, json).await,
         Command::Smoke => cmd::smoke::run(&instance()?).await,
+        Command::Logs { follow } if docker => cmd::docker::logs(&instance()?, follow),
         Command::Logs { follow } => cmd::logs::run(&instance()?, follow).await,
         Command::Db { builtin } => cmd::db::run(&instance()?, builtin),
-        Command::Clean { yes } => cmd::clean::run(&instance()?, yes),
+        Command::Clean { yes } => cmd::clean::run(&instance()?, yes, docker),
     }
 }
 

@@ -49,6 +49,9 @@ fn allowed_hosts(config: &Config) -> Vec<String> {
         .map(|h| h.to_string())
         .collect();
     for address in config.bind_addresses() {
+        if address.is_unspecified() {
+            continue;
+        }
         let text = address.to_string();
         if !hosts.contains(&text) {
             hosts.push(text);

@@ -1,12 +1,17 @@
-//! `hubctl clean`: stop the instance and, after confirmation (or --yes), delete its data dir.
+//! `hubctl clean`: stop the instance (with --docker: remove the container and images) and,
+//! after confirmation (or --yes), delete its data dir.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use crate::instance::Instance;
 
-pub fn run(instance: &Instance, yes: bool) -> anyhow::Result<ExitCode> {
-    super::stop::run(instance)?;
+pub fn run(instance: &Instance, yes: bool, docker: bool) -> anyhow::Result<ExitCode> {
+    if docker {
+        super::docker::remove(instance)?;
+    } else {
+        super::stop::run(instance)?;
+    }
     let data = instance.data_dir();
     if data.exists() {
         let confirmed = yes || {

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod clean;
 pub mod db;
+pub mod docker;
 pub mod logs;
 pub mod serve;
 pub mod smoke;
