@@ -188,6 +188,30 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+/// Response shape of `wait_for_updates` when the call does not name one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitResponseMode {
+    Nano,
+    Micro,
+    Tiny,
+    Compact,
+    Full,
+}
+
+/// Long-poll settings (`MCP_HUB_WAIT_*`).
+#[derive(Debug, Clone)]
+pub struct WaitConfig {
+    pub max_ms: i64,
+    pub default_ms: i64,
+    pub retry_factor: f64,
+    pub retry_cap_ms: i64,
+    pub retry_jitter: f64,
+    pub default_response_mode: WaitResponseMode,
+    pub minimal_timeout_response: bool,
+    pub log_hits: bool,
+    pub log_timeouts: bool,
+}
+
 /// The validated hub configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -214,6 +238,10 @@ pub struct Config {
 
     pub event_stream_interval_ms: i64,
     pub event_stream_heartbeat_ms: i64,
+    pub event_stream_max_per_agent: usize,
+    pub event_stream_max_total: usize,
+
+    pub wait: WaitConfig,
 
     pub default_onboarding_mode: OnboardingMode,
     pub ephemeral_default_onboarding_mode: OnboardingMode,
@@ -624,6 +652,41 @@ impl Config {
         let event_stream_interval_ms = r.int("MCP_HUB_EVENT_STREAM_INTERVAL_MS", 1000, 250, 10_000);
         let event_stream_heartbeat_ms =
             r.int("MCP_HUB_EVENT_STREAM_HEARTBEAT_MS", 15_000, 2_000, 60_000);
+        let event_stream_max_per_agent =
+            r.int("MCP_HUB_EVENT_STREAM_MAX_PER_AGENT", 4, 1, 1_000) as usize;
+        let event_stream_max_total =
+            r.int("MCP_HUB_EVENT_STREAM_MAX_TOTAL", 1_000, 1, 100_000) as usize;
+
+        let wait_max_ms = r.int("MCP_HUB_WAIT_MAX_MS", 25_000, 1_000, 300_000);
+        let wait = WaitConfig {
+            max_ms: wait_max_ms,
+            default_ms: r.int("MCP_HUB_WAIT_DEFAULT_MS", 10_000, 100, wait_max_ms),
+            retry_factor: r.float("MCP_HUB_WAIT_RETRY_FACTOR", 1.5, 1.0, 3.0),
+            retry_cap_ms: r.int("MCP_HUB_WAIT_RETRY_CAP_MS", 10_000, 100, 120_000),
+            retry_jitter: r.float("MCP_HUB_WAIT_RETRY_JITTER_PCT", 0.2, 0.0, 0.8),
+            default_response_mode: r.choice(
+                "MCP_HUB_WAIT_DEFAULT_RESPONSE_MODE",
+                WaitResponseMode::Compact,
+                &[
+                    ("nano", WaitResponseMode::Nano),
+                    ("micro", WaitResponseMode::Micro),
+                    ("tiny", WaitResponseMode::Tiny),
+                    ("compact", WaitResponseMode::Compact),
+                    ("full", WaitResponseMode::Full),
+                ],
+            ),
+            minimal_timeout_response: r.choice(
+                "MCP_HUB_WAIT_DEFAULT_TIMEOUT_RESPONSE",
+                false,
+                &[("default", false), ("minimal", true)],
+            ),
+            log_hits: env
+                .get("MCP_HUB_WAIT_LOG_HITS")
+                .is_none_or(|v| !v.eq_ignore_ascii_case("false")),
+            log_timeouts: env
+                .get("MCP_HUB_WAIT_LOG_TIMEOUTS")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        };
 
         let onboarding = [
             ("full", OnboardingMode::Full),
@@ -699,6 +762,9 @@ impl Config {
             namespace_token_budget_per_min,
             event_stream_interval_ms,
             event_stream_heartbeat_ms,
+            event_stream_max_per_agent,
+            event_stream_max_total,
+            wait,
             default_onboarding_mode,
             ephemeral_default_onboarding_mode,
             reregister_onboarding_mode,

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod live;
 pub mod maintenance;
 pub mod rate_limit;
 pub mod store;
@@ -100,7 +101,7 @@ pub async fn start(
         .with_context(|| format!("opening database {}", config.db_path.display()))?;
     let config = Arc::new(config);
     let hub = Hub::new(config.clone(), store);
-    let shutdown = CancellationToken::new();
+    let shutdown = hub.shutdown.clone();
     let endpoint = McpEndpoint::new(hub.clone(), &config, shutdown.child_token());
     let app = http::router(hub.clone(), endpoint.clone());
 

@@ -144,6 +144,7 @@ async fn health(State(state): State<AppState>) -> Response<Body> {
     let body = json!({
         "status": "ok",
         "sessions": state.mcp.sessions.count().await,
+        "waiters": state.hub.waiters.load(std::sync::atomic::Ordering::Relaxed),
         "auth_mode": config.auth_mode.as_str(),
         "namespace_quota_mode": config.namespace_quota_mode,
         "namespace_quota_rps": config.namespace_quota_rps,

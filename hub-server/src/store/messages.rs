@@ -194,3 +194,14 @@ pub fn purge_before(tx: &mut WriteTx<'_>, cutoff_ms: i64) -> StoreResult<usize> 
         .conn()
         .execute("DELETE FROM messages WHERE created_at < ?1", [cutoff_ms])?)
 }
+
+/// The newest sequence number among messages visible to `agent_id` (direct or broadcast),
+/// 0 when there are none: the watcher's messages watermark. Two index lookups.
+pub fn latest_visible_seq(conn: &Connection, agent_id: &str) -> StoreResult<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT MAX(COALESCE((SELECT MAX(seq) FROM messages WHERE to_agent = ?1), 0),
+                        COALESCE((SELECT MAX(seq) FROM messages WHERE to_agent IS NULL), 0))",
+        )?
+        .query_row([agent_id], |r| r.get(0))?)
+}

@@ -16,6 +16,7 @@
 //! pool and hand their bookkeeping to the writer without waiting for it.
 
 pub mod agents;
+pub mod live;
 pub mod messages;
 mod onboarding;
 pub use onboarding::PROTOCOL_VERSION;
@@ -50,6 +51,12 @@ pub struct Hub {
     pub config: Arc<Config>,
     pub store: Store,
     pub rate_limiter: RateLimiter,
+    /// Consecutive wait timeouts per watcher (adaptive retry hints).
+    pub wait_streaks: crate::live::Streaks,
+    /// Long-polls in flight (shown by /health).
+    pub waiters: std::sync::atomic::AtomicUsize,
+    /// Cancelled at shutdown: ends long-polls and streams.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Hub {
@@ -59,6 +66,9 @@ impl Hub {
             config,
             store,
             rate_limiter,
+            wait_streaks: crate::live::Streaks::default(),
+            waiters: std::sync::atomic::AtomicUsize::new(0),
+            shutdown: tokio_util::sync::CancellationToken::new(),
         })
     }
 }
@@ -263,6 +273,8 @@ pub struct CallEnv {
     pub bearer: Option<String>,
     /// Identifies the connection for anonymous rate limiting (session id, else peer address).
     pub connection_key: String,
+    /// Fires when the client cancels the request (or goes away): ends waits early.
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 type CallFuture = Pin<Box<dyn Future<Output = Result<Value, ErrorData>> + Send>>;
@@ -296,6 +308,7 @@ struct Call {
     idempotency: Option<(String, String)>,
     fingerprint: String,
     quiet: bool,
+    cancel: tokio_util::sync::CancellationToken,
 }
 
 fn parse_args<A: ToolArgs>(
@@ -305,6 +318,7 @@ fn parse_args<A: ToolArgs>(
     activity: Activity,
 ) -> Result<(A, Call), ErrorData> {
     let fingerprint = fingerprint(&raw);
+    let cancel = env.cancel.clone();
     let args: A = serde_json::from_value(Value::Object(raw))
         .map_err(|e| ErrorData::invalid_params(format!("-32602 {tool}: {e}"), None))?;
     let caller = args.caller().map(str::to_string);
@@ -325,6 +339,7 @@ fn parse_args<A: ToolArgs>(
         idempotency,
         fingerprint,
         quiet: activity == Activity::Quiet,
+        cancel,
     };
     Ok((args, call))
 }
@@ -383,6 +398,83 @@ pub fn reading<A: ToolArgs>(
             })
         }),
     }
+}
+
+/// An op that may wait: it gets the hub, its context and a cancellation token (the client
+/// cancelled or the hub is shutting down) and hands the context back with its result.
+pub type WaitOp<A> = fn(Arc<Hub>, OpCtx, A, tokio_util::sync::CancellationToken) -> WaitFuture;
+pub type WaitFuture = Pin<Box<dyn Future<Output = (ToolResult, OpCtx)> + Send>>;
+
+/// A read tool that may block (long-poll): admission runs on the reader pool, the op then
+/// awaits without holding any connection, and the bookkeeping is queued afterwards.
+pub fn waiting<A: ToolArgs>(
+    name: &'static str,
+    category: Category,
+    description: &'static str,
+    op: WaitOp<A>,
+) -> ToolDef {
+    ToolDef {
+        name,
+        category,
+        description,
+        caller_field: A::CALLER_FIELD,
+        schema: schema_for_type::<A>(),
+        call: Box::new(move |hub, env, raw| {
+            Box::pin(async move {
+                let (args, call) = parse_args::<A>(name, env, raw, Activity::Quiet)?;
+                Ok(run_wait(hub, call, args, op).await)
+            })
+        }),
+    }
+}
+
+async fn run_wait<A: ToolArgs>(hub: Arc<Hub>, call: Call, args: A, op: WaitOp<A>) -> Value {
+    let tool = call.tool;
+    let now_ms = hub.store.now_ms();
+    let hub_for_admission = hub.clone();
+    let cancel = call.cancel.clone();
+    let admission = hub
+        .store
+        .read(move |conn| {
+            let mut book = Bookkeeping::default();
+            let admission = admit(&hub_for_admission, conn, &call, now_ms, &mut book)?;
+            Ok((admission, book))
+        })
+        .await;
+    let (admission, mut book) = match admission {
+        Ok(pair) => pair,
+        Err(error) => return internal_failure(tool, &error),
+    };
+    let ctx = match admission {
+        Admission::Admitted(ctx) => ctx,
+        Admission::Refused(refusal) => {
+            hub.store.write_detached(move |tx| book.apply(tx));
+            return refusal;
+        }
+    };
+    // Shutdown ends a wait like a client cancellation does.
+    let stop = cancel.child_token();
+    let shutdown = hub.shutdown.clone();
+    let linked = stop.clone();
+    let link = tokio::spawn(async move {
+        shutdown.cancelled().await;
+        linked.cancel();
+    });
+    let (result, mut ctx) = op(hub.clone(), ctx, args, stop).await;
+    link.abort();
+    let value = match result {
+        Ok(value) => value,
+        Err(error) => {
+            ctx.activity.clear();
+            if let Some((action, details)) = &error.activity {
+                ctx.log(action, details.clone());
+            }
+            error.to_json()
+        }
+    };
+    book.activity = std::mem::take(&mut ctx.activity);
+    hub.store.write_detached(move |tx| book.apply(tx));
+    merge_warnings(value, ctx.warnings, hub.config.auth_mode)
 }
 
 /// The guard's bookkeeping for one call, written with (mutating) or after (reading) it.
@@ -676,6 +768,7 @@ pub fn registry() -> &'static Registry {
         let mut tools = Vec::new();
         tools.extend(agents::tools());
         tools.extend(messages::tools());
+        tools.extend(live::tools());
         let by_name = tools
             .iter()
             .enumerate()
@@ -718,6 +811,7 @@ fn call_env(context: &RequestContext<RoleServer>) -> CallEnv {
         return CallEnv {
             bearer: None,
             connection_key: "local".into(),
+            cancel: context.ct.clone(),
         };
     };
     let bearer = parts
@@ -746,6 +840,7 @@ fn call_env(context: &RequestContext<RoleServer>) -> CallEnv {
     CallEnv {
         bearer,
         connection_key,
+        cancel: context.ct.clone(),
     }
 }
 

@@ -6,4 +6,5 @@ mod harness;
 
 mod agents;
 mod http_surface;
+mod live;
 mod messages;
