@@ -1,6 +1,7 @@
 //! The HTTP surface: the axum router with `/mcp`, `/health` and a JSON 404, behind a
 //! Host/Origin guard (DNS-rebinding protection) on every route.
 
+pub mod events;
 pub mod mcp;
 
 use std::net::IpAddr;
@@ -25,6 +26,7 @@ pub const CAPABILITIES: &str = "nano,blob_resolve,artifact_tickets,read_snapshot
 pub struct AppState {
     pub hub: Arc<Hub>,
     pub mcp: McpEndpoint,
+    pub events: Arc<events::StreamCaps>,
     allowed_hosts: Arc<Vec<String>>,
 }
 
@@ -33,10 +35,12 @@ pub fn router(hub: Arc<Hub>, mcp: McpEndpoint) -> Router {
         allowed_hosts: Arc::new(allowed_hosts(&hub.config)),
         hub,
         mcp,
+        events: Arc::new(events::StreamCaps::default()),
     };
     Router::new()
         .route("/mcp", any(mcp_route))
         .route("/health", get(health))
+        .route("/events", get(events_route))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), host_guard))
         .with_state(state)
@@ -139,12 +143,21 @@ async fn mcp_route(State(state): State<AppState>, request: Request) -> Response<
     }
 }
 
+async fn events_route(
+    state: State<AppState>,
+    headers: HeaderMap,
+    query: axum::extract::Query<Vec<(String, String)>>,
+) -> Response<Body> {
+    with_capabilities(events::subscribe(state, headers, query).await)
+}
+
 async fn health(State(state): State<AppState>) -> Response<Body> {
     let config = &state.hub.config;
     let body = json!({
         "status": "ok",
         "sessions": state.mcp.sessions.count().await,
         "waiters": state.hub.waiters.load(std::sync::atomic::Ordering::Relaxed),
+        "event_streams": state.events.open_streams(),
         "auth_mode": config.auth_mode.as_str(),
         "namespace_quota_mode": config.namespace_quota_mode,
         "namespace_quota_rps": config.namespace_quota_rps,

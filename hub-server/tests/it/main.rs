@@ -4,6 +4,8 @@
 
 mod harness;
 
+mod events;
+
 mod agents;
 mod http_surface;
 mod live;
