@@ -137,6 +137,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The hub (serve, or the in-process hubs of bench) logs like hub-server; other
+    // commands only surface warnings. RUST_LOG overrides both.
+    let default_filter = if matches!(cli.command, Command::Serve) {
+        "info,rmcp=warn"
+    } else {
+        "warn"
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match dispatch(cli).await {
         Ok(code) => code,
         Err(error) => {

@@ -30,10 +30,36 @@ pub struct BenchArgs {
 enum Scenario {
     /// send_message, then read_messages (nano, cursor pages), each client its own agent.
     Messages(CommonArgs),
+    /// wait_for_updates: wake-up latency after a broadcast, idle CPU with many parked
+    /// waiters, and response bytes per mode.
+    Wake(WakeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct WakeArgs {
+    /// Measure this running hub instead of a temporary one (idle CPU is measured only for
+    /// the temporary, in-process hub).
+    #[arg(long)]
+    pub(crate) endpoint: Option<String>,
+    /// Waiter counts to measure wake-up latency with, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "8,256")]
+    pub(crate) waiters: Vec<usize>,
+    /// Broadcasts per waiter count; every waiter contributes one sample per broadcast.
+    #[arg(long, default_value_t = 30)]
+    pub(crate) rounds: usize,
+    /// Parked waiters for the idle-CPU measurement (0 skips it).
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) idle_waiters: usize,
+    /// Seconds of the idle-CPU measurement.
+    #[arg(long, default_value_t = 30)]
+    pub(crate) idle_seconds: u64,
+    /// Print the report as JSON instead of tables.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Sync {
+pub(crate) enum Sync {
     Full,
     Normal,
 }
@@ -69,16 +95,16 @@ struct CommonArgs {
 
 /// Latency figures for one tool in one phase.
 #[derive(Debug, Clone)]
-struct PhaseStats {
-    hub: String,
-    tool: &'static str,
-    clients: usize,
-    calls: usize,
-    errors: usize,
-    seconds: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    mean_ms: f64,
+pub(crate) struct PhaseStats {
+    pub(crate) hub: String,
+    pub(crate) tool: &'static str,
+    pub(crate) clients: usize,
+    pub(crate) calls: usize,
+    pub(crate) errors: usize,
+    pub(crate) seconds: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) mean_ms: f64,
 }
 
 impl PhaseStats {
@@ -86,7 +112,7 @@ impl PhaseStats {
         self.calls as f64 / self.seconds
     }
 
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({
             "hub": self.hub,
             "tool": self.tool,
@@ -106,7 +132,7 @@ fn round2(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
 
-fn percentile(sorted_micros: &[u64], fraction: f64) -> f64 {
+pub(crate) fn percentile(sorted_micros: &[u64], fraction: f64) -> f64 {
     if sorted_micros.is_empty() {
         return 0.0;
     }
@@ -115,12 +141,12 @@ fn percentile(sorted_micros: &[u64], fraction: f64) -> f64 {
 }
 
 /// A temporary hub for one run.
-struct TempHub {
-    handle: HubHandle,
+pub(crate) struct TempHub {
+    pub(crate) handle: HubHandle,
     _data: tempfile::TempDir,
 }
 
-async fn start_temp_hub(sync: Sync) -> anyhow::Result<TempHub> {
+pub(crate) async fn start_temp_hub(sync: Sync) -> anyhow::Result<TempHub> {
     let data = tempfile::tempdir().context("creating a temporary data dir")?;
     let mut env = EnvLayers::default();
     for (key, value) in [
@@ -303,7 +329,7 @@ async fn run_phase(
     Ok((workers, stats))
 }
 
-fn progress_bar(seconds: u64) -> ProgressBar {
+pub(crate) fn progress_bar(seconds: u64) -> ProgressBar {
     let progress = ProgressBar::new(seconds);
     progress.set_style(
         ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len}s {msg}")
@@ -335,7 +361,7 @@ async fn bench_messages(
     Ok(results)
 }
 
-fn print_report(scenario: &str, results: &[PhaseStats], as_json: bool) {
+pub(crate) fn print_report(scenario: &str, results: &[PhaseStats], as_json: bool) {
     if as_json {
         let report = json!({
             "scenario": scenario,
@@ -368,6 +394,7 @@ fn print_report(scenario: &str, results: &[PhaseStats], as_json: bool) {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.scenario {
+        Scenario::Wake(wake) => super::bench_wake::run(wake).await,
         Scenario::Messages(common) => {
             anyhow::ensure!(common.clients >= 1, "--clients must be at least 1");
             anyhow::ensure!(common.seconds >= 1, "--seconds must be at least 1");

@@ -1,6 +1,7 @@
 //! One module per hubctl subcommand.
 
 pub mod bench;
+pub mod bench_wake;
 pub mod clean;
 pub mod db;
 pub mod docker;
