@@ -159,7 +159,12 @@ pub async fn wait_for_change(
     let mut messages_value = baseline.get(Stream::Messages);
     loop {
         let heads = *heads_rx.borrow_and_update();
-        if streams.0[Stream::Messages as usize]
+        let newest_broadcast = heads.get(Stream::Broadcasts);
+        if streams.0[Stream::Messages as usize] && newest_broadcast > messages_value {
+            // A broadcast is visible to everyone: changed, without an inbox query. The
+            // cursor may stay below a newer direct message; the next wait reports that.
+            messages_value = newest_broadcast;
+        } else if streams.0[Stream::Messages as usize]
             && messages_checked_at != Some(heads.get(Stream::Messages))
         {
             let current = watermark(store, watcher, heads).await?;

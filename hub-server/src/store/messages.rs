@@ -50,6 +50,9 @@ pub struct NewMessage {
 
 pub fn insert(tx: &mut WriteTx<'_>, message: &NewMessage) -> StoreResult<MessageRow> {
     let seq = tx.next_seq(Stream::Messages);
+    if message.to_agent.is_none() {
+        tx.mark_head(Stream::Broadcasts, seq);
+    }
     let now = tx.now_ms();
     let id = tx
         .conn()

@@ -67,16 +67,19 @@ impl SyncMode {
     }
 }
 
-/// The change streams that waiters and cursors follow.
+/// The change streams that waiters and cursors follow. `Broadcasts` is not a stream of its
+/// own: it tracks the newest broadcast message, which every agent can see, so a waiter can
+/// tell a broadcast woke it without querying its inbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
     Messages = 0,
     Tasks = 1,
     Context = 2,
     Activity = 3,
+    Broadcasts = 4,
 }
 
-pub const STREAM_COUNT: usize = 4;
+pub const STREAM_COUNT: usize = 5;
 
 /// The latest sequence number committed on each stream, published after every commit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -113,6 +116,13 @@ impl<'a> WriteTx<'a> {
         *self.seq += 1;
         self.heads.heads[stream as usize] = *self.seq;
         *self.seq
+    }
+
+    /// Records that the change numbered `seq` also belongs to `stream` (e.g. a message that
+    /// is a broadcast), without taking a new number.
+    pub fn mark_head(&mut self, stream: Stream, seq: i64) {
+        let head = &mut self.heads.heads[stream as usize];
+        *head = (*head).max(seq);
     }
 
     /// Takes the next sequence number without advancing any stream head: for rows that are
@@ -366,6 +376,11 @@ fn load_heads(conn: &Connection) -> rusqlite::Result<StreamHeads> {
         conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages", [], |r| {
             r.get(0)
         })?;
+    heads.heads[Stream::Broadcasts as usize] = conn.query_row(
+        "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE to_agent IS NULL",
+        [],
+        |r| r.get(0),
+    )?;
     heads.heads[Stream::Activity as usize] = conn.query_row(
         "SELECT COALESCE(MAX(seq), 0) FROM activity_log WHERE quiet = 0",
         [],
