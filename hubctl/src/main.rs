@@ -68,6 +68,10 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Write the N-hour pool report (JSON + Markdown), read-only on the database.
+    Report(cmd::report::ReportArgs),
+    /// Sample a hub's database at intervals into JSONL plus a summary, with a live table.
+    Observe(cmd::observe::ObserveArgs),
     /// Load a hub with concurrent MCP clients and report calls/s and p50/p99 latency per tool.
     ///
     /// Without --endpoint, each run starts a temporary hub in this process (fresh data dir,
@@ -131,6 +135,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs { follow } => cmd::logs::run(&instance()?, follow).await,
         Command::Db { builtin } => cmd::db::run(&instance()?, builtin),
         Command::Clean { yes } => cmd::clean::run(&instance()?, yes, docker),
+        Command::Report(args) => cmd::report::run(&instance()?, args).await,
+        Command::Observe(args) => cmd::observe::run(&instance()?, args).await,
     }
 }
 

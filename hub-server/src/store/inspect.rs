@@ -8,6 +8,9 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::StoreResult;
 
+/// A read-only connection to a hub database.
+pub type ReadOnlyConnection = Connection;
+
 /// Opens `path` read-only (the hub may be running; WAL lets both proceed).
 pub fn open_read_only(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open_with_flags(

@@ -20,6 +20,7 @@ pub mod idempotency;
 pub mod inspect;
 pub mod messages;
 mod migrations;
+pub mod reports;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};

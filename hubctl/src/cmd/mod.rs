@@ -6,6 +6,8 @@ pub mod clean;
 pub mod db;
 pub mod docker;
 pub mod logs;
+pub mod observe;
+pub mod report;
 pub mod serve;
 pub mod smoke;
 pub mod start;

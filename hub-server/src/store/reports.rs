@@ -1,0 +1,457 @@
+//! Read-only aggregates for operator reports: the N-hour pool report and the live observer
+//! sample (spec http-config-cli §10.4–10.5). Plain rows only; hubctl renders them.
+//!
+//! Every query runs on a read-only connection ([`super::inspect::open_read_only`]) and
+//! tolerates tables a database does not have yet (e.g. SLO alerts) by counting zero.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::StoreResult;
+
+fn table_exists(conn: &Connection, table: &str) -> StoreResult<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+fn count(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> StoreResult<i64> {
+    Ok(conn.query_row(sql, args, |r| r.get(0))?)
+}
+
+/// `count` when `table` exists, else 0.
+fn count_in(
+    conn: &Connection,
+    table: &str,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> StoreResult<i64> {
+    if table_exists(conn, table)? {
+        count(conn, sql, args)
+    } else {
+        Ok(0)
+    }
+}
+
+fn pairs(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> StoreResult<Vec<(String, i64)>> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt
+        .query_map(args, |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// The state right now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CurrentSnapshot {
+    pub agents_total: i64,
+    pub agents_online: i64,
+    pub agents_offline: i64,
+    pub agents_online_5m: i64,
+    pub tasks_total: i64,
+    pub tasks_pending: i64,
+    pub tasks_in_progress: i64,
+    pub tasks_blocked: i64,
+    pub tasks_done: i64,
+    /// Claims whose lease has not expired (expired leases are not active — D29).
+    pub claims_active: i64,
+    pub messages_total: i64,
+    pub context_keys_total: i64,
+    pub protocol_blobs_total: i64,
+    pub activity_total: i64,
+    pub slo_open: i64,
+}
+
+pub fn current(conn: &Connection, now_ms: i64) -> StoreResult<CurrentSnapshot> {
+    let status = |s: &str| {
+        count_in(
+            conn,
+            "tasks",
+            "SELECT COUNT(*) FROM tasks WHERE status = ?1",
+            [s],
+        )
+    };
+    Ok(CurrentSnapshot {
+        agents_total: count(conn, "SELECT COUNT(*) FROM agents", [])?,
+        agents_online: count(
+            conn,
+            "SELECT COUNT(*) FROM agents WHERE status = 'online'",
+            [],
+        )?,
+        agents_offline: count(
+            conn,
+            "SELECT COUNT(*) FROM agents WHERE status <> 'online'",
+            [],
+        )?,
+        agents_online_5m: count(
+            conn,
+            "SELECT COUNT(*) FROM agents WHERE last_seen >= ?1",
+            [now_ms - 300_000],
+        )?,
+        tasks_total: count_in(conn, "tasks", "SELECT COUNT(*) FROM tasks", [])?,
+        tasks_pending: status("pending")?,
+        tasks_in_progress: status("in_progress")?,
+        tasks_blocked: status("blocked")?,
+        tasks_done: status("done")?,
+        claims_active: count_in(
+            conn,
+            "task_claims",
+            "SELECT COUNT(*) FROM task_claims WHERE lease_expires_at > ?1",
+            [now_ms],
+        )?,
+        messages_total: count(conn, "SELECT COUNT(*) FROM messages", [])?,
+        context_keys_total: count_in(conn, "context", "SELECT COUNT(*) FROM context", [])?,
+        protocol_blobs_total: count_in(
+            conn,
+            "protocol_blobs",
+            "SELECT COUNT(*) FROM protocol_blobs",
+            [],
+        )?,
+        activity_total: count(conn, "SELECT COUNT(*) FROM activity_log", [])?,
+        slo_open: count_in(
+            conn,
+            "slo_alerts",
+            "SELECT COUNT(*) FROM slo_alerts WHERE status = 'open'",
+            [],
+        )?,
+    })
+}
+
+/// Counters over `[from_ms, to_ms)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowCounters {
+    pub activity_events: i64,
+    pub activity_failed: i64,
+    pub tasks_created: i64,
+    pub tasks_updated: i64,
+    pub status_done: i64,
+    pub status_pending: i64,
+    pub messages_sent: i64,
+    pub context_rows_updated: i64,
+    pub slo_triggered: i64,
+    pub slo_resolved: i64,
+}
+
+pub fn window_counters(conn: &Connection, from_ms: i64, to_ms: i64) -> StoreResult<WindowCounters> {
+    let window = params![from_ms, to_ms];
+    Ok(WindowCounters {
+        activity_events: count(
+            conn,
+            "SELECT COUNT(*) FROM activity_log WHERE created_at >= ?1 AND created_at < ?2",
+            window,
+        )?,
+        activity_failed: count(
+            conn,
+            "SELECT COUNT(*) FROM activity_log WHERE created_at >= ?1 AND created_at < ?2
+               AND action LIKE '%failed%'",
+            window,
+        )?,
+        tasks_created: count_in(
+            conn,
+            "tasks",
+            "SELECT COUNT(*) FROM tasks WHERE created_at >= ?1 AND created_at < ?2",
+            window,
+        )?,
+        tasks_updated: count_in(
+            conn,
+            "tasks",
+            "SELECT COUNT(*) FROM tasks WHERE updated_at >= ?1 AND updated_at < ?2",
+            window,
+        )?,
+        status_done: count_in(
+            conn,
+            "task_status_history",
+            "SELECT COUNT(*) FROM task_status_history
+             WHERE created_at >= ?1 AND created_at < ?2 AND to_status = 'done'",
+            window,
+        )?,
+        status_pending: count_in(
+            conn,
+            "task_status_history",
+            "SELECT COUNT(*) FROM task_status_history
+             WHERE created_at >= ?1 AND created_at < ?2 AND to_status = 'pending'",
+            window,
+        )?,
+        messages_sent: count(
+            conn,
+            "SELECT COUNT(*) FROM messages WHERE created_at >= ?1 AND created_at < ?2",
+            window,
+        )?,
+        context_rows_updated: count_in(
+            conn,
+            "context",
+            "SELECT COUNT(*) FROM context WHERE updated_at >= ?1 AND updated_at < ?2",
+            window,
+        )?,
+        slo_triggered: count_in(
+            conn,
+            "slo_alerts",
+            "SELECT COUNT(*) FROM slo_alerts WHERE created_at >= ?1 AND created_at < ?2",
+            window,
+        )?,
+        slo_resolved: count_in(
+            conn,
+            "slo_alerts",
+            "SELECT COUNT(*) FROM slo_alerts WHERE resolved_at >= ?1 AND resolved_at < ?2",
+            window,
+        )?,
+    })
+}
+
+/// Auth outcomes in the window, overall, per tool and per agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthCounts {
+    pub key: String,
+    pub valid: i64,
+    pub missing: i64,
+    pub invalid: i64,
+    pub skipped: i64,
+}
+
+const AUTH_SUMS: &str = "COALESCE(SUM(status = 'valid'), 0), COALESCE(SUM(status = 'missing'), 0),
+     COALESCE(SUM(status = 'invalid'), 0), COALESCE(SUM(status = 'skipped'), 0)";
+
+fn auth_rows(
+    conn: &Connection,
+    sql: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> StoreResult<Vec<AuthCounts>> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt
+        .query_map(params![from_ms, to_ms], |r| {
+            Ok(AuthCounts {
+                key: r.get(0)?,
+                valid: r.get(1)?,
+                missing: r.get(2)?,
+                invalid: r.get(3)?,
+                skipped: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+pub fn auth_total(conn: &Connection, from_ms: i64, to_ms: i64) -> StoreResult<AuthCounts> {
+    let sql = format!(
+        "SELECT 'all', {AUTH_SUMS} FROM auth_events WHERE created_at >= ?1 AND created_at < ?2"
+    );
+    Ok(auth_rows(conn, &sql, from_ms, to_ms)?
+        .pop()
+        .unwrap_or_default())
+}
+
+/// Tools whose calls arrived without a valid token (missing or invalid), worst first.
+pub fn auth_gaps_by_tool(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+) -> StoreResult<Vec<AuthCounts>> {
+    let sql = format!(
+        "SELECT tool_name, {AUTH_SUMS} FROM auth_events
+         WHERE created_at >= ?1 AND created_at < ?2
+         GROUP BY tool_name
+         HAVING SUM(status IN ('missing', 'invalid')) > 0
+         ORDER BY SUM(status IN ('missing', 'invalid')) DESC, tool_name LIMIT 20"
+    );
+    auth_rows(conn, &sql, from_ms, to_ms)
+}
+
+pub fn auth_by_agent(conn: &Connection, from_ms: i64, to_ms: i64) -> StoreResult<Vec<AuthCounts>> {
+    let sql = format!(
+        "SELECT COALESCE(agent_id, '<null>'), {AUTH_SUMS} FROM auth_events
+         WHERE created_at >= ?1 AND created_at < ?2
+         GROUP BY agent_id ORDER BY COUNT(*) DESC, agent_id LIMIT 20"
+    );
+    auth_rows(conn, &sql, from_ms, to_ms)
+}
+
+/// Activity action counts in the window, most frequent first.
+pub fn top_actions(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+    limit: i64,
+) -> StoreResult<Vec<(String, i64)>> {
+    pairs(
+        conn,
+        "SELECT action, COUNT(*) FROM activity_log WHERE created_at >= ?1 AND created_at < ?2
+         GROUP BY action ORDER BY COUNT(*) DESC, action LIMIT ?3",
+        params![from_ms, to_ms, limit],
+    )
+}
+
+pub fn top_agents(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+    limit: i64,
+) -> StoreResult<Vec<(String, i64)>> {
+    pairs(
+        conn,
+        "SELECT agent_id, COUNT(*) FROM activity_log WHERE created_at >= ?1 AND created_at < ?2
+         GROUP BY agent_id ORDER BY COUNT(*) DESC, agent_id LIMIT ?3",
+        params![from_ms, to_ms, limit],
+    )
+}
+
+/// Count of each of `actions` in the window.
+pub fn action_counts(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+    actions: &[&str],
+) -> StoreResult<Vec<i64>> {
+    actions
+        .iter()
+        .map(|action| {
+            count(
+                conn,
+                "SELECT COUNT(*) FROM activity_log
+                 WHERE created_at >= ?1 AND created_at < ?2 AND action = ?3",
+                params![from_ms, to_ms, action],
+            )
+        })
+        .collect()
+}
+
+/// Details of failed claim / release / done-gate rows in the window, for classification.
+pub fn failure_details(conn: &Connection, from_ms: i64, to_ms: i64) -> StoreResult<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT details FROM activity_log
+         WHERE created_at >= ?1 AND created_at < ?2
+           AND action IN ('claim_task_failed', 'release_task_claim_failed',
+                          'release_task_claim_done_gate_failed', 'update_task_done_gate_failed',
+                          'renew_task_claim_failed')",
+    )?;
+    let rows = stmt
+        .query_map(params![from_ms, to_ms], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(rows)
+}
+
+/// Per UTC hour (ms of the hour start): (activity, failed activity).
+pub fn hourly_activity(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+) -> StoreResult<Vec<(i64, i64, i64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT (created_at / 3600000) * 3600000 AS hour, COUNT(*), COALESCE(SUM(action LIKE '%failed%'), 0)
+         FROM activity_log WHERE created_at >= ?1 AND created_at < ?2
+         GROUP BY hour ORDER BY hour",
+    )?;
+    let rows = stmt
+        .query_map(params![from_ms, to_ms], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// Per UTC hour: (hour start ms, valid, missing, invalid).
+pub fn hourly_auth(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+) -> StoreResult<Vec<(i64, i64, i64, i64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT (created_at / 3600000) * 3600000 AS hour, COALESCE(SUM(status = 'valid'), 0),
+                COALESCE(SUM(status = 'missing'), 0), COALESCE(SUM(status = 'invalid'), 0)
+         FROM auth_events WHERE created_at >= ?1 AND created_at < ?2
+         GROUP BY hour ORDER BY hour",
+    )?;
+    let rows = stmt
+        .query_map(params![from_ms, to_ms], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceThroughput {
+    pub namespace: String,
+    pub created_window: i64,
+    pub done_window: i64,
+    pub pending_now: i64,
+}
+
+/// Namespaces with tasks created in the window: created, completed in the window (from the
+/// status history), pending now. Top 20 by created.
+pub fn namespace_throughput(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+) -> StoreResult<Vec<NamespaceThroughput>> {
+    if !table_exists(conn, "tasks")? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare(
+        "SELECT t.namespace,
+                COUNT(*),
+                (SELECT COUNT(*) FROM task_status_history h JOIN tasks d ON d.id = h.task_id
+                  WHERE d.namespace = t.namespace AND h.to_status = 'done'
+                    AND h.created_at >= ?1 AND h.created_at < ?2),
+                (SELECT COUNT(*) FROM tasks p WHERE p.namespace = t.namespace AND p.status = 'pending')
+         FROM tasks t WHERE t.created_at >= ?1 AND t.created_at < ?2
+         GROUP BY t.namespace ORDER BY COUNT(*) DESC, t.namespace LIMIT 20",
+    )?;
+    let rows = stmt
+        .query_map(params![from_ms, to_ms], |r| {
+            Ok(NamespaceThroughput {
+                namespace: r.get(0)?,
+                created_window: r.get(1)?,
+                done_window: r.get(2)?,
+                pending_now: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// One observer sample's activity-rate and namespace parts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObserverRates {
+    pub messages_1m: i64,
+    pub activity_1m: i64,
+    pub top_actions_5m: Vec<(String, i64)>,
+    /// (namespace, tasks, pending, in_progress), top 8 by tasks.
+    pub by_namespace: Vec<(String, i64, i64, i64)>,
+}
+
+pub fn observer_rates(conn: &Connection, now_ms: i64) -> StoreResult<ObserverRates> {
+    let by_namespace = if table_exists(conn, "tasks")? {
+        let mut stmt = conn.prepare(
+            "SELECT CASE WHEN namespace = '' THEN 'default' ELSE namespace END AS ns, COUNT(*),
+                    COALESCE(SUM(status = 'pending'), 0), COALESCE(SUM(status = 'in_progress'), 0)
+             FROM tasks GROUP BY ns ORDER BY COUNT(*) DESC, ns LIMIT 8",
+        )?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+    } else {
+        Vec::new()
+    };
+    Ok(ObserverRates {
+        messages_1m: count(
+            conn,
+            "SELECT COUNT(*) FROM messages WHERE created_at >= ?1",
+            [now_ms - 60_000],
+        )?,
+        activity_1m: count(
+            conn,
+            "SELECT COUNT(*) FROM activity_log WHERE created_at >= ?1",
+            [now_ms - 60_000],
+        )?,
+        top_actions_5m: top_actions(conn, now_ms - 300_000, i64::MAX, 5)?,
+        by_namespace,
+    })
+}

@@ -1,0 +1,161 @@
+//! `hubctl observe`: read-only live sampling of a hub's database into JSONL plus a summary
+//! JSON, with a live table in the terminal (spec http-config-cli §10.4).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Local;
+use clap::Args;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use hub_server::store::{inspect, reports};
+use serde_json::{Value, json};
+
+use crate::instance::Instance;
+
+#[derive(Debug, Args)]
+pub struct ObserveArgs {
+    /// Seconds between samples.
+    #[arg(long, env = "INTERVAL_SEC", default_value_t = 30)]
+    interval_sec: u64,
+    /// Number of samples.
+    #[arg(long, env = "SAMPLES", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    samples: u32,
+    /// Directory for <tag>.jsonl and <tag>.summary.json.
+    #[arg(long, env = "OUT_DIR", default_value = "/tmp/hub-observer")]
+    out_dir: PathBuf,
+    /// Observation name (default obs-<unix seconds>).
+    #[arg(long, env = "TAG")]
+    tag: Option<String>,
+    /// Database to read (default: the instance's).
+    #[arg(long)]
+    db: Option<PathBuf>,
+}
+
+fn sample(conn: &inspect::ReadOnlyConnection) -> anyhow::Result<Value> {
+    let now = Local::now();
+    let now_ms = now.timestamp_millis();
+    let current = reports::current(conn, now_ms)?;
+    let rates = reports::observer_rates(conn, now_ms)?;
+    Ok(json!({
+        "ts": now_ms,
+        "iso": now.to_rfc3339(),
+        "agents_total": current.agents_total,
+        "agents_online_5m": current.agents_online_5m,
+        "tasks_total": current.tasks_total,
+        "tasks_pending": current.tasks_pending,
+        "tasks_in_progress": current.tasks_in_progress,
+        "tasks_done": current.tasks_done,
+        "claims_active": current.claims_active,
+        "messages_total": current.messages_total,
+        "messages_1m": rates.messages_1m,
+        "activity_total": current.activity_total,
+        "activity_1m": rates.activity_1m,
+        "protocol_blobs_total": current.protocol_blobs_total,
+        "top_actions_5m": rates.top_actions_5m.iter()
+            .map(|(action, c)| json!({"action": action, "c": c})).collect::<Vec<_>>(),
+        "by_namespace": rates.by_namespace.iter()
+            .map(|(ns, c, pending, in_progress)| json!({"ns": ns, "c": c, "pending": pending, "in_progress": in_progress}))
+            .collect::<Vec<_>>(),
+    }))
+}
+
+fn summary(tag: &str, name: &str, interval: u64, samples: &[Value]) -> Value {
+    let field = |s: &Value, key: &str| s[key].as_i64().unwrap_or(0);
+    let values = |key: &str| samples.iter().map(|s| field(s, key)).collect::<Vec<i64>>();
+    let mean = |key: &str| values(key).iter().sum::<i64>() / samples.len().max(1) as i64;
+    let min = |key: &str| values(key).into_iter().min().unwrap_or(0);
+    let max = |key: &str| values(key).into_iter().max().unwrap_or(0);
+    let first = samples.first().cloned().unwrap_or(Value::Null);
+    let last = samples.last().cloned().unwrap_or(Value::Null);
+    let delta = |key: &str| field(&last, key) - field(&first, key);
+    json!({
+        "tag": tag,
+        "container": name,
+        "samples": samples.len(),
+        "interval_sec": interval,
+        "window_sec": (samples.len().saturating_sub(1) as u64) * interval,
+        "first_ts": first["iso"],
+        "last_ts": last["iso"],
+        "snapshot": last,
+        "trend": {
+            "activity_1m_avg": mean("activity_1m"),
+            "messages_1m_avg": mean("messages_1m"),
+            "tasks_pending_min": min("tasks_pending"),
+            "tasks_pending_max": max("tasks_pending"),
+            "tasks_in_progress_min": min("tasks_in_progress"),
+            "tasks_in_progress_max": max("tasks_in_progress"),
+            "claims_active_min": min("claims_active"),
+            "claims_active_max": max("claims_active"),
+            "done_delta": delta("tasks_done"),
+            "messages_delta": delta("messages_total"),
+            "activity_delta": delta("activity_total"),
+        }
+    })
+}
+
+pub async fn run(instance: &Instance, args: ObserveArgs) -> anyhow::Result<ExitCode> {
+    let db = args
+        .db
+        .clone()
+        .unwrap_or_else(|| instance.db_path().to_path_buf());
+    if !db.is_file() {
+        eprintln!("Database not found at {}", db.display());
+        return Ok(ExitCode::FAILURE);
+    }
+    let conn = inspect::open_read_only(&db)?;
+    let tag = args
+        .tag
+        .clone()
+        .unwrap_or_else(|| format!("obs-{}", Local::now().timestamp()));
+    std::fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("creating {}", args.out_dir.display()))?;
+    let raw_path = args.out_dir.join(format!("{tag}.jsonl"));
+    let summary_path = args.out_dir.join(format!("{tag}.summary.json"));
+    let mut raw = std::fs::File::create(&raw_path)
+        .with_context(|| format!("creating {}", raw_path.display()))?;
+    let mut samples = Vec::new();
+    for index in 0..args.samples {
+        if index > 0 {
+            tokio::time::sleep(Duration::from_secs(args.interval_sec)).await;
+        }
+        let row = sample(&conn)?;
+        writeln!(raw, "{row}")?;
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+            "sample",
+            "agents 5m",
+            "pending",
+            "in progress",
+            "done",
+            "claims",
+            "msgs/1m",
+            "activity/1m",
+        ]);
+        table.add_row(vec![
+            format!("{}/{}", index + 1, args.samples),
+            row["agents_online_5m"].to_string(),
+            row["tasks_pending"].to_string(),
+            row["tasks_in_progress"].to_string(),
+            row["tasks_done"].to_string(),
+            row["claims_active"].to_string(),
+            row["messages_1m"].to_string(),
+            row["activity_1m"].to_string(),
+        ]);
+        println!("sample {}/{} collected", index + 1, args.samples);
+        println!("{table}");
+        samples.push(row);
+    }
+    let summary = summary(&tag, &instance.name, args.interval_sec, &samples);
+    std::fs::write(
+        &summary_path,
+        format!("{}\n", serde_json::to_string_pretty(&summary)?),
+    )?;
+    println!("Observation complete.");
+    println!("Raw: {}", raw_path.display());
+    println!("Summary: {}", summary_path.display());
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(ExitCode::SUCCESS)
+}
