@@ -194,3 +194,11 @@ pub fn purge_before(tx: &mut WriteTx<'_>, cutoff_ms: i64) -> StoreResult<usize> 
         .conn()
         .execute("DELETE FROM messages WHERE created_at < ?1", [cutoff_ms])?)
 }
+
+pub fn get(conn: &Connection, id: i64) -> StoreResult<Option<MessageRow>> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM messages WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?)
+}

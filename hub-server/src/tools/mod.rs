@@ -16,9 +16,13 @@
 //! pool and hand their bookkeeping to the writer without waiting for it.
 
 pub mod agents;
+pub mod blobs;
+pub mod consensus;
+pub mod context;
 pub mod messages;
 mod onboarding;
 pub use onboarding::PROTOCOL_VERSION;
+pub mod protocol;
 mod text;
 
 use std::collections::HashMap;
@@ -676,6 +680,10 @@ pub fn registry() -> &'static Registry {
         let mut tools = Vec::new();
         tools.extend(agents::tools());
         tools.extend(messages::tools());
+        tools.extend(context::tools());
+        tools.extend(blobs::tools());
+        tools.extend(protocol::tools());
+        tools.extend(consensus::tools());
         let by_name = tools
             .iter()
             .enumerate()

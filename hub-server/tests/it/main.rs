@@ -5,5 +5,8 @@
 mod harness;
 
 mod agents;
+mod blobs;
+mod consensus;
+mod context;
 mod http_surface;
 mod messages;
