@@ -212,13 +212,14 @@ pub fn pack(payload: &str, options: &PackOptions) -> Result<Packed, InvalidPaylo
         Encoding::Json => (normalized, json_str),
         Encoding::Dictionary => (dictionary, dict_str),
     };
-    let mut body = Map::new();
-    body.insert("v".into(), Value::from(VERSION));
-    body.insert("fmt".into(), Value::from(options.format.as_str()));
-    body.insert("enc".into(), Value::from(encoding.as_str()));
-    body.insert("ts".into(), Value::from(options.now_ms));
-    body.insert("d".into(), d);
-    let hash = body_hash(&body);
+    // canonical({v, fmt, enc, ts, d}) with keys in canonical order, reusing d's text
+    // instead of serialising it again (property-tested against `body_hash`).
+    let hash = sha256_hex(&format!(
+        "{{\"d\":{d_text},\"enc\":\"{}\",\"fmt\":\"{}\",\"ts\":{},\"v\":\"{VERSION}\"}}",
+        encoding.as_str(),
+        options.format.as_str(),
+        options.now_ms,
+    ));
     // Top-level key order v, fmt, enc, ts, d, h is contractual; `d` is written canonically.
     let packet_json = format!(
         "{{\"v\":\"{VERSION}\",\"fmt\":\"{}\",\"enc\":\"{}\",\"ts\":{},\"d\":{d_text},\"h\":\"{hash}\"}}",
@@ -226,6 +227,13 @@ pub fn pack(payload: &str, options: &PackOptions) -> Result<Packed, InvalidPaylo
         encoding.as_str(),
         options.now_ms,
     );
+    let mut body = Map::new();
+    body.insert("v".into(), Value::from(VERSION));
+    body.insert("fmt".into(), Value::from(options.format.as_str()));
+    body.insert("enc".into(), Value::from(encoding.as_str()));
+    body.insert("ts".into(), Value::from(options.now_ms));
+    body.insert("d".into(), d);
+    debug_assert_eq!(body_hash(&body), hash);
     let mut packet = body;
     packet.insert("h".into(), Value::from(hash.clone()));
     Ok(Packed {

@@ -21,7 +21,7 @@ pub const ZSTD_BASE64: &str = "zstd-base64";
 /// zstd level 3: the library default, a good speed/ratio point for text handoffs.
 const ZSTD_LEVEL: i32 = 3;
 /// Upper bound on what one envelope may decompress to, whatever it declares (bomb guard).
-pub const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
+pub const MAX_DECODED_BYTES: usize = 8 * 1024 * 1024;
 
 /// A compression mode a caller can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -45,17 +45,21 @@ pub fn tools() -> Vec<ToolDef> {
             "List stored blobs (hash, size, access counters), most recently used first.",
             list_protocol_blobs,
         ),
-        super::mutating(
-            "send_blob_message",
-            Category::Messaging,
-            "Send a large payload as a message: the payload is stored once as a blob \
-             (lossless_auto: zstd when it pays) and the message carries only a ~100-char \
-             blob-ref envelope. Readers pass resolve_blob_refs:true to read_messages to get the \
-             payload back byte-exact. Supports idempotency_key.",
-            Activity::Stream,
-            send_blob_message,
-        ),
     ]
+}
+
+/// send_blob_message: listed with the messaging tools (catalog order).
+pub fn send_blob_message_tool() -> ToolDef {
+    super::mutating(
+        "send_blob_message",
+        Category::Messaging,
+        "Send a large payload as a message: the payload is stored once as a blob \
+         (lossless_auto: zstd when it pays) and the message carries only a ~100-char \
+         blob-ref envelope. Readers pass resolve_blob_refs:true to read_messages to get the \
+         payload back byte-exact. Supports idempotency_key.",
+        Activity::Stream,
+        send_blob_message,
+    )
 }
 
 /// Compression modes of the blob tools.

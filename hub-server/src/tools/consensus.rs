@@ -559,6 +559,12 @@ fn evaluate_inner(
 ) -> ToolResult {
     let config = ctx.config.clone();
     let rejected = format!("{tool}_rejected");
+    if requesting_agent.is_empty() {
+        return Err(ToolError::new(
+            "AGENT_ID_REQUIRED",
+            format!("{tool}: requesting_agent is blank; pass your registered agent id"),
+        ));
+    }
     let mut blob_votes: Vec<Vote> = Vec::new();
     let mut blob_invalid = 0;
     let mut blob_codec: Option<String> = None;

@@ -25,6 +25,7 @@ pub fn tools() -> Vec<ToolDef> {
             Activity::Stream,
             send_message,
         ),
+        super::blobs::send_blob_message_tool(),
         super::mutating(
             "read_messages",
             Category::Messaging,

@@ -681,9 +681,9 @@ pub fn registry() -> &'static Registry {
         tools.extend(agents::tools());
         tools.extend(messages::tools());
         tools.extend(context::tools());
-        tools.extend(blobs::tools());
-        tools.extend(protocol::tools());
         tools.extend(consensus::tools());
+        tools.extend(protocol::tools());
+        tools.extend(blobs::tools());
         let by_name = tools
             .iter()
             .enumerate()

@@ -17,14 +17,6 @@ use crate::tool_args;
 pub fn tools() -> Vec<ToolDef> {
     vec![
         super::reading(
-            "hash_payload",
-            Category::CompactProtocol,
-            "SHA-256 of a payload, to reference content by hash. normalize_json:true hashes \
-             canonical JSON (keys sorted), so equal JSON values hash equal whatever their key \
-             order or spacing.",
-            hash_payload,
-        ),
-        super::reading(
             "pack_protocol_message",
             Category::CompactProtocol,
             "Pack a JSON or text payload into a CAEP-v1 packet (hash-verified; dictionary \
@@ -38,6 +30,14 @@ pub fn tools() -> Vec<ToolDef> {
             "Unpack a CAEP-v1 packet: the decoded payload and whether its hash verifies \
              (hash_valid).",
             unpack_protocol_message,
+        ),
+        super::reading(
+            "hash_payload",
+            Category::CompactProtocol,
+            "SHA-256 of a payload, to reference content by hash. normalize_json:true hashes \
+             canonical JSON (keys sorted), so equal JSON values hash equal whatever their key \
+             order or spacing.",
+            hash_payload,
         ),
     ]
 }

@@ -264,6 +264,23 @@ async fn lossless_auto_thresholds_and_compression_modes() {
         .await;
     assert_eq!(ws.ok()["compression"]["codec"], "raw", "nothing changed");
     assert_eq!(ws.ok()["compression"]["lossless"], false);
+    // Idempotent retries replay the first message instead of sending a second one.
+    let args =
+        json!({"from_agent": "idem", "to_agent": "b", "payload": "once", "idempotency_key": "k1"});
+    let first = client.call("send_blob_message", args.clone()).await;
+    let again = client.call("send_blob_message", args).await;
+    assert_eq!(first.ok()["message"]["id"], again.ok()["message"]["id"]);
+    let ctx_args = json!({"agent_id": "a", "key": "once", "payload": "p", "idempotency_key": "k2"});
+    let first = client.call("share_blob_context", ctx_args.clone()).await;
+    let again = client.call("share_blob_context", ctx_args).await;
+    assert_eq!(first.ok(), again.ok());
+    let inbox = client
+        .call(
+            "read_messages",
+            json!({"agent_id": "b", "from": "idem", "response_mode": "nano"}),
+        )
+        .await;
+    assert_eq!(inbox.ok()["m"].as_array().unwrap().len(), 1);
     client.close().await;
     hub.stop().await;
 }

@@ -496,3 +496,51 @@ async fn idempotent_share_and_restart_keep_the_feed_resumable() {
     client.close().await;
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn onboarding_catalog_lists_the_new_tools_in_spec_order() {
+    let hub = TestHub::start().await;
+    let client = hub.client().await;
+    let onboarding = client
+        .call("get_onboarding", json!({"agent_id": "a", "mode": "full"}))
+        .await;
+    let catalog = &onboarding.ok()["onboarding"]["tool_catalog"];
+    let names = |category: &str| -> Vec<String> {
+        catalog[category]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names("messaging"),
+        vec!["send_message", "send_blob_message", "read_messages"]
+    );
+    assert_eq!(
+        names("context"),
+        vec!["share_context", "share_blob_context", "get_context"]
+    );
+    assert_eq!(
+        names("consensus"),
+        vec![
+            "resolve_consensus",
+            "resolve_consensus_from_context",
+            "resolve_consensus_from_message",
+            "list_consensus_decisions"
+        ]
+    );
+    assert_eq!(
+        names("compact_protocol"),
+        vec![
+            "pack_protocol_message",
+            "unpack_protocol_message",
+            "hash_payload",
+            "store_protocol_blob",
+            "get_protocol_blob",
+            "list_protocol_blobs"
+        ]
+    );
+    client.close().await;
+    hub.stop().await;
+}
