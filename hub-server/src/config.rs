@@ -263,6 +263,16 @@ pub struct Config {
     pub activity_log_ttl_ms: Option<i64>,
     pub auth_events_ttl_ms: Option<i64>,
     pub artifact_ttl_ms: i64,
+
+    // Shared context, protocol blobs, CAEP packing, consensus (tools-more §1.15, §2).
+    pub max_protocol_blob_chars: usize,
+    pub lossless_auto_min_payload_chars: usize,
+    pub lossless_auto_min_gain_pct: f64,
+    pub auto_pack_min_payload_chars: usize,
+    pub auto_pack_min_gain_pct: f64,
+    pub protocol_blob_ttl_ms: Option<i64>,
+    pub max_consensus_votes: usize,
+    pub consensus_quality_weighting: bool,
 }
 
 /// Every variable this build reads, with its meaning; printed by `hub-server --help`.
@@ -400,6 +410,38 @@ pub const VARIABLES: &[(&str, &str)] = &[
     (
         "MCP_HUB_AUTH_EVENTS_TTL_MS",
         "auth events deleted after (default 604800000)",
+    ),
+    (
+        "MCP_HUB_MAX_PROTOCOL_BLOB_CHARS",
+        "stored protocol blob cap, after compression (default 32768)",
+    ),
+    (
+        "MCP_HUB_LOSSLESS_AUTO_MIN_PAYLOAD_CHARS",
+        "lossless_auto compresses payloads of at least this many chars (default 1024)",
+    ),
+    (
+        "MCP_HUB_LOSSLESS_AUTO_MIN_GAIN_PCT",
+        "lossless_auto keeps the zstd envelope only when it saves this %, 0-100 (default 3)",
+    ),
+    (
+        "MCP_HUB_AUTO_PACK_MIN_PAYLOAD_CHARS",
+        "pack_protocol_message auto: dictionary only from this payload size (default 2048)",
+    ),
+    (
+        "MCP_HUB_AUTO_PACK_MIN_GAIN_PCT",
+        "pack_protocol_message auto: dictionary only when it saves this %, 0-100 (default 3)",
+    ),
+    (
+        "MCP_HUB_PROTOCOL_BLOB_TTL_MS",
+        "unreferenced protocol blobs deleted after; <=0 keeps forever (default 604800000)",
+    ),
+    (
+        "MCP_HUB_MAX_CONSENSUS_VOTES",
+        "most votes one consensus call evaluates, >=1 (default 1000)",
+    ),
+    (
+        "MCP_HUB_CONSENSUS_QUALITY_WEIGHTING",
+        "off disables quality-weighted consensus votes by default; anything else = on",
     ),
     (
         "MCP_HUB_NAMESPACE_QUOTA_MODE",
@@ -738,6 +780,21 @@ impl Config {
         let auth_events_ttl_ms = r.ttl("MCP_HUB_AUTH_EVENTS_TTL_MS", 604_800_000);
         let artifact_ttl_ms = r.int("MCP_HUB_ARTIFACT_TTL_MS", 604_800_000, 1, i64::MAX);
 
+        let max_protocol_blob_chars =
+            r.int("MCP_HUB_MAX_PROTOCOL_BLOB_CHARS", 32_768, 1, 100_000_000) as usize;
+        let lossless_auto_min_payload_chars =
+            r.int("MCP_HUB_LOSSLESS_AUTO_MIN_PAYLOAD_CHARS", 1024, 0, i64::MAX) as usize;
+        let lossless_auto_min_gain_pct =
+            r.float("MCP_HUB_LOSSLESS_AUTO_MIN_GAIN_PCT", 3.0, 0.0, 100.0);
+        let auto_pack_min_payload_chars =
+            r.int("MCP_HUB_AUTO_PACK_MIN_PAYLOAD_CHARS", 2048, 0, i64::MAX) as usize;
+        let auto_pack_min_gain_pct = r.float("MCP_HUB_AUTO_PACK_MIN_GAIN_PCT", 3.0, 0.0, 100.0);
+        let protocol_blob_ttl_ms = r.ttl("MCP_HUB_PROTOCOL_BLOB_TTL_MS", 604_800_000);
+        let max_consensus_votes = r.int("MCP_HUB_MAX_CONSENSUS_VOTES", 1000, 1, 1_000_000) as usize;
+        let consensus_quality_weighting = !env
+            .get("MCP_HUB_CONSENSUS_QUALITY_WEIGHTING")
+            .is_some_and(|v| v.eq_ignore_ascii_case("off"));
+
         if !r.errors.is_empty() {
             return Err(r.errors);
         }
@@ -783,6 +840,14 @@ impl Config {
             activity_log_ttl_ms,
             auth_events_ttl_ms,
             artifact_ttl_ms,
+            max_protocol_blob_chars,
+            lossless_auto_min_payload_chars,
+            lossless_auto_min_gain_pct,
+            auto_pack_min_payload_chars,
+            auto_pack_min_gain_pct,
+            protocol_blob_ttl_ms,
+            max_consensus_votes,
+            consensus_quality_weighting,
         })
     }
 

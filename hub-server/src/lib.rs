@@ -6,6 +6,8 @@
 //! - [`tools`]: the MCP tools and the call pipeline (auth, rate limit, idempotency);
 //! - [`http`]: the axum router — `/mcp`, `/health`, the Host/Origin guard;
 //! - [`maintenance`]: the periodic pass (presence, retention);
+//! - [`protocol`], [`consensus`]: pure logic of the compact protocol (canonical JSON,
+//!   compression, CAEP packets) and of consensus tallying — no SQL, no MCP;
 //! - [`auth`], [`rate_limit`], [`clock`]: small shared pieces.
 //!
 //! [`start`] binds and serves a hub and returns a handle; `main.rs` and the integration
@@ -14,9 +16,11 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod consensus;
 pub mod http;
 pub mod live;
 pub mod maintenance;
+pub mod protocol;
 pub mod rate_limit;
 pub mod store;
 pub mod tools;

@@ -1,6 +1,6 @@
 //! The periodic maintenance pass: presence (offline marking, stale-agent purge) and
-//! retention (idempotency records, messages, activity, auth events), plus pruning of
-//! in-memory rate-limit buckets. One writer transaction per pass.
+//! retention (idempotency records, messages, activity, auth events, unreferenced protocol
+//! blobs), plus pruning of in-memory rate-limit buckets. One writer transaction per pass.
 
 use std::sync::Arc;
 
@@ -18,6 +18,7 @@ pub struct MaintenanceReport {
     pub messages_purged: usize,
     pub activity_purged: usize,
     pub auth_events_purged: usize,
+    pub protocol_blobs_purged: usize,
 }
 
 /// Runs one pass now.
@@ -52,6 +53,10 @@ pub async fn run_once(hub: &Hub) -> StoreResult<MaintenanceReport> {
             }
             if let Some(cutoff) = before(config.auth_events_ttl_ms) {
                 report.auth_events_purged = store::auth::purge_events_before(tx, cutoff)?;
+            }
+            // After the message purge, so blobs only expired messages referenced can go too.
+            if let Some(cutoff) = before(config.protocol_blob_ttl_ms) {
+                report.protocol_blobs_purged = store::blobs::purge_unreferenced_before(tx, cutoff)?;
             }
             Ok(report)
         })

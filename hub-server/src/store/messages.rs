@@ -208,3 +208,11 @@ pub fn latest_visible_seq(conn: &Connection, agent_id: &str) -> StoreResult<i64>
         )?
         .query_row([agent_id], |r| r.get(0))?)
 }
+
+pub fn get(conn: &Connection, id: i64) -> StoreResult<Option<MessageRow>> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM messages WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?)
+}

@@ -92,6 +92,54 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX idempotency_created ON idempotency_keys (created_at);
     "#,
+    // 2 (context branch): shared context with a change sequence, protocol blobs, consensus
+    // decisions. Self-contained; agent_quality is also created by the task-board migration,
+    // hence IF NOT EXISTS.
+    r#"
+    CREATE TABLE context (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq        INTEGER NOT NULL,
+        agent_id   TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        value      TEXT NOT NULL,
+        namespace  TEXT NOT NULL DEFAULT 'default',
+        trace_id   TEXT,
+        span_id    TEXT,
+        updated_at INTEGER NOT NULL,
+        UNIQUE (agent_id, key)
+    );
+    CREATE INDEX context_seq ON context (seq);
+    CREATE INDEX context_updated ON context (updated_at);
+    CREATE INDEX context_namespace_updated ON context (namespace, updated_at);
+
+    CREATE TABLE protocol_blobs (
+        hash         TEXT PRIMARY KEY,
+        value        TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        access_count INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX protocol_blobs_updated ON protocol_blobs (updated_at);
+
+    CREATE TABLE consensus_decisions (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        proposal_id      TEXT NOT NULL,
+        requesting_agent TEXT NOT NULL,
+        outcome          TEXT NOT NULL,
+        stats_json       TEXT NOT NULL,
+        reasons_json     TEXT NOT NULL DEFAULT '[]',
+        created_at       INTEGER NOT NULL
+    );
+    CREATE INDEX consensus_proposal_created ON consensus_decisions (proposal_id, created_at DESC);
+    CREATE INDEX consensus_created ON consensus_decisions (created_at DESC);
+
+    CREATE TABLE IF NOT EXISTS agent_quality (
+        agent_id        TEXT PRIMARY KEY,
+        completed_count INTEGER NOT NULL DEFAULT 0,
+        rollback_count  INTEGER NOT NULL DEFAULT 0,
+        last_updated    INTEGER NOT NULL DEFAULT 0
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -16,6 +16,9 @@
 pub mod activity;
 pub mod agents;
 pub mod auth;
+pub mod blobs;
+pub mod consensus;
+pub mod context;
 pub mod idempotency;
 pub mod inspect;
 pub mod messages;
@@ -382,6 +385,10 @@ fn load_heads(conn: &Connection) -> rusqlite::Result<StreamHeads> {
         [],
         |r| r.get(0),
     )?;
+    heads.heads[Stream::Context as usize] =
+        conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM context", [], |r| {
+            r.get(0)
+        })?;
     heads.heads[Stream::Activity as usize] = conn.query_row(
         "SELECT COALESCE(MAX(seq), 0) FROM activity_log WHERE quiet = 0",
         [],

@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::blobs::{Resolution, resolve_envelope};
 use super::text::{char_count, collapse_whitespace, digest, minify_json, prefix};
 use super::{
     Activity, Category, OpCtx, ToolDef, ToolError, ToolResult, forbid_full_in_polling, int_arg,
@@ -24,6 +25,7 @@ pub fn tools() -> Vec<ToolDef> {
             Activity::Stream,
             send_message,
         ),
+        super::blobs::send_blob_message_tool(),
         super::mutating(
             "read_messages",
             Category::Messaging,
@@ -206,6 +208,8 @@ pub struct ReadMessagesArgs {
     pub response_mode: Option<ReadMode>,
     /// Set in polling loops; full mode is then refused.
     pub polling: Option<bool>,
+    /// Resolve blob-ref envelopes (send_blob_message): adds blob_ref and resolved_content.
+    pub resolve_blob_refs: Option<bool>,
     pub auth_token: Option<String>,
 }
 tool_args!(ReadMessagesArgs, caller = agent_id);
@@ -275,6 +279,15 @@ fn read_messages(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadMessagesArgs) 
         .map(|row| row.message.id)
         .collect();
     message_store::mark_read(tx, &agent_id, &unread)?;
+    let resolve = args.resolve_blob_refs == Some(true);
+    let mut resolutions: Vec<Option<Resolution>> = Vec::with_capacity(result.rows.len());
+    for row in &result.rows {
+        resolutions.push(if resolve {
+            resolve_envelope(tx, &row.message.content)?
+        } else {
+            None
+        });
+    }
 
     let next_cursor = if delta {
         match result.rows.last() {
@@ -287,7 +300,7 @@ fn read_messages(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadMessagesArgs) 
     ctx.log(
         "read_messages",
         format!(
-            "count={} limit={limit} offset={} since_ts={} cursor={} resolve_blob_refs=false",
+            "count={} limit={limit} offset={} since_ts={} cursor={} resolve_blob_refs={resolve}",
             result.rows.len(),
             if delta { 0 } else { offset },
             args.since_ts
@@ -300,7 +313,14 @@ fn read_messages(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadMessagesArgs) 
     if mode == ReadMode::Nano {
         body.insert(
             "m".into(),
-            Value::Array(result.rows.iter().map(nano_item).collect()),
+            Value::Array(
+                result
+                    .rows
+                    .iter()
+                    .zip(&resolutions)
+                    .map(|(row, res)| nano_item(row, res.as_ref()))
+                    .collect(),
+            ),
         );
         body.insert("h".into(), json!(u8::from(result.has_more)));
         body.insert("n".into(), json!(next_cursor));
@@ -308,7 +328,8 @@ fn read_messages(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadMessagesArgs) 
         let items = result
             .rows
             .iter()
-            .map(|row| message_item(row, mode))
+            .zip(&resolutions)
+            .map(|(row, res)| message_item(row, res.as_ref(), mode))
             .collect();
         body.insert("messages".into(), Value::Array(items));
         body.insert("has_more".into(), json!(result.has_more));
@@ -320,11 +341,20 @@ fn read_messages(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadMessagesArgs) 
     Ok(Value::Object(body))
 }
 
-fn message_item(row: &InboxRow, mode: ReadMode) -> Value {
+/// The resolved payload when a blob was resolved, else the stored content.
+fn effective_content<'a>(row: &'a InboxRow, resolution: Option<&'a Resolution>) -> &'a str {
+    resolution
+        .and_then(|r| r.value.as_deref())
+        .unwrap_or(&row.message.content)
+}
+
+fn message_item(row: &InboxRow, resolution: Option<&Resolution>, mode: ReadMode) -> Value {
     let m = &row.message;
     let read = u8::from(row.was_read);
+    let text = effective_content(row, resolution);
     match mode {
-        ReadMode::Full => json!({
+        ReadMode::Full => {
+            let mut item = json!({
             "id": m.id,
             "from_agent": m.from_agent,
             "to_agent": m.to_agent,
@@ -334,7 +364,13 @@ fn message_item(row: &InboxRow, mode: ReadMode) -> Value {
             "span_id": m.span_id,
             "created_at": m.created_at,
             "read": read,
-        }),
+            });
+            if let Some(res) = resolution {
+                item["blob_ref"] = res.blob_ref_json();
+                item["resolved_content"] = json!(res.value);
+            }
+            item
+        }
         _ => {
             let mut item = json!({
                 "id": m.id,
@@ -344,33 +380,42 @@ fn message_item(row: &InboxRow, mode: ReadMode) -> Value {
                 "read": read,
                 "trace_id": m.trace_id,
                 "span_id": m.span_id,
-                "content_chars": char_count(&m.content),
-                "content_digest": digest(&m.content, 16),
+                "content_chars": char_count(text),
+                "content_digest": digest(text, 16),
             });
+            if let Some(res) = resolution {
+                item["blob_ref_hash"] = json!(res.hash);
+                item["blob_resolved"] = json!(res.found);
+            }
             if mode == ReadMode::Compact {
-                item["content_preview"] = json!(prefix(&m.content, 180));
+                item["content_preview"] = json!(prefix(text, 180));
             }
             item
         }
     }
 }
 
-fn nano_item(row: &InboxRow) -> Value {
+fn nano_item(row: &InboxRow, resolution: Option<&Resolution>) -> Value {
     let m = &row.message;
+    let text = effective_content(row, resolution);
     let mut item = json!({
         "i": m.id,
         "f": m.from_agent,
         "t": m.to_agent,
         "u": m.created_at,
         "r": u8::from(row.was_read),
-        "c": char_count(&m.content),
-        "d": digest(&m.content, 12),
+        "c": char_count(text),
+        "d": digest(text, 12),
     });
     if let Some(trace) = m.trace_id.as_deref().filter(|t| !t.is_empty()) {
         item["x"] = json!(prefix(trace, 12));
     }
     if let Some(span) = m.span_id.as_deref().filter(|s| !s.is_empty()) {
         item["y"] = json!(prefix(span, 12));
+    }
+    if let Some(res) = resolution {
+        item["b"] = json!(res.short_hash());
+        item["z"] = json!(u8::from(res.found));
     }
     item
 }

@@ -16,10 +16,14 @@
 //! pool and hand their bookkeeping to the writer without waiting for it.
 
 pub mod agents;
+pub mod blobs;
+pub mod consensus;
+pub mod context;
 pub mod live;
 pub mod messages;
 mod onboarding;
 pub use onboarding::PROTOCOL_VERSION;
+pub mod protocol;
 mod text;
 
 use std::collections::HashMap;
@@ -768,6 +772,10 @@ pub fn registry() -> &'static Registry {
         let mut tools = Vec::new();
         tools.extend(agents::tools());
         tools.extend(messages::tools());
+        tools.extend(context::tools());
+        tools.extend(consensus::tools());
+        tools.extend(protocol::tools());
+        tools.extend(blobs::tools());
         tools.extend(live::tools());
         let by_name = tools
             .iter()

@@ -7,6 +7,9 @@ mod harness;
 mod events;
 
 mod agents;
+mod blobs;
+mod consensus;
+mod context;
 mod http_surface;
 mod live;
 mod messages;

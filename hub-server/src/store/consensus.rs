@@ -1,0 +1,116 @@
+//! Consensus decisions (one row per evaluation, never upserted) and the agent quality
+//! counters that weight votes.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{StoreResult, WriteTx};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionRow {
+    pub id: i64,
+    pub proposal_id: String,
+    pub requesting_agent: String,
+    pub outcome: String,
+    pub stats_json: String,
+    pub reasons_json: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDecision {
+    pub proposal_id: String,
+    pub requesting_agent: String,
+    pub outcome: String,
+    pub stats_json: String,
+    pub reasons_json: String,
+}
+
+pub fn insert_decision(tx: &mut WriteTx<'_>, decision: &NewDecision) -> StoreResult<DecisionRow> {
+    let now = tx.now_ms();
+    let id = tx
+        .conn()
+        .prepare_cached(
+            "INSERT INTO consensus_decisions (proposal_id, requesting_agent, outcome, stats_json,
+                                              reasons_json, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+        )?
+        .query_row(
+            params![
+                decision.proposal_id,
+                decision.requesting_agent,
+                decision.outcome,
+                decision.stats_json,
+                decision.reasons_json,
+                now
+            ],
+            |r| r.get(0),
+        )?;
+    Ok(DecisionRow {
+        id,
+        proposal_id: decision.proposal_id.clone(),
+        requesting_agent: decision.requesting_agent.clone(),
+        outcome: decision.outcome.clone(),
+        stats_json: decision.stats_json.clone(),
+        reasons_json: decision.reasons_json.clone(),
+        created_at: now,
+    })
+}
+
+/// Newest first (ties: newest id first), optionally for one proposal.
+pub fn list_decisions(
+    conn: &Connection,
+    proposal_id: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<Vec<DecisionRow>> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT id, proposal_id, requesting_agent, outcome, stats_json, reasons_json,
+                    created_at
+             FROM consensus_decisions WHERE (?1 IS NULL OR proposal_id = ?1)
+             ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
+        )?
+        .query_map(params![proposal_id, limit, offset], |row| {
+            Ok(DecisionRow {
+                id: row.get(0)?,
+                proposal_id: row.get(1)?,
+                requesting_agent: row.get(2)?,
+                outcome: row.get(3)?,
+                stats_json: row.get(4)?,
+                reasons_json: row.get(5)?,
+                created_at: row.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// `(completed_count, rollback_count)` of an agent; a missing row reads as zeros.
+pub fn quality_counts(conn: &Connection, agent_id: &str) -> StoreResult<(i64, i64)> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT completed_count, rollback_count FROM agent_quality WHERE agent_id = ?1",
+        )?
+        .query_row([agent_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((0, 0)))
+}
+
+/// Sets an agent's quality counters (the task board maintains them; tests seed them).
+pub fn set_quality_counts(
+    tx: &mut WriteTx<'_>,
+    agent_id: &str,
+    completed: i64,
+    rollbacks: i64,
+) -> StoreResult<()> {
+    let now = tx.now_ms();
+    tx.conn()
+        .prepare_cached(
+            "INSERT INTO agent_quality (agent_id, completed_count, rollback_count, last_updated)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (agent_id) DO UPDATE SET completed_count = excluded.completed_count,
+                 rollback_count = excluded.rollback_count, last_updated = excluded.last_updated",
+        )?
+        .execute(params![agent_id, completed, rollbacks, now])?;
+    Ok(())
+}

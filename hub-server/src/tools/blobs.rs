@@ -1,0 +1,523 @@
+//! Content-addressed blob tools: store_protocol_blob, get_protocol_blob,
+//! list_protocol_blobs, send_blob_message; and the blob-ref resolution that read_messages,
+//! get_context and consensus share.
+//!
+//! Every validation runs before the first write, and a refusal rolls the op back, so a
+//! refused call never leaves an orphan blob (defect 22).
+
+use rusqlite::Connection;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::text::{minify_json, prefix};
+use super::{Activity, Category, OpCtx, ToolDef, ToolError, ToolResult, int_arg, non_blank};
+use crate::config::Config;
+use crate::protocol::codec::{self, Compressed, Mode, Policy, blob_ref_envelope, parse_blob_ref};
+use crate::protocol::{char_len, sha256_hex};
+use crate::store::WriteTx;
+use crate::store::blobs as blob_store;
+use crate::store::messages::{self as message_store, NewMessage};
+use crate::tool_args;
+
+pub fn tools() -> Vec<ToolDef> {
+    vec![
+        super::mutating(
+            "store_protocol_blob",
+            Category::CompactProtocol,
+            "Store a payload as a content-addressed blob and get its SHA-256 hash; identical \
+             stored values dedupe. Default compression none stores the payload byte-exact, so \
+             the hash equals hash_payload's; lossless_auto zstd-compresses large payloads.",
+            Activity::Stream,
+            store_protocol_blob,
+        ),
+        super::mutating(
+            "get_protocol_blob",
+            Category::CompactProtocol,
+            "Fetch a blob by its full 64-hex hash. The value comes back decoded (lossless \
+             envelopes decompressed and integrity-checked); raw:true returns the stored form.",
+            Activity::Quiet,
+            get_protocol_blob,
+        ),
+        super::reading(
+            "list_protocol_blobs",
+            Category::CompactProtocol,
+            "List stored blobs (hash, size, access counters), most recently used first.",
+            list_protocol_blobs,
+        ),
+    ]
+}
+
+/// send_blob_message: listed with the messaging tools (catalog order).
+pub fn send_blob_message_tool() -> ToolDef {
+    super::mutating(
+        "send_blob_message",
+        Category::Messaging,
+        "Send a large payload as a message: the payload is stored once as a blob \
+         (lossless_auto: zstd when it pays) and the message carries only a ~100-char \
+         blob-ref envelope. Readers pass resolve_blob_refs:true to read_messages to get the \
+         payload back byte-exact. Supports idempotency_key.",
+        Activity::Stream,
+        send_blob_message,
+    )
+}
+
+/// Compression modes of the blob tools.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BlobCompression {
+    /// Byte-exact.
+    None,
+    /// Canonical JSON (keys sorted, numbers normalised) when the payload is JSON (lossy).
+    Json,
+    /// Collapse whitespace runs to one space (lossy).
+    Whitespace,
+    /// The shortest of original, canonical JSON and collapsed whitespace (lossy).
+    Auto,
+    /// zstd + base64 envelope when the payload is large and it saves space; byte-exact.
+    LosslessAuto,
+}
+
+impl From<BlobCompression> for Mode {
+    fn from(mode: BlobCompression) -> Mode {
+        match mode {
+            BlobCompression::None => Mode::None,
+            BlobCompression::Json => Mode::Json,
+            BlobCompression::Whitespace => Mode::Whitespace,
+            BlobCompression::Auto => Mode::Auto,
+            BlobCompression::LosslessAuto => Mode::LosslessAuto,
+        }
+    }
+}
+
+/// The compression thresholds configured for this hub.
+pub fn policy(config: &Config, auto_max_ratio: Option<f64>) -> Policy {
+    Policy {
+        lossless_min_chars: config.lossless_auto_min_payload_chars,
+        lossless_min_gain_pct: config.lossless_auto_min_gain_pct,
+        auto_max_ratio,
+    }
+}
+
+/// `ceil(n / 4)`.
+pub fn tokens_est(chars: usize) -> usize {
+    chars.div_ceil(4)
+}
+
+/// A refusal that also leaves an activity row `<action>` naming the code.
+pub fn refusal(code: &'static str, action: &str, message: String) -> ToolError {
+    let details = format!("{message} ({code})");
+    ToolError::new(code, message).logged(action, details)
+}
+
+/// `BLOB_TOO_LONG` when the stored (compressed) form is over the cap.
+pub fn check_blob_size(
+    config: &Config,
+    compressed: &Compressed,
+    tool: &str,
+) -> Result<(), ToolError> {
+    let max = config.max_protocol_blob_chars;
+    if compressed.stored_chars > max {
+        return Err(refusal(
+            "BLOB_TOO_LONG",
+            &format!("{tool}_rejected"),
+            format!(
+                "{tool}: the stored blob would be {} characters (mode {}), over the limit of \
+                 {max}; split the payload or use compression_mode lossless_auto",
+                compressed.stored_chars,
+                compressed.mode.as_str()
+            ),
+        )
+        .with("max_chars", max));
+    }
+    Ok(())
+}
+
+/// A blob-ref envelope found in a message or context value, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    pub hash: String,
+    pub declared_chars: i64,
+    /// The blob exists.
+    pub found: bool,
+    pub codec: Option<String>,
+    pub integrity_ok: Option<bool>,
+    /// The decoded payload; `None` when the blob is missing or failed its checks.
+    pub value: Option<String>,
+}
+
+impl Resolution {
+    pub fn blob_ref_json(&self) -> Value {
+        let mut blob_ref = json!({
+            "hash": self.hash,
+            "declared_chars": self.declared_chars,
+            "resolved": self.found,
+        });
+        if let Some(codec) = &self.codec {
+            blob_ref["codec"] = json!(codec);
+        }
+        if let Some(ok) = self.integrity_ok {
+            blob_ref["integrity_ok"] = json!(ok);
+        }
+        blob_ref
+    }
+
+    /// First 16 characters of the hash (never splits a character).
+    pub fn short_hash(&self) -> &str {
+        prefix(&self.hash, 16)
+    }
+}
+
+/// If `text` is a blob-ref envelope, looks the blob up (a counted read) and decodes it.
+pub fn resolve_envelope(tx: &mut WriteTx<'_>, text: &str) -> Result<Option<Resolution>, ToolError> {
+    let Some(blob_ref) = parse_blob_ref(text) else {
+        return Ok(None);
+    };
+    let row = blob_store::get_and_touch(tx, &blob_ref.hash)?;
+    let resolution = match row {
+        None => Resolution {
+            hash: blob_ref.hash,
+            declared_chars: blob_ref.declared_chars,
+            found: false,
+            codec: None,
+            integrity_ok: None,
+            value: None,
+        },
+        Some(row) => {
+            let decoded = codec::decode(&row.value);
+            Resolution {
+                hash: blob_ref.hash,
+                declared_chars: blob_ref.declared_chars,
+                found: true,
+                codec: Some(decoded.codec),
+                integrity_ok: Some(decoded.integrity_ok),
+                value: decoded.value,
+            }
+        }
+    };
+    Ok(Some(resolution))
+}
+
+/// The stored blob for a compressed payload, ready to be put: its hash and envelope.
+pub struct PreparedBlob {
+    pub compressed: Compressed,
+    pub hash: String,
+    pub envelope: String,
+}
+
+pub fn prepare_blob(compressed: Compressed) -> PreparedBlob {
+    let hash = sha256_hex(&compressed.stored);
+    let envelope = blob_ref_envelope(&hash, compressed.stored_chars);
+    PreparedBlob {
+        compressed,
+        hash,
+        envelope,
+    }
+}
+
+pub fn blob_ref_summary(blob: &PreparedBlob, created: bool, hash_truncate: i64) -> Value {
+    json!({
+        "hash": blob.hash,
+        "short_hash": &blob.hash[..hash_truncate as usize],
+        "created": created,
+        "payload_chars": blob.compressed.stored_chars,
+    })
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct StoreProtocolBlobArgs {
+    /// The caller.
+    pub agent_id: String,
+    /// The payload to store.
+    pub payload: String,
+    /// none (default, byte-exact), json, whitespace, auto (lossy, only when named) or
+    /// lossless_auto.
+    pub compression_mode: Option<BlobCompression>,
+    /// Length of short_hash, 8-64 (default 16).
+    pub hash_truncate: Option<f64>,
+    pub auth_token: Option<String>,
+}
+tool_args!(StoreProtocolBlobArgs, caller = agent_id);
+
+fn store_protocol_blob(
+    tx: &mut WriteTx<'_>,
+    ctx: &mut OpCtx,
+    args: StoreProtocolBlobArgs,
+) -> ToolResult {
+    let config = ctx.config.clone();
+    let mode: Mode = args
+        .compression_mode
+        .unwrap_or(BlobCompression::None)
+        .into();
+    let truncate = int_arg(args.hash_truncate, 16, 8, 64);
+    let compressed = codec::compress(mode, &args.payload, &policy(&config, None));
+    check_blob_size(&config, &compressed, "store_protocol_blob")?;
+    let blob = prepare_blob(compressed);
+    let (row, created) = blob_store::put(tx, &blob.hash, &blob.compressed.stored)?;
+    ctx.log(
+        "store_protocol_blob",
+        format!(
+            "hash={} created={created} chars={} mode={} codec={}",
+            &blob.hash[..16],
+            blob.compressed.stored_chars,
+            mode.as_str(),
+            blob.compressed.codec
+        ),
+    );
+    Ok(json!({
+        "success": true,
+        "created": created,
+        "hash": blob.hash,
+        "short_hash": &blob.hash[..truncate as usize],
+        "blob_chars": blob.compressed.stored_chars,
+        "compression_mode": mode.as_str(),
+        "compression": blob.compressed.to_json(),
+        "blob": {
+            "hash": row.hash,
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+            "access_count": row.access_count,
+        },
+    }))
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobReadMode {
+    #[default]
+    Full,
+    Compact,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct GetProtocolBlobArgs {
+    /// The caller.
+    pub agent_id: String,
+    /// The blob's full SHA-256 (64 lowercase hex, as returned when it was stored).
+    pub hash: String,
+    /// full (default: the value) or compact (a 180-char preview and sizes).
+    pub response_mode: Option<BlobReadMode>,
+    /// true: return the stored form (e.g. the compressed envelope) instead of the decoded value.
+    pub raw: Option<bool>,
+    pub auth_token: Option<String>,
+}
+tool_args!(GetProtocolBlobArgs, caller = agent_id);
+
+fn get_protocol_blob(
+    tx: &mut WriteTx<'_>,
+    ctx: &mut OpCtx,
+    args: GetProtocolBlobArgs,
+) -> ToolResult {
+    let hash = args.hash.trim();
+    let Some(row) = blob_store::get_and_touch(tx, hash)? else {
+        return Err(ToolError::new(
+            "BLOB_NOT_FOUND",
+            format!(
+                "get_protocol_blob: no blob has hash {:?}; pass the full 64-hex hash returned \
+                 by store_protocol_blob or found in a blob-ref envelope",
+                prefix(hash, 80)
+            ),
+        ));
+    };
+    let decoded = codec::decode(&row.value);
+    let raw = args.raw == Some(true);
+    let value = if raw {
+        Some(row.value.clone())
+    } else {
+        decoded.value.clone()
+    };
+    ctx.log(
+        "get_protocol_blob",
+        format!(
+            "hash={} access_count={} raw={raw} integrity_ok={}",
+            prefix(&row.hash, 16),
+            row.access_count,
+            decoded.integrity_ok
+        ),
+    );
+    let blob = match args.response_mode.unwrap_or_default() {
+        BlobReadMode::Full => json!({
+            "hash": row.hash,
+            "value": value,
+            "codec": decoded.codec,
+            "integrity_ok": decoded.integrity_ok,
+            "raw": raw,
+            "stored_chars": char_len(&row.value),
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+            "access_count": row.access_count,
+        }),
+        BlobReadMode::Compact => {
+            let text = value.as_deref().unwrap_or("");
+            json!({
+                "hash": row.hash,
+                "value_preview": prefix(text, 180),
+                "value_chars": char_len(text),
+                "codec": decoded.codec,
+                "integrity_ok": decoded.integrity_ok,
+                "access_count": row.access_count,
+                "updated_at": row.updated_at,
+            })
+        }
+    };
+    Ok(json!({"success": true, "blob": blob}))
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ListProtocolBlobsArgs {
+    /// The caller.
+    pub agent_id: String,
+    /// Page size, 1-1000 (default 100).
+    pub limit: Option<f64>,
+    /// Rows to skip (default 0).
+    pub offset: Option<f64>,
+    pub auth_token: Option<String>,
+}
+tool_args!(ListProtocolBlobsArgs, caller = agent_id);
+
+fn list_protocol_blobs(
+    conn: &Connection,
+    ctx: &mut OpCtx,
+    args: ListProtocolBlobsArgs,
+) -> ToolResult {
+    let limit = int_arg(args.limit, 100, 1, 1000);
+    let offset = int_arg(args.offset, 0, 0, i64::MAX);
+    let rows = blob_store::list(conn, limit, offset)?;
+    ctx.log(
+        "list_protocol_blobs",
+        format!("count={} limit={limit} offset={offset}", rows.len()),
+    );
+    let blobs: Vec<Value> = rows
+        .iter()
+        .map(|b| {
+            json!({
+                "hash": b.hash,
+                "value_chars": b.value_chars,
+                "created_at": b.created_at,
+                "updated_at": b.updated_at,
+                "access_count": b.access_count,
+            })
+        })
+        .collect();
+    Ok(json!({"success": true, "blobs": blobs}))
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SendBlobMessageArgs {
+    /// The sender (the caller).
+    pub from_agent: String,
+    /// The recipient; omit or leave empty to broadcast.
+    pub to_agent: Option<String>,
+    /// The payload, stored as a blob.
+    pub payload: String,
+    /// JSON (or any text) metadata of the message; JSON is stored minified.
+    pub metadata: Option<String>,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    /// lossless_auto (default), none, json, whitespace or auto (the last three are lossy).
+    pub compression_mode: Option<BlobCompression>,
+    /// Length of short_hash, 8-64 (default 16).
+    pub hash_truncate: Option<f64>,
+    /// Retrying with the same key and arguments returns the first response.
+    pub idempotency_key: Option<String>,
+    pub auth_token: Option<String>,
+}
+tool_args!(SendBlobMessageArgs, caller = from_agent, idempotent);
+
+fn optional_text(value: Option<&str>) -> Option<String> {
+    value.filter(|v| !v.is_empty()).map(str::to_string)
+}
+
+fn send_blob_message(
+    tx: &mut WriteTx<'_>,
+    ctx: &mut OpCtx,
+    args: SendBlobMessageArgs,
+) -> ToolResult {
+    const TOOL: &str = "send_blob_message";
+    let config = ctx.config.clone();
+    let mode: Mode = args
+        .compression_mode
+        .unwrap_or(BlobCompression::LosslessAuto)
+        .into();
+    let truncate = int_arg(args.hash_truncate, 16, 8, 64);
+    let compressed = codec::compress(mode, &args.payload, &policy(&config, None));
+    check_blob_size(&config, &compressed, TOOL)?;
+    let blob = prepare_blob(compressed);
+    let envelope_chars = char_len(&blob.envelope);
+    if envelope_chars > config.max_message_content_chars {
+        return Err(refusal(
+            "CONTENT_TOO_LONG",
+            "send_blob_message_rejected",
+            format!(
+                "{TOOL}: the blob-ref envelope is {envelope_chars} characters, over the message \
+                 limit of {}; raise MCP_HUB_MAX_MESSAGE_CONTENT_CHARS",
+                config.max_message_content_chars
+            ),
+        )
+        .with("max_chars", config.max_message_content_chars));
+    }
+    let metadata = match args.metadata.as_deref() {
+        None | Some("") => "{}".to_string(),
+        Some(raw) => minify_json(raw).unwrap_or_else(|| raw.to_string()),
+    };
+    let metadata_chars = char_len(&metadata);
+    if metadata_chars > config.max_message_metadata_chars {
+        return Err(refusal(
+            "METADATA_TOO_LONG",
+            "send_blob_message_rejected",
+            format!(
+                "{TOOL}: metadata is {metadata_chars} characters, over the limit of {}; move \
+                 it into the payload",
+                config.max_message_metadata_chars
+            ),
+        )
+        .with("max_chars", config.max_message_metadata_chars));
+    }
+    // Every check passed: only now is anything written.
+    let (_, created) = blob_store::put(tx, &blob.hash, &blob.compressed.stored)?;
+    let message = NewMessage {
+        from_agent: args.from_agent.trim().to_string(),
+        to_agent: non_blank(args.to_agent.as_deref()).map(str::to_string),
+        content: blob.envelope.clone(),
+        metadata,
+        trace_id: optional_text(args.trace_id.as_deref()),
+        span_id: optional_text(args.span_id.as_deref()),
+    };
+    let row = message_store::insert(tx, &message)?;
+    let original_chars = blob.compressed.original_chars;
+    ctx.log(
+        TOOL,
+        format!(
+            "message_id={} to={} hash={} created={created} original_chars={original_chars} \
+             stored_chars={} codec={}",
+            row.id,
+            row.to_agent.as_deref().unwrap_or("broadcast"),
+            &blob.hash[..16],
+            blob.compressed.stored_chars,
+            blob.compressed.codec
+        ),
+    );
+    Ok(json!({
+        "success": true,
+        "message": {
+            "id": row.id,
+            "from_agent": row.from_agent,
+            "to_agent": row.to_agent,
+            "content": row.content,
+            "metadata": row.metadata,
+            "trace_id": row.trace_id,
+            "span_id": row.span_id,
+            "created_at": row.created_at,
+            "read": 0,
+        },
+        "blob_ref": blob_ref_summary(&blob, created, truncate),
+        "transport": {
+            "original_chars": original_chars,
+            "message_chars": envelope_chars,
+            "saved_chars": original_chars.saturating_sub(envelope_chars),
+            "original_tokens_est": tokens_est(original_chars),
+            "message_tokens_est": tokens_est(envelope_chars),
+        },
+        "compression": blob.compressed.to_json(),
+    }))
+}
