@@ -248,7 +248,12 @@ pub fn markdown(report: &Value) -> String {
     {
         "n/a".to_string()
     } else {
-        format!("{}%", auth["coverage_pct"])
+        let pct = auth["coverage_pct"].as_f64().unwrap_or(0.0);
+        if pct.fract() == 0.0 {
+            format!("{pct:.0}%")
+        } else {
+            format!("{pct:.2}%")
+        }
     };
     let _ = writeln!(
         out,

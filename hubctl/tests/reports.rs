@@ -1,0 +1,216 @@
+//! hubctl report and observe over a database seeded through the hub's tools.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn hubctl(data: &Path, port: u16, args: &[&str]) -> Output {
+    let profile = data.with_extension("env");
+    std::fs::write(&profile, "# empty test profile\n").unwrap();
+    Command::new(env!("CARGO_BIN_EXE_hubctl"))
+        .arg("--data")
+        .arg(data)
+        .arg("--port")
+        .arg(port.to_string())
+        .args(args)
+        .env("MCP_HUB_ENV_FILE", &profile)
+        .env("MCP_HUB_LOCAL_ENV_FILE", &profile)
+        .output()
+        .expect("hubctl runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A tiny JSON-RPC client: enough to seed a hub through its tools.
+struct Rpc {
+    http: reqwest::blocking::Client,
+    url: String,
+    session: String,
+    id: u64,
+}
+
+impl Rpc {
+    fn connect(url: &str) -> Rpc {
+        let http = reqwest::blocking::Client::new();
+        let response = http
+            .post(url)
+            .header("content-type", "application/json")
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "report-test", "version": "1"}}}),
+            )
+            .send()
+            .unwrap();
+        let session = response.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        http.post(url)
+            .header("content-type", "application/json")
+            .header("mcp-session-id", &session)
+            .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .send()
+            .unwrap();
+        Rpc {
+            http,
+            url: url.to_string(),
+            session,
+            id: 1,
+        }
+    }
+
+    fn call(&mut self, tool: &str, args: Value) -> Value {
+        self.id += 1;
+        let body: Value = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("mcp-session-id", &self.session)
+            .json(
+                &json!({"jsonrpc": "2.0", "id": self.id, "method": "tools/call",
+                          "params": {"name": tool, "arguments": args}}),
+            )
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        serde_json::from_str(body["result"]["content"][0]["text"].as_str().unwrap()).unwrap()
+    }
+}
+
+#[test]
+fn report_and_observe_over_a_seeded_database() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let started = hubctl(data.path(), port, &["start"]);
+    assert!(started.status.success(), "{}", text(&started));
+
+    let mut rpc = Rpc::connect(&format!("http://127.0.0.1:{port}/mcp"));
+    let token = |rpc: &mut Rpc, id: &str| {
+        rpc.call(
+            "register_agent",
+            json!({"id": id, "name": id, "type": "test"}),
+        )["auth"]["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let alice = token(&mut rpc, "alice");
+    let _bob = token(&mut rpc, "bob");
+    for n in 0..3 {
+        let sent = rpc.call(
+            "send_message",
+            json!({"from_agent": "alice", "to_agent": "bob", "content": format!("m{n}"), "auth_token": alice}),
+        );
+        assert_eq!(sent["success"], true);
+    }
+    // Two calls without a token: recorded as missing (observe mode lets them through).
+    for key in ["plan", "status"] {
+        let shared = rpc.call(
+            "share_context",
+            json!({"agent_id": "bob", "key": key, "value": "v"}),
+        );
+        assert_eq!(shared["success"], true);
+    }
+    let stopped = hubctl(data.path(), port, &["stop"]);
+    assert!(stopped.status.success());
+
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().to_str().unwrap();
+    let report = hubctl(
+        data.path(),
+        port,
+        &[
+            "report",
+            "--hours",
+            "1",
+            "--out-dir",
+            out_dir,
+            "--tag",
+            "t1",
+        ],
+    );
+    assert!(report.status.success(), "{}", text(&report));
+    assert!(text(&report).contains("Report generated:"));
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("t1.json")).unwrap())
+            .unwrap();
+    let summary = &json["summary"];
+    assert_eq!(summary["current"]["agents_total"], 2);
+    assert_eq!(summary["current"]["messages_total"], 3);
+    assert_eq!(summary["current"]["context_keys_total"], 2);
+    assert_eq!(summary["window_counters"]["messages_sent"], 3);
+    assert_eq!(summary["window_counters"]["context_rows_updated"], 2);
+    assert_eq!(summary["auth"]["valid"], 3);
+    assert_eq!(summary["auth"]["missing"], 2);
+    assert_eq!(summary["auth"]["coverage_pct"], 60.0);
+    let gaps = json["auth_gaps_by_tool"].as_array().unwrap();
+    assert_eq!(gaps[0]["tool"], "share_context");
+    assert!(
+        json["top_actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "send_message" && a["count"] == 3)
+    );
+    assert_eq!(json["health"], Value::Null, "the hub is stopped");
+    let markdown = std::fs::read_to_string(out.path().join("t1.md")).unwrap();
+    assert!(markdown.starts_with("Pool Report"));
+    assert!(markdown.contains("**Auth Coverage**"));
+    assert!(markdown.contains("- coverage: 60%"));
+
+    let observe = hubctl(
+        data.path(),
+        port,
+        &[
+            "observe",
+            "--interval-sec",
+            "0",
+            "--samples",
+            "2",
+            "--out-dir",
+            out_dir,
+            "--tag",
+            "o1",
+        ],
+    );
+    assert!(observe.status.success(), "{}", text(&observe));
+    let raw = std::fs::read_to_string(out.path().join("o1.jsonl")).unwrap();
+    let samples: Vec<Value> = raw
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(samples.len(), 2);
+    assert_eq!(samples[0]["messages_total"], 3);
+    assert_eq!(samples[0]["agents_total"], 2);
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("o1.summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["samples"], 2);
+    assert_eq!(summary["trend"]["messages_delta"], 0);
+    assert!(text(&observe).contains("Observation complete."));
+}
+
+#[test]
+fn report_refuses_a_missing_database_and_a_bad_window() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let missing = hubctl(data.path(), port, &["report", "--hours", "2"]);
+    assert!(!missing.status.success());
+    assert!(text(&missing).contains("Database not found at"));
+    let zero = hubctl(data.path(), port, &["report", "--hours", "0"]);
+    assert!(!zero.status.success());
+}
