@@ -16,9 +16,11 @@
 pub mod activity;
 pub mod agents;
 pub mod auth;
+pub mod claims;
 pub mod idempotency;
 pub mod messages;
 mod migrations;
+pub mod tasks;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -365,6 +367,7 @@ fn load_heads(conn: &Connection) -> rusqlite::Result<StreamHeads> {
         conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages", [], |r| {
             r.get(0)
         })?;
+    heads.heads[Stream::Tasks as usize] = tasks::stream_head(conn)?;
     heads.heads[Stream::Activity as usize] = conn.query_row(
         "SELECT COALESCE(MAX(seq), 0) FROM activity_log WHERE quiet = 0",
         [],

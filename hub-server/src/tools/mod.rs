@@ -18,6 +18,7 @@
 pub mod agents;
 pub mod messages;
 mod onboarding;
+pub mod tasks;
 pub use onboarding::PROTOCOL_VERSION;
 mod text;
 
@@ -50,6 +51,8 @@ pub struct Hub {
     pub config: Arc<Config>,
     pub store: Store,
     pub rate_limiter: RateLimiter,
+    /// Task-board state kept in memory (poll miss streaks, sweep throttle).
+    pub tasks: Arc<tasks::TaskState>,
 }
 
 impl Hub {
@@ -59,6 +62,7 @@ impl Hub {
             config,
             store,
             rate_limiter,
+            tasks: Arc::new(tasks::TaskState::default()),
         })
     }
 }
@@ -129,6 +133,8 @@ pub struct OpCtx {
     pub token: Option<String>,
     pub auth_outcome: AuthOutcome,
     pub now_ms: i64,
+    /// Task-board state shared by the whole hub.
+    pub tasks: Arc<tasks::TaskState>,
     quiet: bool,
     activity: Vec<ActivityRow>,
     warnings: Vec<String>,
@@ -445,6 +451,7 @@ fn admit(
         token: call.token.clone(),
         auth_outcome: outcome,
         now_ms,
+        tasks: hub.tasks.clone(),
         quiet: call.quiet,
         activity: Vec::new(),
         warnings: Vec::new(),
@@ -676,6 +683,7 @@ pub fn registry() -> &'static Registry {
         let mut tools = Vec::new();
         tools.extend(agents::tools());
         tools.extend(messages::tools());
+        tools.extend(tasks::tools());
         let by_name = tools
             .iter()
             .enumerate()
