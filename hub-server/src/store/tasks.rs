@@ -833,7 +833,10 @@ pub fn open_assigned_to(conn: &Connection, agent_id: &str) -> StoreResult<Vec<Ta
 /// Recomputes the dependency counters from the edges and returns every task whose stored
 /// value differs, as `(id, unmet_deps stored/actual, unblocks stored/actual)`. Empty when the
 /// board is consistent; used by tests and benchmarks.
-pub fn counter_mismatches(conn: &Connection) -> StoreResult<Vec<(i64, i64, i64, i64, i64)>> {
+/// `(task id, unmet_deps stored, unmet_deps actual, unblocks stored, unblocks actual)`.
+pub type CounterMismatch = (i64, i64, i64, i64, i64);
+
+pub fn counter_mismatches(conn: &Connection) -> StoreResult<Vec<CounterMismatch>> {
     let mut stmt = conn.prepare(
         "SELECT t.id, t.unmet_deps,
                 (SELECT COUNT(*) FROM task_dependencies d JOIN tasks p ON p.id = d.depends_on_task_id
@@ -847,11 +850,206 @@ pub fn counter_mismatches(conn: &Connection) -> StoreResult<Vec<(i64, i64, i64, 
         .query_map([], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })?
-        .collect::<rusqlite::Result<Vec<(i64, i64, i64, i64, i64)>>>()?;
+        .collect::<rusqlite::Result<Vec<CounterMismatch>>>()?;
     Ok(rows
         .into_iter()
         .filter(|(_, unmet, unmet_actual, unblocks, unblocks_actual)| {
             unmet != unmet_actual || unblocks != unblocks_actual
         })
         .collect())
+}
+
+/// `EXPLAIN QUERY PLAN` of the unassigned poll branch, one line per plan row.
+pub fn poll_query_plan(conn: &Connection, namespace: Option<&str>) -> StoreResult<Vec<String>> {
+    let sql = match namespace {
+        None => {
+            "EXPLAIN QUERY PLAN
+             SELECT id, priority_rank, unblocks, created_at FROM tasks
+             INDEXED BY tasks_poll_queue
+             WHERE status = 'pending' AND assigned_to IS NULL AND unmet_deps = 0
+               AND execution_mode = ?2
+               AND NOT EXISTS (SELECT 1 FROM task_claims c
+                               WHERE c.task_id = tasks.id AND c.lease_expires_at > ?1)
+             ORDER BY priority_rank, unblocks DESC, created_at, id LIMIT 1"
+        }
+        Some(_) => {
+            "EXPLAIN QUERY PLAN
+             SELECT id, priority_rank, unblocks, created_at FROM tasks
+             INDEXED BY tasks_poll_queue_ns
+             WHERE status = 'pending' AND assigned_to IS NULL AND unmet_deps = 0
+               AND namespace = ?3 AND execution_mode = ?2
+               AND NOT EXISTS (SELECT 1 FROM task_claims c
+                               WHERE c.task_id = tasks.id AND c.lease_expires_at > ?1)
+             ORDER BY priority_rank, unblocks DESC, created_at, id LIMIT 1"
+        }
+    };
+    let mut plan_params: Vec<rusqlite::types::Value> = vec![0.into(), "any".to_string().into()];
+    if let Some(namespace) = namespace {
+        plan_params.push(namespace.to_string().into());
+    }
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(plan_params), |r| {
+            r.get::<_, String>(3)
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::claims;
+    use crate::store::{Store, SyncMode};
+
+    fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("hub.db"),
+            SyncMode::Normal,
+            ManualClock::new(1_000_000),
+        )
+        .unwrap();
+        (dir, store)
+    }
+
+    fn new_task(title: &str, priority: &str, deps: Vec<i64>) -> NewTask {
+        NewTask {
+            title: title.into(),
+            description: String::new(),
+            namespace: "default".into(),
+            execution_mode: "any".into(),
+            consistency_mode: "cheap".into(),
+            assigned_to: None,
+            created_by: "maker".into(),
+            priority: priority.into(),
+            trace_id: None,
+            span_id: None,
+            depends_on: deps,
+        }
+    }
+
+    fn poll(tx: &mut WriteTx<'_>, agent: &str) -> Option<i64> {
+        let now = tx.now_ms();
+        next_candidate(
+            tx.conn(),
+            &PollQuery {
+                agent_id: agent,
+                execution_modes: &["any"],
+                namespace: None,
+                now_ms: now,
+            },
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn counters_stay_exact_through_status_changes_dependency_edits_and_deletes() {
+        let (_dir, store) = open();
+        store
+            .write(|tx| {
+                let a = insert(tx, &new_task("a", "medium", vec![]))?;
+                let b = insert(tx, &new_task("b", "medium", vec![a.id]))?;
+                let c = insert(tx, &new_task("c", "medium", vec![a.id, b.id]))?;
+                let d = insert(tx, &new_task("d", "low", vec![]))?;
+                assert!(counter_mismatches(tx.conn())?.is_empty());
+                let a_row = get(tx.conn(), a.id)?.unwrap();
+                assert_eq!((a_row.unblocks, a_row.unmet_deps), (2, 0));
+                assert_eq!(get(tx.conn(), c.id)?.unwrap().unmet_deps, 2);
+                // a unblocks two tasks, d none: a first although both are ready.
+                assert_eq!(poll(tx, "w"), Some(a.id));
+
+                let (a_row, _) =
+                    claims::claim(tx, &a_row, "w", 60_000, StatusSource::PollAndClaim)?;
+                assert_eq!(poll(tx, "w"), Some(d.id), "b and c wait for a");
+                claims::delete_for_task(tx, a.id)?;
+                let a_row = change_status(
+                    tx,
+                    &a_row,
+                    "done",
+                    None,
+                    "w",
+                    StatusSource::ReleaseTaskClaim,
+                )?;
+                assert!(counter_mismatches(tx.conn())?.is_empty());
+                assert_eq!(poll(tx, "w"), Some(b.id), "b unblocks c");
+                // Reopen a (still assigned to w): b and c wait again; only w gets a.
+                let a_row =
+                    change_status(tx, &a_row, "pending", None, "x", StatusSource::UpdateTask)?;
+                assert!(counter_mismatches(tx.conn())?.is_empty());
+                assert_eq!(poll(tx, "w"), Some(a.id));
+                assert_eq!(poll(tx, "other"), Some(d.id));
+                let sources: Vec<String> = history(tx.conn(), a.id)?
+                    .into_iter()
+                    .map(|h| h.source)
+                    .collect();
+                assert_eq!(
+                    sources,
+                    ["poll_and_claim", "release_task_claim", "update_task"]
+                );
+                // Edit c's dependencies, then delete b (force) and a.
+                let c_row = get(tx.conn(), c.id)?.unwrap();
+                set_dependencies(tx, &c_row, &[d.id])?;
+                assert!(counter_mismatches(tx.conn())?.is_empty());
+                let b_row = get(tx.conn(), b.id)?.unwrap();
+                delete(tx, &b_row, Some("test"))?;
+                assert!(counter_mismatches(tx.conn())?.is_empty());
+                delete(tx, &a_row, None)?;
+                assert!(counter_mismatches(tx.conn())?.is_empty());
+                assert_eq!(poll(tx, "w"), Some(d.id));
+                let history = history(tx.conn(), a.id)?;
+                assert!(history.is_empty(), "history cascades with the task");
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn poll_query_walks_the_partial_index_without_a_scan_or_sort() {
+        let (_dir, store) = open();
+        let plans = store
+            .read(|conn| {
+                Ok((
+                    poll_query_plan(conn, None)?,
+                    poll_query_plan(conn, Some("ns"))?,
+                ))
+            })
+            .await
+            .unwrap();
+        for (plan, index) in [
+            (plans.0, "tasks_poll_queue"),
+            (plans.1, "tasks_poll_queue_ns"),
+        ] {
+            let text = plan.join("\n");
+            assert!(
+                text.contains(&format!("SEARCH tasks USING INDEX {index}")),
+                "{text}"
+            );
+            assert!(!text.contains("SCAN"), "{text}");
+            assert!(!text.contains("TEMP B-TREE"), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn deletes_advance_the_task_stream_and_survive_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        let clock = ManualClock::new(1_000);
+        let store = Store::open(&path, SyncMode::Normal, clock.clone()).unwrap();
+        let head = store
+            .write(|tx| {
+                let task = insert(tx, &new_task("x", "high", vec![]))?;
+                delete(tx, &task, Some("manual_delete"))?;
+                Ok(tx.next_seq_quiet() - 1)
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.subscribe().borrow().get(Stream::Tasks), head);
+        store.close();
+        let store = Store::open(&path, SyncMode::Normal, clock).unwrap();
+        assert_eq!(store.subscribe().borrow().get(Stream::Tasks), head);
+        store.close();
+    }
 }

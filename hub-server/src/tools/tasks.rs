@@ -598,7 +598,7 @@ fn namespace_or_default(value: Option<&str>) -> String {
 
 /// A task id argument: floored; non-finite or < 1 names no task.
 fn task_id_arg(value: f64) -> Option<i64> {
-    (value.is_finite() && value >= 1.0 && value < 9.0e15).then(|| value.floor() as i64)
+    (1.0..9.0e15).contains(&value).then(|| value.floor() as i64)
 }
 
 /// Lease in ms: seconds absent/non-finite → 300, floored, clamped to [30, 86400].
@@ -990,17 +990,18 @@ fn update_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: UpdateTaskArgs) -> T
 
     // Consistency: a call may raise strictness; lowering needs the creator and a non-done call (D24).
     let stored_strict = task.consistency_mode == "strict";
-    if args.consistency_mode == Some(Consistency::Cheap) && stored_strict {
-        if to_status == Some("done") || !is_creator {
-            return Err(failed(
-                "CONSISTENCY_DOWNGRADE_FORBIDDEN",
-                format!(
-                    "update_task: task {} is strict; only its creator may lower it to cheap, and \
-                     not in the call that marks it done",
-                    task.id
-                ),
-            ));
-        }
+    if args.consistency_mode == Some(Consistency::Cheap)
+        && stored_strict
+        && (to_status == Some("done") || !is_creator)
+    {
+        return Err(failed(
+            "CONSISTENCY_DOWNGRADE_FORBIDDEN",
+            format!(
+                "update_task: task {} is strict; only its creator may lower it to cheap, and not \
+                 in the call that marks it done",
+                task.id
+            ),
+        ));
     }
     let strict = stored_strict || args.consistency_mode == Some(Consistency::Strict);
     let effective_mode = args

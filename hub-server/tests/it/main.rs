@@ -7,3 +7,4 @@ mod harness;
 mod agents;
 mod http_surface;
 mod messages;
+mod tasks;
