@@ -400,7 +400,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ),
     (
         "MCP_HUB_CLAIM_CLEANUP_THROTTLE_MS",
-        "min gap between opportunistic expired-claim sweeps; maintenance always sweeps (default 5000)",
+        "min gap between opportunistic expired-claim sweeps; 0 = every claim call, which costs one index seek (default 0)",
     ),
     (
         "MCP_HUB_EPHEMERAL_CLAIM_REAP_AFTER_MS",
@@ -747,7 +747,7 @@ impl Config {
         let namespace_governance =
             NamespaceGovernance::parse_lenient(env.get("MCP_HUB_NAMESPACE_GOVERNANCE"));
         let claim_cleanup_throttle_ms =
-            r.int("MCP_HUB_CLAIM_CLEANUP_THROTTLE_MS", 5_000, 0, 86_400_000);
+            r.int("MCP_HUB_CLAIM_CLEANUP_THROTTLE_MS", 0, 0, 86_400_000);
 
         let maintenance_interval = Duration::from_millis(r.int(
             "MCP_HUB_MAINTENANCE_INTERVAL_MS",

@@ -236,7 +236,8 @@ pub fn release_agent(tx: &mut WriteTx<'_>, agent_id: &str) -> StoreResult<usize>
 /// In-progress tasks of agents that are gone (see [`tasks::orphaned_in_progress`]) go back to
 /// `pending`, unassigned, and lose any claim row. Returns how many.
 pub fn requeue_orphans(tx: &mut WriteTx<'_>) -> StoreResult<usize> {
-    let orphans = tasks::orphaned_in_progress(tx.conn())?;
+    let now = tx.now_ms();
+    let orphans = tasks::orphaned_in_progress(tx.conn(), now)?;
     for task in &orphans {
         delete_for_task(tx, task.id)?;
         tasks::change_status(

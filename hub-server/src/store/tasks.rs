@@ -801,21 +801,22 @@ pub fn archivable_done(conn: &Connection, cutoff_ms: i64, limit: i64) -> StoreRe
         .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-/// In-progress tasks assigned to an agent that is not registered or is an offline ephemeral
-/// agent without a claim on the task (claimed ones are left to lease expiry and ephemeral
-/// claim reaping). Pending pre-assignments are never touched (D33).
-pub fn orphaned_in_progress(conn: &Connection) -> StoreResult<Vec<TaskRow>> {
+/// In-progress tasks whose assignee is not a registered agent or is an offline ephemeral
+/// agent, and which no live claim of that assignee protects. A live lease is a promise the
+/// hub keeps: such tasks come back through lease expiry or ephemeral claim reaping instead.
+/// Pending pre-assignments are never touched (D33).
+pub fn orphaned_in_progress(conn: &Connection, now_ms: i64) -> StoreResult<Vec<TaskRow>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM tasks
          WHERE status = 'in_progress' AND assigned_to IS NOT NULL
            AND (NOT EXISTS (SELECT 1 FROM agents a WHERE a.id = tasks.assigned_to)
-                OR (EXISTS (SELECT 1 FROM agents a WHERE a.id = tasks.assigned_to
-                            AND a.lifecycle = 'ephemeral' AND a.status = 'offline')
-                    AND NOT EXISTS (SELECT 1 FROM task_claims c WHERE c.task_id = tasks.id
-                                    AND c.agent_id = tasks.assigned_to)))"
+                OR EXISTS (SELECT 1 FROM agents a WHERE a.id = tasks.assigned_to
+                           AND a.lifecycle = 'ephemeral' AND a.status = 'offline'))
+           AND NOT EXISTS (SELECT 1 FROM task_claims c WHERE c.task_id = tasks.id
+                           AND c.agent_id = tasks.assigned_to AND c.lease_expires_at > ?1)"
     ))?;
     Ok(stmt
-        .query_map([], from_row)?
+        .query_map([now_ms], from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
@@ -1000,6 +1001,47 @@ mod tests {
                 assert_eq!(poll(tx, "w"), Some(d.id));
                 let history = history(tx.conn(), a.id)?;
                 assert!(history.is_empty(), "history cascades with the task");
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn orphan_requeue_takes_unprotected_work_only_and_keeps_pre_assignments() {
+        let (_dir, store) = open();
+        store
+            .write(|tx| {
+                let unclaimed = insert(tx, &new_task("no claim", "medium", vec![]))?;
+                let unclaimed = change_status(
+                    tx,
+                    &unclaimed,
+                    "in_progress",
+                    Some(Some("ghost")),
+                    "ghost",
+                    StatusSource::UpdateTask,
+                )?;
+                let leased = insert(tx, &new_task("leased", "medium", vec![]))?;
+                claims::claim(tx, &leased, "ghost", 60_000, StatusSource::ClaimTask)?;
+                let mut pre = new_task("pre-assigned", "medium", vec![]);
+                pre.assigned_to = Some("ghost".into());
+                let pre = insert(tx, &pre)?;
+                assert_eq!(claims::requeue_orphans(tx)?, 1);
+                let unclaimed = get(tx.conn(), unclaimed.id)?.unwrap();
+                assert_eq!(
+                    (unclaimed.status.as_str(), unclaimed.assigned_to),
+                    ("pending", None)
+                );
+                assert_eq!(get(tx.conn(), leased.id)?.unwrap().status, "in_progress");
+                assert_eq!(
+                    get(tx.conn(), pre.id)?.unwrap().assigned_to.as_deref(),
+                    Some("ghost")
+                );
+                let last = history(tx.conn(), unclaimed.id)?.pop().unwrap();
+                assert_eq!(
+                    (last.source.as_str(), last.changed_by.as_str()),
+                    ("maintenance", "system")
+                );
                 Ok(())
             })
             .await

@@ -138,9 +138,17 @@ pub struct OpCtx {
     quiet: bool,
     activity: Vec<ActivityRow>,
     warnings: Vec<String>,
+    /// Set by ops whose success must not be replayed (e.g. a poll miss, D27).
+    skip_idempotency_record: bool,
 }
 
 impl OpCtx {
+    /// Keeps this call's result out of the idempotency store: a retry with the same key runs
+    /// again (a poll miss must not be replayed once work has appeared — D27).
+    pub fn skip_idempotency_record(&mut self) {
+        self.skip_idempotency_record = true;
+    }
+
     /// Records an activity row for this call (actor: the caller, else `system`).
     pub fn log(&mut self, action: &str, details: impl Into<String>) {
         let agent_id = self.caller.clone().unwrap_or_else(|| "system".into());
@@ -455,6 +463,7 @@ fn admit(
         quiet: call.quiet,
         activity: Vec::new(),
         warnings: Vec::new(),
+        skip_idempotency_record: false,
     };
     match auth::decide(mode, outcome, call.tool, call.caller_field) {
         AuthDecision::Refuse { code, message } => {
@@ -591,7 +600,11 @@ where
     let result = tx.nested(|tx| op(tx, &mut ctx).map_err(OpFailure::Refused));
     let value = match result {
         Ok(value) => {
-            if let Some((scope, key)) = &call.idempotency {
+            if let Some((scope, key)) = call
+                .idempotency
+                .as_ref()
+                .filter(|_| !ctx.skip_idempotency_record)
+            {
                 let stored = store::idempotency::StoredResponse {
                     fingerprint: call.fingerprint.clone(),
                     response_json: value.to_string(),

@@ -171,10 +171,11 @@ impl TaskState {
     }
 }
 
-/// The opportunistic lease sweep at the start of claim tools, at most once per
-/// `MCP_HUB_CLAIM_CLEANUP_THROTTLE_MS`. The throttle only starts after a sweep that found
-/// nothing, so a sweep rolled back with a refused call is simply redone by the next call.
-/// Expired claims count as absent in every check regardless of when the sweep runs.
+/// The opportunistic lease sweep at the start of claim tools. A sweep that finds nothing is
+/// one index seek, so by default it runs on every call (expired leases are requeued at once,
+/// also for polls); `MCP_HUB_CLAIM_CLEANUP_THROTTLE_MS` can space sweeps out. The throttle
+/// only starts after a sweep that found nothing, so a sweep rolled back with a refused call
+/// is redone by the next call. Expired claims count as absent in every check regardless.
 fn sweep_if_due(tx: &mut WriteTx<'_>, ctx: &OpCtx) -> StoreResult<()> {
     let now = ctx.now_ms;
     let throttle = ctx.config.claim_cleanup_throttle_ms;
@@ -1504,6 +1505,7 @@ fn poll_and_claim(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: PollAndClaimArgs)
         .transpose()?
         .flatten();
     let Some(task) = candidate else {
+        ctx.skip_idempotency_record();
         let misses = ctx.tasks.record_miss(&agent_id, ctx.now_ms);
         let active = agent_store::count_seen_since(tx.conn(), ctx.now_ms - 5 * 60_000)?;
         let retry = retry_after_ms(

@@ -320,7 +320,9 @@ async fn two_workers_race_for_one_task_exactly_one_wins() {
 
 #[tokio::test]
 async fn expired_lease_is_taken_over_and_the_old_holder_is_fenced_off() {
-    let hub = TestHub::start().await;
+    // Sweeps throttled to one per 5 s: the takeover below happens inside that window, so it
+    // relies on expired claims counting as absent in the claim check itself (D21).
+    let hub = TestHub::start_with(&[("MCP_HUB_CLAIM_CLEANUP_THROTTLE_MS", "5000")]).await;
     let a = register(&hub, "worker-a", json!({})).await;
     let b = register(&hub, "worker-b", json!({})).await;
     let task = create(&a, "lead", "lease me", json!({})).await;
@@ -340,6 +342,7 @@ async fn expired_lease_is_taken_over_and_the_old_holder_is_fenced_off() {
         "leases clamp to at least 30 s"
     );
     // B is refused while the lease is live, with the current claim (without its id).
+    hub.clock.advance_ms(29_000);
     let refused = b
         .call(
             "claim_task",
@@ -365,7 +368,7 @@ async fn expired_lease_is_taken_over_and_the_old_holder_is_fenced_off() {
     assert_eq!(foreign.error_code(), "NOT_CLAIM_OWNER");
 
     // The lease runs out: A's renewal is refused (D20) and nothing is resurrected.
-    hub.clock.advance_ms(30_001);
+    hub.clock.advance_ms(1_001);
     let late = a
         .call(
             "renew_task_claim",
@@ -470,12 +473,7 @@ async fn expired_lease_is_taken_over_and_the_old_holder_is_fenced_off() {
     assert_eq!(
         history_sources(&hub, task).await,
         vec![
-            ("pending".into(), "in_progress".into(), "claim_task".into()),
-            (
-                "in_progress".into(),
-                "pending".into(),
-                "lease_expiry".into()
-            ),
+            // B took over inside the sweep throttle: no sweep ran, so no requeue row.
             ("pending".into(), "in_progress".into(), "claim_task".into()),
             (
                 "in_progress".into(),
@@ -490,10 +488,67 @@ async fn expired_lease_is_taken_over_and_the_old_holder_is_fenced_off() {
 }
 
 #[tokio::test]
+async fn an_expired_lease_never_blocks_a_poll() {
+    let hub = TestHub::start().await;
+    let a = hub.client().await;
+    let b = hub.client().await;
+    let task = create(&a, "lead", "flaky worker", json!({})).await;
+    let first = a
+        .call(
+            "poll_and_claim",
+            json!({"agent_id": "wa", "lease_seconds": 30}),
+        )
+        .await;
+    let claim_a = first.ok()["claim"]["claim_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(poll(&b, "wb").await["task"].is_null());
+    hub.clock.advance_ms(30_000);
+    let second = poll(&b, "wb").await;
+    assert_eq!(
+        second["task"]["id"], task,
+        "requeued at once and handed to the next poller"
+    );
+    let release = a
+        .call(
+            "release_task_claim",
+            json!({"task_id": task, "agent_id": "wa", "claim_id": claim_a}),
+        )
+        .await;
+    assert_eq!(release.error_code(), "NOT_CLAIM_OWNER");
+    assert_eq!(
+        history_sources(&hub, task).await,
+        vec![
+            (
+                "pending".into(),
+                "in_progress".into(),
+                "poll_and_claim".into()
+            ),
+            (
+                "in_progress".into(),
+                "pending".into(),
+                "lease_expiry".into()
+            ),
+            (
+                "pending".into(),
+                "in_progress".into(),
+                "poll_and_claim".into()
+            ),
+        ]
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
 async fn thirty_two_workers_drain_two_thousand_tasks_exactly_once() {
     const TASKS: usize = 2_000;
     const WORKERS: usize = 32;
-    let hub = TestHub::start_with(&[("MCP_HUB_RATE_LIMIT_RPS", "0")]).await;
+    let hub = TestHub::start_with(&[
+        ("MCP_HUB_RATE_LIMIT_RPS", "0"),
+        ("MCP_HUB_MAINTENANCE_INTERVAL_MS", "86400000"),
+    ])
+    .await;
     let url = hub.url();
     let mut creators = Vec::new();
     for creator in 0..8 {
@@ -1339,6 +1394,14 @@ async fn poll_misses_back_off_reset_on_hit_and_idempotent_polls_replay() {
     // ≤ 5 active agents: first miss within 800 ± 30 %, later ones capped at 3000.
     assert!((560..=1040).contains(&retries[0]), "{retries:?}");
     assert!(retries[7] >= 2100 && retries[7] <= 3000, "{retries:?}");
+    // A miss under an idempotency key is not replayed once work appears (D27).
+    let miss = c
+        .call(
+            "poll_and_claim",
+            json!({"agent_id": "poller", "idempotency_key": "p-1"}),
+        )
+        .await;
+    assert!(miss.ok()["task"].is_null());
     let task = create(&c, "lead", "finally", json!({})).await;
     let first = c
         .call(
@@ -1378,7 +1441,12 @@ async fn poll_misses_back_off_reset_on_hit_and_idempotent_polls_replay() {
 
 #[tokio::test]
 async fn maintenance_requeues_expired_and_vanished_work_and_archives_old_done_tasks() {
-    let hub = TestHub::start_with(&[("MCP_HUB_DONE_TASK_TTL_MS", "3600000")]).await;
+    // The periodic pass is pushed out of the way: this test drives every pass itself.
+    let hub = TestHub::start_with(&[
+        ("MCP_HUB_DONE_TASK_TTL_MS", "3600000"),
+        ("MCP_HUB_MAINTENANCE_INTERVAL_MS", "86400000"),
+    ])
+    .await;
     let hub_ref = hub.handle.hub.clone();
     let lead = register(&hub, "lead", json!({})).await;
     let eph = register(&hub, "eph-1", json!({"lifecycle": "ephemeral"})).await;
@@ -1455,10 +1523,22 @@ async fn maintenance_requeues_expired_and_vanished_work_and_archives_old_done_ta
         .await;
     assert_eq!(renew.error_code(), "NOT_CLAIM_OWNER");
 
-    // Done tasks past the TTL that nothing depends on move to the archive.
-    hub.clock.advance_ms(3_600_000);
+    // Done tasks past the TTL that nothing depends on move to the archive; the ephemeral
+    // worker, gone for over 2 h, is purged and its pre-assigned work unassigned.
+    let eph_work = create(&lead, "lead", "for eph", json!({"assigned_to": "eph-1"})).await;
+    hub.clock.advance_ms(7_200_001);
     let report = maintenance::run_once(&hub_ref).await.unwrap();
     assert_eq!(report.tasks_archived, 1);
+    assert_eq!(report.agents_purged, 1);
+    assert_eq!(report.stale_agent_tasks_requeued, 1);
+    let unassigned = lead
+        .call(
+            "list_tasks",
+            json!({"assigned_to": "eph-1", "response_mode": "nano"}),
+        )
+        .await;
+    assert_eq!(unassigned.ok()["t"], json!([]));
+    let _ = eph_work;
     let gone = lead
         .call("delete_task", json!({"id": finished, "agent_id": "lead"}))
         .await;
