@@ -912,6 +912,49 @@ mod tests {
     }
 
     #[test]
+    fn task_board_settings_default_clamp_and_validate() {
+        let config = Config::from_env(&env(&[])).unwrap();
+        assert_eq!(config.strict_done_evidence_min_refs, 2);
+        assert_eq!(config.strict_done_confidence_min, 0.95);
+        assert_eq!(config.max_evidence_refs_per_call, 16);
+        assert_eq!(config.max_evidence_ref_chars, 256);
+        assert!(!config.consistency_default_strict);
+        assert_eq!(config.namespace_governance, NamespaceGovernance::Warn);
+        assert_eq!(config.claim_cleanup_throttle_ms, 0);
+        assert_eq!(config.ephemeral_claim_reap_after_ms, Some(600_000));
+        assert_eq!(config.done_task_ttl_ms, Some(604_800_000));
+        assert_eq!(config.archive_batch_limit, 200);
+        let config = Config::from_env(&env(&[
+            ("MCP_HUB_DONE_EVIDENCE_MIN_REFS", "3"),
+            ("MCP_HUB_STRICT_DONE_EVIDENCE_MIN_REFS", "1"),
+            ("MCP_HUB_STRICT_DONE_CONFIDENCE_MIN", "0.5"),
+            ("MCP_HUB_MAX_EVIDENCE_REFS_PER_CALL", "0"),
+            ("MCP_HUB_MAX_EVIDENCE_REF_CHARS", "2"),
+            ("MCP_HUB_CONSISTENCY_DEFAULT", "STRICT"),
+            ("MCP_HUB_NAMESPACE_GOVERNANCE", "Require"),
+            ("MCP_HUB_EPHEMERAL_OFFLINE_AFTER_MS", "10000"),
+            ("MCP_HUB_DONE_TASK_TTL_MS", "0"),
+            ("MCP_HUB_ARCHIVE_BATCH_LIMIT", "5000"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.strict_done_evidence_min_refs, 3,
+            "at least the cheap minimum"
+        );
+        assert_eq!(config.strict_done_confidence_min, 0.75);
+        assert_eq!(config.max_evidence_refs_per_call, 1);
+        assert_eq!(config.max_evidence_ref_chars, 8);
+        assert!(config.consistency_default_strict);
+        assert_eq!(config.namespace_governance, NamespaceGovernance::Require);
+        assert_eq!(config.ephemeral_claim_reap_after_ms, Some(60_000));
+        assert_eq!(config.done_task_ttl_ms, None);
+        assert_eq!(config.archive_batch_limit, 1_000);
+        let unknown =
+            Config::from_env(&env(&[("MCP_HUB_NAMESPACE_GOVERNANCE", "strictest")])).unwrap();
+        assert_eq!(unknown.namespace_governance, NamespaceGovernance::Warn);
+    }
+
+    #[test]
     fn env_files_are_parsed_not_executed_and_layered() {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().join("base.env");

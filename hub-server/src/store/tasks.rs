@@ -1049,6 +1049,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_live_claim_on_a_pending_row_is_skipped_not_blocking_the_queue() {
+        let (_dir, store) = open();
+        store
+            .write(|tx| {
+                let best = insert(tx, &new_task("best", "critical", vec![]))?;
+                let next = insert(tx, &new_task("next", "low", vec![]))?;
+                // A leftover claim on a pending task (not produced by the tools, but D22 says it
+                // must not stall every poller).
+                let (claimed, _) = claims::claim(tx, &best, "w", 60_000, StatusSource::ClaimTask)?;
+                change_status(
+                    tx,
+                    &claimed,
+                    "pending",
+                    Some(None),
+                    "x",
+                    StatusSource::UpdateTask,
+                )?;
+                assert_eq!(poll(tx, "anyone"), Some(next.id));
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
     async fn poll_query_walks_the_partial_index_without_a_scan_or_sort() {
         let (_dir, store) = open();
         let plans = store

@@ -1553,3 +1553,163 @@ async fn maintenance_requeues_expired_and_vanished_work_and_archives_old_done_ta
     counters_consistent(&hub).await;
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn board_claims_and_cursors_survive_a_restart() {
+    let hub = TestHub::start().await;
+    let c = hub.client().await;
+    let task = create(&c, "lead", "durable", json!({})).await;
+    let gone = create(&c, "lead", "deleted", json!({})).await;
+    let claimed = c
+        .call(
+            "claim_task",
+            json!({"task_id": task, "agent_id": "w", "lease_seconds": 600}),
+        )
+        .await;
+    let claim_id = claimed.ok()["claim"]["claim_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let page = c
+        .call(
+            "list_tasks",
+            json!({"cursor": "0", "response_mode": "nano"}),
+        )
+        .await;
+    let cursor = page.ok()["n"].as_str().unwrap().to_string();
+    c.call("delete_task", json!({"id": gone, "agent_id": "lead"}))
+        .await
+        .ok();
+    let head = hub
+        .handle
+        .hub
+        .store
+        .subscribe()
+        .borrow()
+        .get(hub_server::store::Stream::Tasks);
+    c.close().await;
+
+    let hub = hub.restart().await;
+    assert_eq!(
+        hub.handle
+            .hub
+            .store
+            .subscribe()
+            .borrow()
+            .get(hub_server::store::Stream::Tasks),
+        head,
+        "the task stream head (including the delete) is restored"
+    );
+    let c = hub.client().await;
+    let renewed = c
+        .call(
+            "renew_task_claim",
+            json!({"task_id": task, "agent_id": "w", "claim_id": claim_id}),
+        )
+        .await;
+    assert_eq!(renewed.ok()["claim"]["claim_id"], claim_id.as_str());
+    let after = c
+        .call(
+            "list_tasks",
+            json!({"cursor": cursor, "response_mode": "nano"}),
+        )
+        .await;
+    assert_eq!(
+        ids(&after.ok()["t"]),
+        vec![task],
+        "the renewal is the only change since"
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn enforce_mode_checks_the_declared_caller_of_each_task_tool() {
+    let hub = TestHub::start_with(&[("MCP_HUB_AUTH_MODE", "enforce")]).await;
+    let me = hub.client().await;
+    let my_token = me.register("me", json!({})).await;
+    let other = hub.client().await;
+    let other_token = other.register("other", json!({})).await;
+    let task = me
+        .call(
+            "create_task",
+            json!({"created_by": "me", "title": "t", "auth_token": my_token}),
+        )
+        .await;
+    let task = task.ok()["task"]["id"].as_i64().unwrap();
+    let without = me.call("poll_and_claim", json!({"agent_id": "me"})).await;
+    assert_eq!(without.error_code(), "AUTH_TOKEN_REQUIRED");
+    let borrowed = me
+        .call(
+            "claim_task",
+            json!({"task_id": task, "agent_id": "me", "auth_token": other_token}),
+        )
+        .await;
+    assert_eq!(borrowed.error_code(), "AUTH_TOKEN_INVALID");
+    other
+        .call(
+            "claim_task",
+            json!({"task_id": task, "agent_id": "other", "auth_token": other_token}),
+        )
+        .await
+        .ok();
+    // list_task_claims authenticates requesting_agent; agent_id is only a filter (D1).
+    let listed = me
+        .call(
+            "list_task_claims",
+            json!({"requesting_agent": "me", "agent_id": "other", "auth_token": my_token}),
+        )
+        .await;
+    let claims = listed.ok()["claims"].as_array().unwrap().clone();
+    assert_eq!(claims.len(), 1);
+    assert!(claims[0].get("claim_id").is_none());
+    let anonymous = me.call("list_tasks", json!({})).await;
+    assert_eq!(anonymous.error_code(), "AUTH_TOKEN_REQUIRED", "D2");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn consistency_default_and_evidence_limits_follow_the_configuration() {
+    let hub = TestHub::start_with(&[
+        ("MCP_HUB_CONSISTENCY_DEFAULT", "strict"),
+        ("MCP_HUB_MAX_EVIDENCE_REFS_PER_CALL", "2"),
+        ("MCP_HUB_MAX_EVIDENCE_REF_CHARS", "8"),
+    ])
+    .await;
+    let c = register(&hub, "cfg-agent", json!({})).await;
+    let strict = c
+        .call("create_task", json!({"created_by": "lead", "title": "a"}))
+        .await;
+    assert_eq!(strict.ok()["task"]["consistency_mode"], "strict");
+    let cheap = create(&c, "lead", "b", json!({"consistency_mode": "cheap"})).await;
+    c.call(
+        "claim_task",
+        json!({"task_id": cheap, "agent_id": "cfg-agent"}),
+    )
+    .await
+    .ok();
+    let too_many = c
+        .call(
+            "release_task_claim",
+            done_args(
+                cheap,
+                "cfg-agent",
+                json!({"evidence_refs": ["x", "y", "z"]}),
+            ),
+        )
+        .await;
+    assert_eq!(too_many.error_code(), "EVIDENCE_TOO_MANY");
+    assert_eq!(too_many.json["max_evidence_refs_per_call"], 2);
+    // Refs are cut to 8 characters, so these two collapse into one.
+    let done = c
+        .call(
+            "release_task_claim",
+            done_args(
+                cheap,
+                "cfg-agent",
+                json!({"evidence_refs": ["commit-abc123", "commit-abc999"]}),
+            ),
+        )
+        .await;
+    assert_eq!(done.ok()["evidence_refs_added"], 1);
+    hub.stop().await;
+}
