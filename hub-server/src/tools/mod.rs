@@ -155,6 +155,18 @@ impl OpCtx {
         self.log_as(&agent_id, action, details);
     }
 
+    /// Records an activity row that does not advance the activity stream, for outcomes that
+    /// change nothing (e.g. a poll miss): idle pollers must not wake every waiter.
+    pub fn log_quiet(&mut self, action: &str, details: impl Into<String>) {
+        let agent_id = self.caller.clone().unwrap_or_else(|| "system".into());
+        self.activity.push(ActivityRow {
+            agent_id,
+            action: action.to_string(),
+            details: details.into(),
+            quiet: true,
+        });
+    }
+
     pub fn log_as(&mut self, agent_id: &str, action: &str, details: impl Into<String>) {
         self.activity.push(ActivityRow {
             agent_id: agent_id.to_string(),

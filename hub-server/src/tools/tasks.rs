@@ -1514,7 +1514,7 @@ fn poll_and_claim(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: PollAndClaimArgs)
             claim_store::any_claims(tx.conn())?,
             rand::random::<f64>(),
         );
-        ctx.log(
+        ctx.log_quiet(
             "poll_and_claim",
             format!(
                 "miss ns={} include_artifacts={} retry_after_ms={retry}",

@@ -1391,6 +1391,14 @@ async fn poll_misses_back_off_reset_on_hit_and_idempotent_polls_replay() {
         assert_eq!(miss["success"], true);
         retries.push(miss["retry_after_ms"].as_i64().unwrap());
     }
+    // Misses change nothing, so they do not advance the activity stream.
+    let activity = hub_server::store::Stream::Activity;
+    let before = hub.handle.hub.store.subscribe().borrow().get(activity);
+    poll(&c, "poller").await;
+    assert_eq!(
+        hub.handle.hub.store.subscribe().borrow().get(activity),
+        before
+    );
     // ≤ 5 active agents: first miss within 800 ± 30 %, later ones capped at 3000.
     assert!((560..=1040).contains(&retries[0]), "{retries:?}");
     assert!(retries[7] >= 2100 && retries[7] <= 3000, "{retries:?}");
