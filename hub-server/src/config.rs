@@ -180,6 +180,35 @@ impl OnboardingMode {
     }
 }
 
+/// Namespace governance for task tools (spec §4.15): what happens when a swarm-looking call
+/// comes without a namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamespaceGovernance {
+    Off,
+    Warn,
+    Require,
+}
+
+impl NamespaceGovernance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NamespaceGovernance::Off => "off",
+            NamespaceGovernance::Warn => "warn",
+            NamespaceGovernance::Require => "require",
+        }
+    }
+
+    /// `off` and `require` as such; anything else (including unknown values) is `warn`, and
+    /// reported as `warn` (D37).
+    pub fn parse_lenient(value: Option<&str>) -> NamespaceGovernance {
+        match value.map(str::to_ascii_lowercase).as_deref() {
+            Some("off") => NamespaceGovernance::Off,
+            Some("require") => NamespaceGovernance::Require,
+            _ => NamespaceGovernance::Warn,
+        }
+    }
+}
+
 /// A configuration error: which variable, and what was wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{variable}: {problem}")]
@@ -252,6 +281,14 @@ pub struct Config {
     pub max_context_value_chars: usize,
     pub disallow_full_in_polling: bool,
     pub done_evidence_min_refs: i64,
+    pub strict_done_evidence_min_refs: i64,
+    pub strict_done_confidence_min: f64,
+    pub max_evidence_refs_per_call: usize,
+    pub max_evidence_ref_chars: usize,
+    /// `strict` only when set to `strict`; otherwise `cheap`.
+    pub consistency_default_strict: bool,
+    pub namespace_governance: NamespaceGovernance,
+    pub claim_cleanup_throttle_ms: i64,
 
     pub maintenance_interval: Duration,
     pub idempotency_ttl_ms: Option<i64>,
@@ -263,6 +300,9 @@ pub struct Config {
     pub activity_log_ttl_ms: Option<i64>,
     pub auth_events_ttl_ms: Option<i64>,
     pub artifact_ttl_ms: i64,
+    pub ephemeral_claim_reap_after_ms: Option<i64>,
+    pub done_task_ttl_ms: Option<i64>,
+    pub archive_batch_limit: i64,
 
     // Shared context, protocol blobs, CAEP packing, consensus (tools-more §1.15, §2).
     pub max_protocol_blob_chars: usize,
@@ -374,6 +414,46 @@ pub const VARIABLES: &[(&str, &str)] = &[
     (
         "MCP_HUB_DONE_EVIDENCE_MIN_REFS",
         "evidence refs required to mark a task done (default 1)",
+    ),
+    (
+        "MCP_HUB_STRICT_DONE_EVIDENCE_MIN_REFS",
+        "evidence refs required for a strict done, at least DONE_EVIDENCE_MIN_REFS (default max(2, it))",
+    ),
+    (
+        "MCP_HUB_STRICT_DONE_CONFIDENCE_MIN",
+        "confidence floor of a strict done, 0.75-1 (default 0.95)",
+    ),
+    (
+        "MCP_HUB_MAX_EVIDENCE_REFS_PER_CALL",
+        "evidence refs accepted per call, min 1 (default 16)",
+    ),
+    (
+        "MCP_HUB_MAX_EVIDENCE_REF_CHARS",
+        "each evidence ref is cut to this many characters, min 8 (default 256)",
+    ),
+    (
+        "MCP_HUB_CONSISTENCY_DEFAULT",
+        "strict | cheap: done-gate mode of new non-critical tasks (default cheap)",
+    ),
+    (
+        "MCP_HUB_NAMESPACE_GOVERNANCE",
+        "off | warn | require: swarm-looking task calls without a namespace (default warn)",
+    ),
+    (
+        "MCP_HUB_CLAIM_CLEANUP_THROTTLE_MS",
+        "min gap between opportunistic expired-claim sweeps; 0 = every claim call, which costs one index seek (default 0)",
+    ),
+    (
+        "MCP_HUB_EPHEMERAL_CLAIM_REAP_AFTER_MS",
+        "claims of offline ephemeral agents released after; <=0 disables (default max(60000, 2x ephemeral offline))",
+    ),
+    (
+        "MCP_HUB_DONE_TASK_TTL_MS",
+        "done tasks nothing depends on are archived after; <=0 disables (default 604800000)",
+    ),
+    (
+        "MCP_HUB_ARCHIVE_BATCH_LIMIT",
+        "tasks archived per maintenance pass, 1-1000 (default 200)",
     ),
     (
         "MCP_HUB_MAINTENANCE_INTERVAL_MS",
@@ -759,6 +839,25 @@ impl Config {
             r.int("MCP_HUB_MAX_CONTEXT_VALUE_CHARS", 2048, 1, 100_000_000) as usize;
         let disallow_full_in_polling = env.get("MCP_HUB_DISALLOW_FULL_IN_POLLING") != Some("0");
         let done_evidence_min_refs = r.int("MCP_HUB_DONE_EVIDENCE_MIN_REFS", 1, 0, 1_000);
+        let strict_done_evidence_min_refs = r.int(
+            "MCP_HUB_STRICT_DONE_EVIDENCE_MIN_REFS",
+            done_evidence_min_refs.max(2),
+            done_evidence_min_refs,
+            1_000.max(done_evidence_min_refs),
+        );
+        let strict_done_confidence_min =
+            r.float("MCP_HUB_STRICT_DONE_CONFIDENCE_MIN", 0.95, 0.75, 1.0);
+        let max_evidence_refs_per_call =
+            r.int("MCP_HUB_MAX_EVIDENCE_REFS_PER_CALL", 16, 1, 10_000) as usize;
+        let max_evidence_ref_chars =
+            r.int("MCP_HUB_MAX_EVIDENCE_REF_CHARS", 256, 8, 100_000) as usize;
+        let consistency_default_strict = env
+            .get("MCP_HUB_CONSISTENCY_DEFAULT")
+            .is_some_and(|v| v.eq_ignore_ascii_case("strict"));
+        let namespace_governance =
+            NamespaceGovernance::parse_lenient(env.get("MCP_HUB_NAMESPACE_GOVERNANCE"));
+        let claim_cleanup_throttle_ms =
+            r.int("MCP_HUB_CLAIM_CLEANUP_THROTTLE_MS", 0, 0, 86_400_000);
 
         let maintenance_interval = Duration::from_millis(r.int(
             "MCP_HUB_MAINTENANCE_INTERVAL_MS",
@@ -779,6 +878,14 @@ impl Config {
         let activity_log_ttl_ms = r.ttl("MCP_HUB_ACTIVITY_LOG_TTL_MS", 86_400_000);
         let auth_events_ttl_ms = r.ttl("MCP_HUB_AUTH_EVENTS_TTL_MS", 604_800_000);
         let artifact_ttl_ms = r.int("MCP_HUB_ARTIFACT_TTL_MS", 604_800_000, 1, i64::MAX);
+        let ephemeral_claim_reap_after_ms = r
+            .ttl(
+                "MCP_HUB_EPHEMERAL_CLAIM_REAP_AFTER_MS",
+                60_000.max(2 * ephemeral_offline_after_ms.unwrap_or(300_000)),
+            )
+            .map(|v| v.max(1_000));
+        let done_task_ttl_ms = r.ttl("MCP_HUB_DONE_TASK_TTL_MS", 604_800_000);
+        let archive_batch_limit = r.int("MCP_HUB_ARCHIVE_BATCH_LIMIT", 200, 1, 1_000);
 
         let max_protocol_blob_chars =
             r.int("MCP_HUB_MAX_PROTOCOL_BLOB_CHARS", 32_768, 1, 100_000_000) as usize;
@@ -830,6 +937,13 @@ impl Config {
             max_context_value_chars,
             disallow_full_in_polling,
             done_evidence_min_refs,
+            strict_done_evidence_min_refs,
+            strict_done_confidence_min,
+            max_evidence_refs_per_call,
+            max_evidence_ref_chars,
+            consistency_default_strict,
+            namespace_governance,
+            claim_cleanup_throttle_ms,
             maintenance_interval,
             idempotency_ttl_ms,
             agent_offline_after_ms,
@@ -840,6 +954,9 @@ impl Config {
             activity_log_ttl_ms,
             auth_events_ttl_ms,
             artifact_ttl_ms,
+            ephemeral_claim_reap_after_ms,
+            done_task_ttl_ms,
+            archive_batch_limit,
             max_protocol_blob_chars,
             lossless_auto_min_payload_chars,
             lossless_auto_min_gain_pct,
@@ -939,6 +1056,49 @@ mod tests {
         assert_eq!(config.done_evidence_min_refs, 1);
         assert_eq!(config.session_idle_timeout, None);
         assert_eq!(config.message_ttl_ms, None);
+    }
+
+    #[test]
+    fn task_board_settings_default_clamp_and_validate() {
+        let config = Config::from_env(&env(&[])).unwrap();
+        assert_eq!(config.strict_done_evidence_min_refs, 2);
+        assert_eq!(config.strict_done_confidence_min, 0.95);
+        assert_eq!(config.max_evidence_refs_per_call, 16);
+        assert_eq!(config.max_evidence_ref_chars, 256);
+        assert!(!config.consistency_default_strict);
+        assert_eq!(config.namespace_governance, NamespaceGovernance::Warn);
+        assert_eq!(config.claim_cleanup_throttle_ms, 0);
+        assert_eq!(config.ephemeral_claim_reap_after_ms, Some(600_000));
+        assert_eq!(config.done_task_ttl_ms, Some(604_800_000));
+        assert_eq!(config.archive_batch_limit, 200);
+        let config = Config::from_env(&env(&[
+            ("MCP_HUB_DONE_EVIDENCE_MIN_REFS", "3"),
+            ("MCP_HUB_STRICT_DONE_EVIDENCE_MIN_REFS", "1"),
+            ("MCP_HUB_STRICT_DONE_CONFIDENCE_MIN", "0.5"),
+            ("MCP_HUB_MAX_EVIDENCE_REFS_PER_CALL", "0"),
+            ("MCP_HUB_MAX_EVIDENCE_REF_CHARS", "2"),
+            ("MCP_HUB_CONSISTENCY_DEFAULT", "STRICT"),
+            ("MCP_HUB_NAMESPACE_GOVERNANCE", "Require"),
+            ("MCP_HUB_EPHEMERAL_OFFLINE_AFTER_MS", "10000"),
+            ("MCP_HUB_DONE_TASK_TTL_MS", "0"),
+            ("MCP_HUB_ARCHIVE_BATCH_LIMIT", "5000"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.strict_done_evidence_min_refs, 3,
+            "at least the cheap minimum"
+        );
+        assert_eq!(config.strict_done_confidence_min, 0.75);
+        assert_eq!(config.max_evidence_refs_per_call, 1);
+        assert_eq!(config.max_evidence_ref_chars, 8);
+        assert!(config.consistency_default_strict);
+        assert_eq!(config.namespace_governance, NamespaceGovernance::Require);
+        assert_eq!(config.ephemeral_claim_reap_after_ms, Some(60_000));
+        assert_eq!(config.done_task_ttl_ms, None);
+        assert_eq!(config.archive_batch_limit, 1_000);
+        let unknown =
+            Config::from_env(&env(&[("MCP_HUB_NAMESPACE_GOVERNANCE", "strictest")])).unwrap();
+        assert_eq!(unknown.namespace_governance, NamespaceGovernance::Warn);
     }
 
     #[test]

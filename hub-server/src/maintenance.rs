@@ -1,6 +1,8 @@
-//! The periodic maintenance pass: presence (offline marking, stale-agent purge) and
-//! retention (idempotency records, messages, activity, auth events, unreferenced protocol
-//! blobs), plus pruning of in-memory rate-limit buckets. One writer transaction per pass.
+//! The periodic maintenance pass: lease expiry (forced sweep), presence (offline marking,
+//! ephemeral claim reaping, stale-agent purge, orphan requeue) and retention (idempotency
+//! records, messages, activity, done-task archive, auth events, unreferenced protocol
+//! blobs), plus pruning of in-memory rate-limit buckets and poll miss streaks. One writer
+//! transaction per pass.
 
 use std::sync::Arc;
 
@@ -12,7 +14,12 @@ use crate::tools::Hub;
 /// What one pass changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MaintenanceReport {
+    pub claims_cleaned: usize,
     pub agents_marked_offline: usize,
+    pub ephemeral_claims_reaped: usize,
+    pub stale_agent_tasks_requeued: usize,
+    pub orphaned_assignments_requeued: usize,
+    pub tasks_archived: usize,
     pub agents_purged: usize,
     pub idempotency_purged: usize,
     pub messages_purged: usize,
@@ -25,23 +32,47 @@ pub struct MaintenanceReport {
 pub async fn run_once(hub: &Hub) -> StoreResult<MaintenanceReport> {
     let config = hub.config.clone();
     hub.rate_limiter.prune();
+    hub.tasks.prune(hub.store.now_ms());
     hub.store
         .write(move |tx| {
             let now = tx.now_ms();
             let before = |ttl: Option<i64>| ttl.map(|ttl| now - ttl);
+            // 1. Forced lease sweep: expired claims go, their tasks return to the queue.
             let mut report = MaintenanceReport {
-                agents_marked_offline: store::agents::mark_stale_offline(
-                    tx,
-                    before(config.agent_offline_after_ms),
-                    before(config.ephemeral_offline_after_ms),
-                )?,
+                claims_cleaned: store::claims::sweep_expired(tx)?,
                 ..Default::default()
             };
-            report.agents_purged = store::agents::purge_stale(
+            // 2. Presence.
+            report.agents_marked_offline = store::agents::mark_stale_offline(
                 tx,
-                before(config.agent_retention_ms),
-                before(config.ephemeral_agent_retention_ms),
+                before(config.agent_offline_after_ms),
+                before(config.ephemeral_offline_after_ms),
             )?;
+            // 3. Claims of vanished ephemeral workers.
+            if let Some(cutoff) = before(config.ephemeral_claim_reap_after_ms) {
+                report.ephemeral_claims_reaped = store::claims::reap_ephemeral(tx, cutoff)?;
+            }
+            // 4. Stale agents: release their work, then delete them.
+            let persistent_cutoff = before(config.agent_retention_ms);
+            let ephemeral_cutoff = before(config.ephemeral_agent_retention_ms);
+            for agent_id in
+                store::agents::stale_ids(tx.conn(), persistent_cutoff, ephemeral_cutoff)?
+            {
+                report.stale_agent_tasks_requeued += store::claims::release_agent(tx, &agent_id)?;
+            }
+            report.agents_purged =
+                store::agents::purge_stale(tx, persistent_cutoff, ephemeral_cutoff)?;
+            // 5. In-progress work of agents that are gone (pending pre-assignments stay, D33).
+            report.orphaned_assignments_requeued = store::claims::requeue_orphans(tx)?;
+            // 6. Done tasks nothing depends on move to the archive.
+            if let Some(cutoff) = before(config.done_task_ttl_ms) {
+                for task in
+                    store::tasks::archivable_done(tx.conn(), cutoff, config.archive_batch_limit)?
+                {
+                    store::tasks::delete(tx, &task, Some("ttl_cleanup"))?;
+                    report.tasks_archived += 1;
+                }
+            }
             if let Some(cutoff) = before(config.idempotency_ttl_ms) {
                 report.idempotency_purged = store::idempotency::purge_before(tx, cutoff)?;
             }

@@ -210,6 +210,37 @@ pub fn mark_stale_offline(
     Ok(changed)
 }
 
+/// Ids of the offline agents that [`purge_stale`] would delete with the same cutoffs.
+pub fn stale_ids(
+    conn: &Connection,
+    persistent_before_ms: Option<i64>,
+    ephemeral_before_ms: Option<i64>,
+) -> StoreResult<Vec<String>> {
+    let mut ids = Vec::new();
+    for (lifecycle, cutoff) in [
+        ("persistent", persistent_before_ms),
+        ("ephemeral", ephemeral_before_ms),
+    ] {
+        if let Some(cutoff) = cutoff {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM agents WHERE status = 'offline' AND lifecycle = ?1 AND last_seen < ?2",
+            )?;
+            let rows = stmt
+                .query_map(params![lifecycle, cutoff], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            ids.extend(rows);
+        }
+    }
+    Ok(ids)
+}
+
+/// Agents with `last_seen >= since_ms` (any status).
+pub fn count_seen_since(conn: &Connection, since_ms: i64) -> StoreResult<i64> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM agents WHERE last_seen >= ?1")?
+        .query_row([since_ms], |r| r.get(0))?)
+}
+
 /// Deletes offline agents (and their tokens) last seen before their lifecycle's retention
 /// cutoff. Returns how many were removed.
 pub fn purge_stale(

@@ -92,7 +92,7 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX idempotency_created ON idempotency_keys (created_at);
     "#,
-    // 2 (context branch): shared context with a change sequence, protocol blobs, consensus
+    // 2: shared context with a change sequence, protocol blobs, consensus
     // decisions. Self-contained; agent_quality is also created by the task-board migration,
     // hence IF NOT EXISTS.
     r#"
@@ -138,6 +138,118 @@ const MIGRATIONS: &[&str] = &[
         completed_count INTEGER NOT NULL DEFAULT 0,
         rollback_count  INTEGER NOT NULL DEFAULT 0,
         last_updated    INTEGER NOT NULL DEFAULT 0
+    );
+    "#,
+    // 3: the task board — tasks, dependencies, claims (leases), evidence, status history,
+    // archive, agent quality. Self-contained: it only adds tables, indexes and one meta row.
+    r#"
+    INSERT OR IGNORE INTO hub_meta (key, value) VALUES ('tasks_delete_seq', 0);
+
+    CREATE TABLE tasks (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq              INTEGER NOT NULL,
+        title            TEXT NOT NULL,
+        description      TEXT NOT NULL DEFAULT '',
+        namespace        TEXT NOT NULL DEFAULT 'default',
+        execution_mode   TEXT NOT NULL DEFAULT 'any',
+        consistency_mode TEXT NOT NULL DEFAULT 'cheap',
+        status           TEXT NOT NULL DEFAULT 'pending',
+        assigned_to      TEXT,
+        created_by       TEXT NOT NULL,
+        priority         TEXT NOT NULL DEFAULT 'medium',
+        -- critical 0, high 1, medium 2, low 3: the first key of the poll order.
+        priority_rank    INTEGER NOT NULL DEFAULT 2,
+        trace_id         TEXT,
+        span_id          TEXT,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL,
+        -- Denormalized so that poll_and_claim is one index walk: how many of this task's
+        -- dependencies are not done (0 = ready), and how many not-done tasks depend on it.
+        unmet_deps       INTEGER NOT NULL DEFAULT 0,
+        unblocks         INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX tasks_seq ON tasks (seq);
+    CREATE INDEX tasks_created ON tasks (created_at, id);
+    CREATE INDEX tasks_status_assigned ON tasks (status, assigned_to);
+    CREATE INDEX tasks_ns_status_assigned ON tasks (namespace, status, assigned_to);
+    CREATE INDEX tasks_status_updated ON tasks (status, updated_at);
+    CREATE INDEX tasks_assigned ON tasks (assigned_to) WHERE assigned_to IS NOT NULL;
+    -- The poll queue: ready, pending, unassigned tasks in claim order, per execution mode
+    -- (and per namespace). A poll reads the first entry of at most two of these ranges.
+    CREATE INDEX tasks_poll_queue ON tasks
+        (execution_mode, priority_rank, unblocks DESC, created_at, id)
+        WHERE status = 'pending' AND assigned_to IS NULL AND unmet_deps = 0;
+    CREATE INDEX tasks_poll_queue_ns ON tasks
+        (namespace, execution_mode, priority_rank, unblocks DESC, created_at, id)
+        WHERE status = 'pending' AND assigned_to IS NULL AND unmet_deps = 0;
+    -- Ready pending tasks pre-assigned to an agent, in claim order.
+    CREATE INDEX tasks_poll_assigned ON tasks
+        (assigned_to, priority_rank, unblocks DESC, created_at, id)
+        WHERE status = 'pending' AND assigned_to IS NOT NULL AND unmet_deps = 0;
+
+    CREATE TABLE task_dependencies (
+        task_id            INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+        depends_on_task_id INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+        created_at         INTEGER NOT NULL,
+        PRIMARY KEY (task_id, depends_on_task_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX task_dependencies_reverse ON task_dependencies (depends_on_task_id, task_id);
+
+    CREATE TABLE task_claims (
+        task_id          INTEGER PRIMARY KEY REFERENCES tasks (id) ON DELETE CASCADE,
+        agent_id         TEXT NOT NULL,
+        claim_id         TEXT NOT NULL,
+        claimed_at       INTEGER NOT NULL,
+        lease_expires_at INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL
+    );
+    CREATE INDEX task_claims_agent ON task_claims (agent_id);
+    CREATE INDEX task_claims_expiry ON task_claims (lease_expires_at);
+
+    CREATE TABLE task_evidence (
+        task_id      INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+        evidence_ref TEXT NOT NULL,
+        added_by     TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        PRIMARY KEY (task_id, evidence_ref)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE task_status_history (
+        id          INTEGER PRIMARY KEY,
+        task_id     INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+        from_status TEXT NOT NULL,
+        to_status   TEXT NOT NULL,
+        changed_by  TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE INDEX task_status_history_task ON task_status_history (task_id, id);
+    CREATE INDEX task_status_history_created ON task_status_history (created_at);
+
+    CREATE TABLE tasks_archive (
+        id               INTEGER PRIMARY KEY,
+        title            TEXT NOT NULL,
+        description      TEXT NOT NULL,
+        namespace        TEXT NOT NULL,
+        execution_mode   TEXT NOT NULL,
+        consistency_mode TEXT NOT NULL,
+        status           TEXT NOT NULL,
+        assigned_to      TEXT,
+        created_by       TEXT NOT NULL,
+        priority         TEXT NOT NULL,
+        trace_id         TEXT,
+        span_id          TEXT,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL,
+        archived_at      INTEGER NOT NULL,
+        archive_reason   TEXT NOT NULL
+    );
+
+    CREATE TABLE IF NOT EXISTS agent_quality (
+        agent_id        TEXT PRIMARY KEY,
+        completed_count INTEGER NOT NULL DEFAULT 0,
+        rollback_count  INTEGER NOT NULL DEFAULT 0,
+        last_updated    INTEGER NOT NULL
     );
     "#,
 ];

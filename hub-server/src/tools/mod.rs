@@ -22,6 +22,7 @@ pub mod context;
 pub mod live;
 pub mod messages;
 mod onboarding;
+pub mod tasks;
 pub use onboarding::PROTOCOL_VERSION;
 pub mod protocol;
 mod text;
@@ -61,6 +62,8 @@ pub struct Hub {
     pub waiters: std::sync::atomic::AtomicUsize,
     /// Cancelled at shutdown: ends long-polls and streams.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Task-board state kept in memory (poll miss streaks, sweep throttle).
+    pub tasks: Arc<tasks::TaskState>,
 }
 
 impl Hub {
@@ -73,6 +76,7 @@ impl Hub {
             wait_streaks: crate::live::Streaks::default(),
             waiters: std::sync::atomic::AtomicUsize::new(0),
             shutdown: tokio_util::sync::CancellationToken::new(),
+            tasks: Arc::new(tasks::TaskState::default()),
         })
     }
 }
@@ -143,16 +147,38 @@ pub struct OpCtx {
     pub token: Option<String>,
     pub auth_outcome: AuthOutcome,
     pub now_ms: i64,
+    /// Task-board state shared by the whole hub.
+    pub tasks: Arc<tasks::TaskState>,
     quiet: bool,
     activity: Vec<ActivityRow>,
     warnings: Vec<String>,
+    /// Set by ops whose success must not be replayed (e.g. a poll miss, D27).
+    skip_idempotency_record: bool,
 }
 
 impl OpCtx {
+    /// Keeps this call's result out of the idempotency store: a retry with the same key runs
+    /// again (a poll miss must not be replayed once work has appeared — D27).
+    pub fn skip_idempotency_record(&mut self) {
+        self.skip_idempotency_record = true;
+    }
+
     /// Records an activity row for this call (actor: the caller, else `system`).
     pub fn log(&mut self, action: &str, details: impl Into<String>) {
         let agent_id = self.caller.clone().unwrap_or_else(|| "system".into());
         self.log_as(&agent_id, action, details);
+    }
+
+    /// Records an activity row that does not advance the activity stream, for outcomes that
+    /// change nothing (e.g. a poll miss): idle pollers must not wake every waiter.
+    pub fn log_quiet(&mut self, action: &str, details: impl Into<String>) {
+        let agent_id = self.caller.clone().unwrap_or_else(|| "system".into());
+        self.activity.push(ActivityRow {
+            agent_id,
+            action: action.to_string(),
+            details: details.into(),
+            quiet: true,
+        });
     }
 
     pub fn log_as(&mut self, agent_id: &str, action: &str, details: impl Into<String>) {
@@ -541,9 +567,11 @@ fn admit(
         token: call.token.clone(),
         auth_outcome: outcome,
         now_ms,
+        tasks: hub.tasks.clone(),
         quiet: call.quiet,
         activity: Vec::new(),
         warnings: Vec::new(),
+        skip_idempotency_record: false,
     };
     match auth::decide(mode, outcome, call.tool, call.caller_field) {
         AuthDecision::Refuse { code, message } => {
@@ -680,7 +708,11 @@ where
     let result = tx.nested(|tx| op(tx, &mut ctx).map_err(OpFailure::Refused));
     let value = match result {
         Ok(value) => {
-            if let Some((scope, key)) = &call.idempotency {
+            if let Some((scope, key)) = call
+                .idempotency
+                .as_ref()
+                .filter(|_| !ctx.skip_idempotency_record)
+            {
                 let stored = store::idempotency::StoredResponse {
                     fingerprint: call.fingerprint.clone(),
                     response_json: value.to_string(),
@@ -772,6 +804,7 @@ pub fn registry() -> &'static Registry {
         let mut tools = Vec::new();
         tools.extend(agents::tools());
         tools.extend(messages::tools());
+        tools.extend(tasks::tools());
         tools.extend(context::tools());
         tools.extend(consensus::tools());
         tools.extend(protocol::tools());

@@ -13,3 +13,4 @@ mod context;
 mod http_surface;
 mod live;
 mod messages;
+mod tasks;
