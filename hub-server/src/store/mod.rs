@@ -117,6 +117,11 @@ impl<'a> WriteTx<'a> {
         self.now_ms
     }
 
+    /// The stream heads as of this point of the group transaction.
+    pub fn heads(&self) -> StreamHeads {
+        *self.heads
+    }
+
     /// Takes the next hub-wide sequence number for a change on `stream`.
     pub fn next_seq(&mut self, stream: Stream) -> i64 {
         *self.seq += 1;

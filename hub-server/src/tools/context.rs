@@ -402,7 +402,11 @@ fn entropy(text: &str) -> f64 {
         .sum()
 }
 
-fn get_context(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: GetContextArgs) -> ToolResult {
+pub(super) fn get_context(
+    tx: &mut WriteTx<'_>,
+    ctx: &mut OpCtx,
+    args: GetContextArgs,
+) -> ToolResult {
     let mode = args.response_mode.unwrap_or_default();
     if mode == ContextReadMode::Full && args.polling == Some(true) {
         forbid_full_in_polling(

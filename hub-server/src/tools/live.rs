@@ -1,4 +1,5 @@
-//! Live-update tools: wait_for_updates (long-poll on the change streams).
+//! Live-update tools: wait_for_updates (long-poll on the change streams) and read_snapshot
+//! (inbox, task board and context in one read with one resumable cursor).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -8,22 +9,39 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::context::{ContextReadMode, GetContextArgs, get_context};
+use super::messages::{ReadMessagesArgs, ReadMode, parse_row_cursor, read_messages, row_cursor};
+use super::tasks::{ExecutionMode, ListTasksArgs, TaskListMode, TaskStatus, list_tasks};
 use super::{
-    Category, Hub, OpCtx, ToolArgs, ToolDef, ToolError, ToolResult, WaitFuture, int_arg, non_blank,
+    Activity, Category, Hub, OpCtx, ToolArgs, ToolDef, ToolError, ToolResult, WaitFuture, int_arg,
+    non_blank,
 };
 use crate::config::WaitResponseMode;
 use crate::live::{self, Cursor, StreamSet, WaitEnd};
+use crate::store::{self, Stream, WriteTx};
 
 pub fn tools() -> Vec<ToolDef> {
-    vec![super::waiting(
-        "wait_for_updates",
-        Category::Observability,
-        "Long-poll: returns as soon as a watched stream (messages visible to you, tasks, \
+    vec![
+        super::waiting(
+            "wait_for_updates",
+            Category::Observability,
+            "Long-poll: returns as soon as a watched stream (messages visible to you, tasks, \
          context, activity) changes after your cursor, or at wait_ms. Pass the returned cursor \
          to the next call: no change is ever skipped. Idle waiting costs nothing; honour \
          retry_after_ms on timeouts. response_mode nano {c,s,u,r} is the smallest.",
-        wait_for_updates,
-    )]
+            wait_for_updates,
+        ),
+        super::mutating(
+            "read_snapshot",
+            Category::Observability,
+            "One call for a polling loop: your inbox, the task board and shared context with a \
+             single resumable cursor (m.t.c.a). Pass the returned cursor back: every change \
+             arrives once, also when a stream had more rows than its limit. Marks nothing \
+             read. response_mode compact/tiny/nano.",
+            Activity::Quiet,
+            read_snapshot,
+        ),
+    ]
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -313,4 +331,258 @@ fn mode_name(mode: WaitResponseMode) -> &'static str {
         WaitResponseMode::Compact => "compact",
         WaitResponseMode::Full => "full",
     }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotMode {
+    Compact,
+    Tiny,
+    Nano,
+    /// Accepted by the schema but always refused: snapshots are polling reads.
+    Full,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ReadSnapshotArgs {
+    /// The calling agent (heartbeat, auth); defaults to agent_id.
+    pub requesting_agent: Option<String>,
+    /// Whose inbox to read; defaults to requesting_agent.
+    pub agent_id: Option<String>,
+    /// The cursor of the previous snapshot or wait (m.t.c.a, base36); omit for the newest rows.
+    pub cursor: Option<String>,
+    /// compact (default), tiny or nano.
+    pub response_mode: Option<SnapshotMode>,
+    /// Messages per snapshot, 1-200 (default 100).
+    pub message_limit: Option<f64>,
+    /// Tasks per snapshot, 1-500 (default 100).
+    pub task_limit: Option<f64>,
+    /// Context entries per snapshot, 1-500 (default 100).
+    pub context_limit: Option<f64>,
+    /// Inbox filter: sender.
+    pub message_from: Option<String>,
+    /// Inbox filter: only messages not read yet (the snapshot itself marks nothing read).
+    pub message_unread_only: Option<bool>,
+    pub task_status: Option<TaskStatus>,
+    pub task_assigned_to: Option<String>,
+    pub task_namespace: Option<String>,
+    pub task_execution_mode: Option<ExecutionMode>,
+    pub task_ready_only: Option<bool>,
+    pub include_dependencies: Option<bool>,
+    pub context_agent_id: Option<String>,
+    pub context_key: Option<String>,
+    pub context_namespace: Option<String>,
+    /// Resolve blob-ref envelopes in messages and context.
+    pub resolve_blob_refs: Option<bool>,
+    pub auth_token: Option<String>,
+}
+
+impl ToolArgs for ReadSnapshotArgs {
+    const CALLER_FIELD: Option<&'static str> = Some("requesting_agent");
+    fn caller(&self) -> Option<&str> {
+        non_blank(self.requesting_agent.as_deref()).or_else(|| non_blank(self.agent_id.as_deref()))
+    }
+    fn auth_token(&self) -> Option<&str> {
+        non_blank(self.auth_token.as_deref())
+    }
+}
+
+/// has_more and next_cursor of a sub-read payload in any response mode.
+fn page_info(payload: &Value) -> (bool, Option<i64>, usize) {
+    let has_more = payload["has_more"] == Value::Bool(true) || payload["h"] == json!(1);
+    let next = payload["next_cursor"]
+        .as_str()
+        .or(payload["n"].as_str())
+        .and_then(parse_row_cursor);
+    let count = ["messages", "tasks", "contexts", "m", "t", "c"]
+        .iter()
+        .find_map(|key| payload[*key].as_array().map(Vec::len))
+        .unwrap_or(0);
+    (has_more, next, count)
+}
+
+fn stage_failure(stage: &str, cause: ToolError) -> ToolError {
+    let fallback = match stage {
+        "messages" => "READ_MESSAGES_FAILED",
+        "tasks" => "LIST_TASKS_FAILED",
+        _ => "GET_CONTEXT_FAILED",
+    };
+    let code = if cause.code.is_empty() {
+        fallback
+    } else {
+        cause.code
+    };
+    ToolError::new(
+        code,
+        format!("read_snapshot: the {stage} read failed: {}", cause.message),
+    )
+    .with("stage", stage)
+    .with("cause", cause.to_json())
+}
+
+fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) -> ToolResult {
+    let Some(watcher) = non_blank(args.agent_id.as_deref())
+        .or(non_blank(args.requesting_agent.as_deref()))
+        .map(str::to_string)
+    else {
+        return Err(ToolError::new(
+            "AGENT_ID_REQUIRED",
+            "read_snapshot: pass agent_id (whose inbox to read) or requesting_agent",
+        ));
+    };
+    let baseline = Cursor::parse(args.cursor.as_deref().unwrap_or("")).map_err(|_| {
+        ToolError::new(
+            "CURSOR_INVALID",
+            "read_snapshot: cursor must be four base36 numbers joined by '.' (m.t.c.a) as \
+             returned by the previous snapshot or wait; omit it to start with the newest rows",
+        )
+    })?;
+    let mode = args.response_mode.unwrap_or(SnapshotMode::Compact);
+    let (message_mode, task_mode, context_mode, mode_name) = match mode {
+        SnapshotMode::Full => {
+            return Err(ToolError::new(
+                "FULL_MODE_FORBIDDEN_IN_POLLING",
+                "read_snapshot is a polling read: use response_mode nano, tiny or compact",
+            )
+            .with("allowed_response_modes", json!(["nano", "tiny", "compact"])));
+        }
+        SnapshotMode::Compact => (
+            ReadMode::Compact,
+            TaskListMode::Compact,
+            ContextReadMode::Compact,
+            "compact",
+        ),
+        SnapshotMode::Tiny => (
+            ReadMode::Tiny,
+            TaskListMode::Tiny,
+            ContextReadMode::Tiny,
+            "tiny",
+        ),
+        SnapshotMode::Nano => (
+            ReadMode::Nano,
+            TaskListMode::Nano,
+            ContextReadMode::Nano,
+            "nano",
+        ),
+    };
+    // One cap per stream, applied and reported as documented (D14).
+    let limits = [
+        int_arg(args.message_limit, 100, 1, 200),
+        int_arg(args.task_limit, 100, 1, 500),
+        int_arg(args.context_limit, 100, 1, 500),
+    ];
+    let segment = |stream: usize| baseline.map(|c| row_cursor(c.0[stream], 0));
+    let resolve = args.resolve_blob_refs;
+
+    let messages = read_messages(
+        tx,
+        ctx,
+        ReadMessagesArgs {
+            agent_id: watcher.clone(),
+            from: args.message_from.clone(),
+            unread_only: args.message_unread_only,
+            limit: Some(limits[0] as f64),
+            offset: None,
+            since_ts: None,
+            cursor: segment(0),
+            response_mode: Some(message_mode),
+            polling: Some(true),
+            resolve_blob_refs: resolve,
+            auth_token: None,
+            // A snapshot marks nothing read (D12).
+            peek: true,
+        },
+    )
+    .map_err(|e| stage_failure("messages", e))?;
+    let tasks = list_tasks(
+        tx.conn(),
+        ctx,
+        ListTasksArgs {
+            agent_id: None,
+            status: args.task_status,
+            assigned_to: args.task_assigned_to.clone(),
+            namespace: args.task_namespace.clone(),
+            execution_mode: args.task_execution_mode,
+            ready_only: args.task_ready_only,
+            include_dependencies: args.include_dependencies,
+            limit: Some(limits[1] as f64),
+            offset: None,
+            updated_after: None,
+            cursor: segment(1),
+            response_mode: Some(task_mode),
+            polling: Some(true),
+            auth_token: None,
+        },
+    )
+    .map_err(|e| stage_failure("tasks", e))?;
+    let context = get_context(
+        tx,
+        ctx,
+        GetContextArgs {
+            requesting_agent: None,
+            agent_id: args.context_agent_id.clone(),
+            key: args.context_key.clone(),
+            namespace: args.context_namespace.clone(),
+            limit: Some(limits[2] as f64),
+            offset: None,
+            updated_after: None,
+            cursor: segment(2),
+            response_mode: Some(context_mode),
+            polling: Some(true),
+            resolve_blob_refs: resolve,
+            auth_token: None,
+        },
+    )
+    .map_err(|e| stage_failure("context", e))?;
+
+    // The new cursor. Everything here runs in one writer transaction, so no commit can fall
+    // between the reads and the watermark. A truncated stream resumes after its last row (D13).
+    let heads = tx.heads();
+    let watermark = [
+        store::messages::latest_visible_seq(tx.conn(), &watcher)?,
+        heads.get(Stream::Tasks),
+        heads.get(Stream::Context),
+        heads.get(Stream::Activity),
+    ];
+    let base = baseline.unwrap_or_default();
+    let pages = [page_info(&messages), page_info(&tasks), page_info(&context)];
+    let mut next = Cursor::default();
+    for (stream, slot) in next.0.iter_mut().enumerate() {
+        *slot = match (baseline, pages.get(stream)) {
+            (Some(_), Some((true, Some(last), _))) => *last,
+            _ => watermark[stream].max(base.0[stream]),
+        };
+    }
+    let changed: Vec<bool> = (0..4).map(|i| next.0[i] > base.0[i]).collect();
+    let cursor = next.encode();
+    ctx.log(
+        "read_snapshot",
+        format!(
+            "watcher={watcher} messages={} tasks={} context={} mode={mode_name} cursor_in={} cursor_out={cursor}",
+            pages[0].2,
+            pages[1].2,
+            pages[2].2,
+            args.cursor.as_deref().filter(|c| !c.trim().is_empty()).unwrap_or("-"),
+        ),
+    );
+    if mode == SnapshotMode::Nano {
+        return Ok(json!({
+            "s": {"m": messages["m"], "t": tasks["t"], "c": context["c"]},
+            "h": {"m": u8::from(pages[0].0), "t": u8::from(pages[1].0)},
+            "ch": {"m": u8::from(changed[0]), "t": u8::from(changed[1]),
+                   "c": u8::from(changed[2]), "a": u8::from(changed[3])},
+            "n": {"m": messages["n"], "t": tasks["n"]},
+            "u": cursor,
+        }));
+    }
+    Ok(json!({
+        "success": true,
+        "response_mode": mode_name,
+        "changed": {"messages": changed[0], "tasks": changed[1], "context": changed[2],
+                    "activity": changed[3]},
+        "cursor": cursor,
+        "snapshot": {"messages": messages, "tasks": tasks, "context": context},
+        "counts": {"messages": pages[0].2, "tasks": pages[1].2, "context": pages[2].2},
+        "limits": {"messages": limits[0], "tasks": limits[1], "context": limits[2]},
+    }))
 }

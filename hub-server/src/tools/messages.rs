@@ -211,6 +211,10 @@ pub struct ReadMessagesArgs {
     /// Resolve blob-ref envelopes (send_blob_message): adds blob_ref and resolved_content.
     pub resolve_blob_refs: Option<bool>,
     pub auth_token: Option<String>,
+    /// Not on the wire: read without marking anything read (read_snapshot, D12).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub peek: bool,
 }
 tool_args!(ReadMessagesArgs, caller = agent_id);
 
@@ -238,7 +242,11 @@ pub fn row_cursor(seq: i64, id: i64) -> String {
     format!("{seq}:{id}")
 }
 
-fn read_messages(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadMessagesArgs) -> ToolResult {
+pub(super) fn read_messages(
+    tx: &mut WriteTx<'_>,
+    ctx: &mut OpCtx,
+    args: ReadMessagesArgs,
+) -> ToolResult {
     let mode = args.response_mode.unwrap_or_default();
     let limit = int_arg(args.limit, 50, 1, 200);
     let offset = int_arg(args.offset, 0, 0, i64::MAX);
@@ -278,7 +286,9 @@ fn read_messages(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadMessagesArgs) 
         .filter(|row| !row.was_read)
         .map(|row| row.message.id)
         .collect();
-    message_store::mark_read(tx, &agent_id, &unread)?;
+    if !args.peek {
+        message_store::mark_read(tx, &agent_id, &unread)?;
+    }
     let resolve = args.resolve_blob_refs == Some(true);
     let mut resolutions: Vec<Option<Resolution>> = Vec::with_capacity(result.rows.len());
     for row in &result.rows {

@@ -1205,7 +1205,7 @@ pub struct ListTasksArgs {
 }
 tool_args!(ListTasksArgs, optional_caller = agent_id);
 
-fn list_tasks(conn: &Connection, ctx: &mut OpCtx, args: ListTasksArgs) -> ToolResult {
+pub(super) fn list_tasks(conn: &Connection, ctx: &mut OpCtx, args: ListTasksArgs) -> ToolResult {
     let mode = args.response_mode.unwrap_or_default();
     let limit = int_arg(args.limit, 100, 1, 500);
     let offset = int_arg(args.offset, 0, 0, i64::MAX);

@@ -352,3 +352,168 @@ async fn a_cancelled_call_frees_its_waiter() {
     assert!(freed.is_ok(), "the cancelled waiter was not freed");
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn read_snapshot_nano_shape_and_change_flags() {
+    let hub = TestHub::start().await;
+    let client = hub.client().await;
+    client
+        .call(
+            "send_message",
+            json!({"from_agent": "s", "to_agent": "snap", "content": "hi"}),
+        )
+        .await
+        .ok();
+    client
+        .call("create_task", json!({"title": "t", "created_by": "s"}))
+        .await
+        .ok();
+    client
+        .call(
+            "share_context",
+            json!({"agent_id": "s", "key": "k", "value": "v"}),
+        )
+        .await
+        .ok();
+    let snapshot = client
+        .call(
+            "read_snapshot",
+            json!({"agent_id": "snap", "cursor": "0.0.0.0", "response_mode": "nano"}),
+        )
+        .await;
+    let body = snapshot.ok();
+    assert_eq!(keys(body), set(&["s", "h", "ch", "n", "u"]));
+    assert_eq!(keys(&body["s"]), set(&["m", "t", "c"]));
+    assert_eq!(keys(&body["h"]), set(&["m", "t"]));
+    assert_eq!(keys(&body["ch"]), set(&["m", "t", "c", "a"]));
+    assert_eq!(keys(&body["n"]), set(&["m", "t"]));
+    assert_eq!(body["ch"]["m"], 1);
+    assert_eq!(body["ch"]["t"], 1);
+    assert_eq!(body["ch"]["c"], 1);
+    assert_eq!(body["s"]["m"].as_array().unwrap().len(), 1);
+    assert_eq!(body["s"]["t"].as_array().unwrap().len(), 1);
+    assert_eq!(body["s"]["c"].as_array().unwrap().len(), 1);
+
+    // Nothing changed since: the same cursor comes back with all flags clear.
+    let cursor = body["u"].as_str().unwrap().to_string();
+    let again = client
+        .call(
+            "read_snapshot",
+            json!({"agent_id": "snap", "cursor": cursor, "response_mode": "nano"}),
+        )
+        .await;
+    let body = again.ok();
+    assert_eq!(body["ch"], json!({"m": 0, "t": 0, "c": 0, "a": 0}));
+    assert_eq!(body["u"], json!(cursor));
+
+    // The snapshot cursor is the wait cursor: a new task wakes a waiter on it.
+    client
+        .call("create_task", json!({"title": "t2", "created_by": "s"}))
+        .await
+        .ok();
+    let woke = client
+        .call(
+            "wait_for_updates",
+            json!({"agent_id": "snap", "cursor": cursor, "wait_ms": 5000, "response_mode": "nano"}),
+        )
+        .await;
+    // create_task also logs activity; messages and context did not change.
+    assert_eq!(woke.ok()["s"], json!(["tasks", "activity"]));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn read_snapshot_resumes_truncated_streams_and_marks_nothing_read() {
+    let hub = TestHub::start().await;
+    let client = hub.client().await;
+    let mut sent = Vec::new();
+    for n in 0..5 {
+        let message = client
+            .call(
+                "send_message",
+                json!({"from_agent": "s", "to_agent": "page", "content": format!("m{n}")}),
+            )
+            .await;
+        sent.push(message.ok()["message"]["id"].as_i64().unwrap());
+    }
+    let mut cursor = "0.0.0.0".to_string();
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let snapshot = client
+            .call(
+                "read_snapshot",
+                json!({"agent_id": "page", "cursor": cursor, "message_limit": 2,
+                       "response_mode": "compact"}),
+            )
+            .await;
+        let body = snapshot.ok();
+        let messages = body["snapshot"]["messages"]["messages"].as_array().unwrap();
+        seen.extend(messages.iter().map(|m| m["id"].as_i64().unwrap()));
+        cursor = body["cursor"].as_str().unwrap().to_string();
+        if body["snapshot"]["messages"]["has_more"] == false {
+            break;
+        }
+    }
+    assert_eq!(
+        seen, sent,
+        "every message once, in order, across truncated pages (D13)"
+    );
+    let unread = client
+        .call(
+            "read_messages",
+            json!({"agent_id": "page", "unread_only": true, "response_mode": "tiny", "limit": 10}),
+        )
+        .await;
+    assert_eq!(
+        unread.ok()["messages"].as_array().unwrap().len(),
+        5,
+        "a snapshot marks nothing read (D12)"
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn read_snapshot_refusals_and_compact_shape() {
+    let hub = TestHub::start().await;
+    let client = hub.client().await;
+    for (args, code) in [
+        (json!({}), "AGENT_ID_REQUIRED"),
+        (
+            json!({"agent_id": "a", "response_mode": "full"}),
+            "FULL_MODE_FORBIDDEN_IN_POLLING",
+        ),
+        (json!({"agent_id": "a", "cursor": "nope"}), "CURSOR_INVALID"),
+    ] {
+        let outcome = client.call("read_snapshot", args.clone()).await;
+        assert_eq!(outcome.error_code(), code, "{args}");
+    }
+    let compact = client
+        .call(
+            "read_snapshot",
+            json!({"agent_id": "a", "message_limit": 999}),
+        )
+        .await;
+    let body = compact.ok();
+    assert_eq!(
+        keys(body),
+        set(&[
+            "success",
+            "response_mode",
+            "changed",
+            "cursor",
+            "snapshot",
+            "counts",
+            "limits"
+        ])
+    );
+    assert_eq!(body["response_mode"], "compact");
+    assert_eq!(
+        body["limits"]["messages"], 200,
+        "one documented message cap (D14)"
+    );
+    assert_eq!(
+        keys(&body["snapshot"]),
+        set(&["messages", "tasks", "context"])
+    );
+    hub.stop().await;
+}
