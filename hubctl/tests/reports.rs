@@ -125,6 +125,34 @@ fn report_and_observe_over_a_seeded_database() {
         );
         assert_eq!(shared["success"], true);
     }
+    // Task flow in namespace "exp": two tasks, one claimed and completed, one left pending;
+    // one refused claim of a done task.
+    let mut task_ids = Vec::new();
+    for title in ["build", "test"] {
+        let created = rpc.call(
+            "create_task",
+            json!({"title": title, "created_by": "alice", "namespace": "exp", "auth_token": alice}),
+        );
+        task_ids.push(created["task"]["id"].as_i64().unwrap());
+    }
+    let claimed = rpc.call(
+        "claim_task",
+        json!({"task_id": task_ids[0], "agent_id": "alice", "namespace": "exp", "auth_token": alice}),
+    );
+    let claim_id = claimed["claim"]["claim_id"].as_str().unwrap().to_string();
+    let released = rpc.call(
+        "release_task_claim",
+        json!({"task_id": task_ids[0], "agent_id": "alice", "claim_id": claim_id,
+               "next_status": "done", "confidence": 0.95, "verification_passed": true,
+               "evidence_refs": ["ci:run-1"], "auth_token": alice}),
+    );
+    assert_eq!(released["success"], true, "{released}");
+    let refused = rpc.call(
+        "claim_task",
+        json!({"task_id": task_ids[0], "agent_id": "alice", "namespace": "exp", "auth_token": alice}),
+    );
+    assert_eq!(refused["error_code"], "TASK_ALREADY_DONE");
+
     let stopped = hubctl(data.path(), port, &["stop"]);
     assert!(stopped.status.success());
 
@@ -154,9 +182,25 @@ fn report_and_observe_over_a_seeded_database() {
     assert_eq!(summary["current"]["context_keys_total"], 2);
     assert_eq!(summary["window_counters"]["messages_sent"], 3);
     assert_eq!(summary["window_counters"]["context_rows_updated"], 2);
-    assert_eq!(summary["auth"]["valid"], 3);
+    assert_eq!(summary["auth"]["valid"], 8);
     assert_eq!(summary["auth"]["missing"], 2);
-    assert_eq!(summary["auth"]["coverage_pct"], 60.0);
+    assert_eq!(summary["auth"]["coverage_pct"], 80.0);
+    assert_eq!(summary["current"]["tasks_open"], 1);
+    assert_eq!(summary["current"]["tasks_pending"], 1);
+    assert_eq!(summary["current"]["claims_active"], 0);
+    assert_eq!(summary["window_counters"]["tasks_created"], 2);
+    assert_eq!(summary["window_counters"]["status_done"], 1);
+    assert_eq!(summary["claims"]["claim_ok"], 1);
+    assert_eq!(summary["claims"]["claim_failed"], 1);
+    assert_eq!(summary["claims"]["release_ok"], 1);
+    assert_eq!(
+        json["failure_reasons"],
+        json!([{"reason": "TASK_ALREADY_DONE", "count": 1}])
+    );
+    assert_eq!(
+        json["namespace_throughput"],
+        json!([{"namespace": "exp", "created_window": 2, "done_window": 1, "pending_now": 1}])
+    );
     let gaps = json["auth_gaps_by_tool"].as_array().unwrap();
     assert_eq!(gaps[0]["tool"], "share_context");
     assert!(
@@ -170,7 +214,7 @@ fn report_and_observe_over_a_seeded_database() {
     let markdown = std::fs::read_to_string(out.path().join("t1.md")).unwrap();
     assert!(markdown.starts_with("Pool Report"));
     assert!(markdown.contains("**Auth Coverage**"));
-    assert!(markdown.contains("- coverage: 60%"));
+    assert!(markdown.contains("- coverage: 80%"));
 
     let observe = hubctl(
         data.path(),
@@ -196,6 +240,9 @@ fn report_and_observe_over_a_seeded_database() {
     assert_eq!(samples.len(), 2);
     assert_eq!(samples[0]["messages_total"], 3);
     assert_eq!(samples[0]["agents_total"], 2);
+    assert_eq!(samples[0]["tasks_total"], 2);
+    assert_eq!(samples[0]["tasks_done"], 1);
+    assert_eq!(samples[0]["by_namespace"][0]["ns"], "exp");
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("o1.summary.json")).unwrap())
             .unwrap();
