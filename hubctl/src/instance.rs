@@ -81,6 +81,18 @@ impl Instance {
         &self.config.db_path
     }
 
+    /// The database to read (`explicit`, else the instance's), if it exists; otherwise says
+    /// so on stderr.
+    pub fn existing_db(&self, explicit: Option<&Path>) -> Option<PathBuf> {
+        let db = explicit.unwrap_or_else(|| self.db_path()).to_path_buf();
+        if db.is_file() {
+            Some(db)
+        } else {
+            eprintln!("Database not found at {}", db.display());
+            None
+        }
+    }
+
     pub fn pidfile(&self) -> PathBuf {
         self.data_dir().join("hub.pid")
     }

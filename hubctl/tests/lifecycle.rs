@@ -1,38 +1,12 @@
 //! hubctl against real hubs: start → status → smoke → stop, a second start refused, status of
 //! a stopped hub. Each test uses its own data dir and a free port.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-fn hubctl(data: &Path, port: u16, args: &[&str]) -> Output {
-    // An explicit, empty profile replaces deploy/hub.production.env and, being the same
-    // file, disables the local overlay: the tests see built-in defaults only.
-    let profile = data.with_extension("env");
-    std::fs::write(&profile, "# empty test profile\n").unwrap();
-    Command::new(env!("CARGO_BIN_EXE_hubctl"))
-        .arg("--data")
-        .arg(data)
-        .arg("--port")
-        .arg(port.to_string())
-        .args(args)
-        .env("MCP_HUB_ENV_FILE", &profile)
-        .env("MCP_HUB_LOCAL_ENV_FILE", &profile)
-        .output()
-        .expect("hubctl runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use common::{free_port, hubctl, text};
 
 /// Stops the instance even when an assertion fails midway.
 struct Running<'a> {

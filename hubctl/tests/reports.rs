@@ -1,37 +1,10 @@
 //! hubctl report and observe over a database seeded through the hub's tools.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+
+use common::{free_port, hubctl, text};
 
 use serde_json::{Value, json};
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-fn hubctl(data: &Path, port: u16, args: &[&str]) -> Output {
-    let profile = data.with_extension("env");
-    std::fs::write(&profile, "# empty test profile\n").unwrap();
-    Command::new(env!("CARGO_BIN_EXE_hubctl"))
-        .arg("--data")
-        .arg(data)
-        .arg("--port")
-        .arg(port.to_string())
-        .args(args)
-        .env("MCP_HUB_ENV_FILE", &profile)
-        .env("MCP_HUB_LOCAL_ENV_FILE", &profile)
-        .output()
-        .expect("hubctl runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// A tiny JSON-RPC client: enough to seed a hub through its tools.
 struct Rpc {

@@ -13,8 +13,7 @@ use super::context::{ContextReadMode, GetContextArgs, get_context};
 use super::messages::{ReadMessagesArgs, ReadMode, parse_row_cursor, read_messages, row_cursor};
 use super::tasks::{ExecutionMode, ListTasksArgs, TaskListMode, TaskStatus, list_tasks};
 use super::{
-    Activity, Category, Hub, OpCtx, ToolArgs, ToolDef, ToolError, ToolResult, WaitFuture, int_arg,
-    non_blank,
+    Activity, Category, Hub, OpCtx, ToolDef, ToolError, ToolResult, WaitFuture, int_arg, non_blank,
 };
 use crate::config::WaitResponseMode;
 use crate::live::{self, Cursor, StreamSet, WaitEnd};
@@ -105,17 +104,9 @@ pub struct WaitForUpdatesArgs {
     pub auth_token: Option<String>,
 }
 
-impl ToolArgs for WaitForUpdatesArgs {
-    const CALLER_FIELD: Option<&'static str> = Some("requesting_agent");
-    /// The caller is requesting_agent; without it the watcher watches its own scope (D1:
-    /// the token is never checked against a scope someone else chose).
-    fn caller(&self) -> Option<&str> {
-        non_blank(self.requesting_agent.as_deref()).or_else(|| non_blank(self.agent_id.as_deref()))
-    }
-    fn auth_token(&self) -> Option<&str> {
-        non_blank(self.auth_token.as_deref())
-    }
-}
+// The caller is requesting_agent; without it the watcher watches its own scope (D1: the token
+// is never checked against a scope someone else chose).
+crate::tool_args!(WaitForUpdatesArgs, caller = requesting_agent or agent_id);
 
 fn wait_for_updates(
     hub: Arc<Hub>,
@@ -377,15 +368,7 @@ pub struct ReadSnapshotArgs {
     pub auth_token: Option<String>,
 }
 
-impl ToolArgs for ReadSnapshotArgs {
-    const CALLER_FIELD: Option<&'static str> = Some("requesting_agent");
-    fn caller(&self) -> Option<&str> {
-        non_blank(self.requesting_agent.as_deref()).or_else(|| non_blank(self.agent_id.as_deref()))
-    }
-    fn auth_token(&self) -> Option<&str> {
-        non_blank(self.auth_token.as_deref())
-    }
-}
+crate::tool_args!(ReadSnapshotArgs, caller = requesting_agent or agent_id);
 
 /// has_more and next_cursor of a sub-read payload in any response mode.
 fn page_info(payload: &Value) -> (bool, Option<i64>, usize) {

@@ -190,6 +190,16 @@ impl OpCtx {
         });
     }
 
+    /// A refused op leaves only its refusal's activity row, none of the rows it logged
+    /// before failing; returns the failure payload.
+    fn refused(&mut self, error: &ToolError) -> Value {
+        self.activity.clear();
+        if let Some((action, details)) = &error.activity {
+            self.log(action, details.clone());
+        }
+        error.to_json()
+    }
+
     /// A guard-style warning merged into the response's `warnings`.
     pub fn warn(&mut self, warning: impl Into<String>) {
         self.warnings.push(warning.into());
@@ -235,6 +245,18 @@ macro_rules! tool_args {
                 $crate::tools::non_blank(self.auth_token.as_deref())
             }
             $( tool_args!(@$idempotent); )?
+        }
+    };
+    ($args:ty, caller = $field:ident or $fallback:ident) => {
+        impl $crate::tools::ToolArgs for $args {
+            const CALLER_FIELD: Option<&'static str> = Some(stringify!($field));
+            fn caller(&self) -> Option<&str> {
+                $crate::tools::non_blank(self.$field.as_deref())
+                    .or_else(|| $crate::tools::non_blank(self.$fallback.as_deref()))
+            }
+            fn auth_token(&self) -> Option<&str> {
+                $crate::tools::non_blank(self.auth_token.as_deref())
+            }
         }
     };
     (@idempotent) => {
@@ -494,13 +516,7 @@ async fn run_wait<A: ToolArgs>(hub: Arc<Hub>, call: Call, args: A, op: WaitOp<A>
     link.abort();
     let value = match result {
         Ok(value) => value,
-        Err(error) => {
-            ctx.activity.clear();
-            if let Some((action, details)) = &error.activity {
-                ctx.log(action, details.clone());
-            }
-            error.to_json()
-        }
+        Err(error) => ctx.refused(&error),
     };
     book.activity = std::mem::take(&mut ctx.activity);
     hub.store.write_detached(move |tx| book.apply(tx));
@@ -722,13 +738,7 @@ where
             value
         }
         Err(OpFailure::Store(error)) => return Err(error),
-        Err(OpFailure::Refused(error)) => {
-            ctx.activity.clear();
-            if let Some((action, details)) = &error.activity {
-                ctx.log(action, details.clone());
-            }
-            error.to_json()
-        }
+        Err(OpFailure::Refused(error)) => ctx.refused(&error),
     };
     book.activity = std::mem::take(&mut ctx.activity);
     book.apply(tx)?;
@@ -764,13 +774,7 @@ where
             };
             let value = match op(conn, &mut ctx) {
                 Ok(value) => value,
-                Err(error) => {
-                    ctx.activity.clear();
-                    if let Some((action, details)) = &error.activity {
-                        ctx.log(action, details.clone());
-                    }
-                    error.to_json()
-                }
+                Err(error) => ctx.refused(&error),
             };
             book.activity = std::mem::take(&mut ctx.activity);
             let mode = hub_for_read.config.auth_mode;

@@ -33,6 +33,18 @@ enum Scenario {
     /// wait_for_updates: wake-up latency after a broadcast, idle CPU with many parked
     /// waiters, and response bytes per mode.
     Wake(WakeArgs),
+    /// poll_and_claim + release_task_claim cycles by concurrent workers over a queue of
+    /// --pending tasks (each release puts its task back, so the queue size stays constant).
+    Claims(ClaimsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ClaimsArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Pending tasks to seed before measuring, comma-separated for several runs.
+    #[arg(long, value_delimiter = ',', default_value = "1000")]
+    pending: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -178,6 +190,7 @@ struct Worker {
 enum Op {
     SendMessage,
     ReadMessagesNano,
+    PollClaimRelease,
 }
 
 impl Op {
@@ -185,6 +198,7 @@ impl Op {
         match self {
             Op::SendMessage => "send_message",
             Op::ReadMessagesNano => "read_messages (nano)",
+            Op::PollClaimRelease => "poll_and_claim + release",
         }
     }
 }
@@ -251,8 +265,76 @@ async fn run_op(worker: &mut Worker, op: Op) -> anyhow::Result<bool> {
             };
             reply
         }
+        Op::PollClaimRelease => {
+            let claimed = worker
+                .client
+                .call_tool(
+                    "poll_and_claim",
+                    json!({"agent_id": worker.agent, "lease_seconds": 60,
+                           "auth_token": worker.token}),
+                )
+                .await?;
+            let (Some(task_id), Some(claim_id)) = (
+                claimed.json["task"]["id"].as_i64(),
+                claimed.json["claim"]["claim_id"].as_str(),
+            ) else {
+                return Ok(false);
+            };
+            worker
+                .client
+                .call_tool(
+                    "release_task_claim",
+                    json!({"task_id": task_id, "agent_id": worker.agent, "claim_id": claim_id,
+                           "next_status": "pending", "auth_token": worker.token}),
+                )
+                .await?
+        }
     };
     Ok(reply.succeeded())
+}
+
+/// Creates `count` pending tasks through create_task (one seeding session).
+async fn seed_tasks(url: &str, count: usize, progress: &ProgressBar) -> anyhow::Result<()> {
+    let mut client = McpClient::connect(url, "hubctl-bench-seed").await?;
+    progress.set_length(count as u64);
+    progress.set_position(0);
+    progress.set_message(format!("seeding {count} tasks"));
+    for index in 0..count {
+        let reply = client
+            .call_tool(
+                "create_task",
+                json!({"title": format!("bench task {index}"), "created_by": "bench-seeder"}),
+            )
+            .await?;
+        if !reply.succeeded() {
+            bail!("create_task failed: {}", reply.json);
+        }
+        if index % 500 == 0 {
+            progress.set_position(index as u64);
+        }
+    }
+    client.close().await;
+    Ok(())
+}
+
+async fn bench_claims(
+    url: &str,
+    hub: &str,
+    args: &CommonArgs,
+    pending: usize,
+) -> anyhow::Result<PhaseStats> {
+    let progress = progress_bar(args.seconds);
+    seed_tasks(url, pending, &progress).await?;
+    progress.set_length(args.seconds);
+    let run = format!("{}-c{pending}", std::process::id());
+    let workers = connect_workers(url, args.clients, &run).await?;
+    let (workers, stats) =
+        run_phase(hub, workers, Op::PollClaimRelease, args.seconds, &progress).await?;
+    progress.finish_and_clear();
+    for worker in workers {
+        worker.client.close().await;
+    }
+    Ok(stats)
 }
 
 /// Runs `op` on every worker concurrently for `seconds`; returns the workers and the stats.
@@ -395,6 +477,31 @@ pub(crate) fn print_report(scenario: &str, results: &[PhaseStats], as_json: bool
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.scenario {
         Scenario::Wake(wake) => super::bench_wake::run(wake).await,
+        Scenario::Claims(claims) => {
+            let common = &claims.common;
+            anyhow::ensure!(common.clients >= 1, "--clients must be at least 1");
+            let mut results = Vec::new();
+            for &pending in &claims.pending {
+                match &common.endpoint {
+                    Some(endpoint) => {
+                        let label = format!("external, {pending} pending");
+                        results.push(bench_claims(endpoint, &label, common, pending).await?);
+                    }
+                    None => {
+                        for sync in &common.sync {
+                            let hub = start_temp_hub(*sync).await?;
+                            let label = format!("sync={}, {pending} pending", sync.as_str());
+                            let outcome =
+                                bench_claims(&hub.handle.mcp_url(), &label, common, pending).await;
+                            hub.handle.shutdown().await;
+                            results.push(outcome?);
+                        }
+                    }
+                }
+            }
+            print_report("claims", &results, common.json);
+            Ok(())
+        }
         Scenario::Messages(common) => {
             anyhow::ensure!(common.clients >= 1, "--clients must be at least 1");
             anyhow::ensure!(common.seconds >= 1, "--seconds must be at least 1");

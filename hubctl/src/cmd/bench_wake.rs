@@ -64,15 +64,21 @@ async fn connect_waiters(url: &str, count: usize, tag: &str) -> anyhow::Result<V
         let mut client = McpClient::connect(url, "hubctl-bench-wake").await?;
         let agent = format!("wake-{tag}-{index}");
         let token = register(&mut client, &agent).await?;
-        let mut waiter = Waiter {
+        waiters.push(Waiter {
             client,
             agent,
             token,
             cursor: String::new(),
-        };
-        // Position the cursor at "now".
-        wait_call(&mut waiter, 100, "nano").await?;
-        waiters.push(waiter);
+        });
+    }
+    // Position every cursor at "now" with one probe: fresh agents have no direct messages,
+    // so the same cursor is exact for all of them.
+    if let Some(first) = waiters.first_mut() {
+        wait_call(first, 100, "nano").await?;
+        let cursor = first.cursor.clone();
+        for waiter in &mut waiters {
+            waiter.cursor = cursor.clone();
+        }
     }
     Ok(waiters)
 }
@@ -213,20 +219,11 @@ fn process_cpu_seconds() -> anyhow::Result<f64> {
 
 /// CPU used by the (in-process) hub while `count` waiters are parked for `seconds`.
 async fn idle_cpu(url: &str, health_url: &str, count: usize, seconds: u64) -> anyhow::Result<f64> {
+    let tag = format!("{}-idle", std::process::id());
+    let waiters = connect_waiters(url, count, &tag).await?;
     let mut tasks = Vec::with_capacity(count);
-    for index in 0..count {
-        let mut client = McpClient::connect(url, "hubctl-bench-idle").await?;
-        let agent = format!("idle-{}-{index}", std::process::id());
-        let token = register(&mut client, &agent).await?;
-        let mut waiter = Waiter {
-            client,
-            agent,
-            token,
-            cursor: String::new(),
-        };
-        // Position the cursor at "now", then re-park after each timeout, as a real idle
-        // agent would.
-        wait_call(&mut waiter, 100, "nano").await?;
+    for (index, mut waiter) in waiters.into_iter().enumerate() {
+        // Re-park after each timeout, as a real idle agent would.
         tasks.push(tokio::spawn(async move {
             loop {
                 if let Err(error) = wait_call(&mut waiter, 25_000, "nano").await {

@@ -19,11 +19,10 @@ fn sqlite3_available() -> bool {
 }
 
 pub fn run(instance: &Instance, builtin: bool) -> anyhow::Result<ExitCode> {
-    let path = instance.db_path();
-    if !path.is_file() {
-        eprintln!("Database not found at {}", path.display());
+    let Some(path) = instance.existing_db(None) else {
         return Ok(ExitCode::FAILURE);
-    }
+    };
+    let path = path.as_path();
     if !builtin && sqlite3_available() {
         let status = Command::new("sqlite3").arg(path).status()?;
         return Ok(if status.success() {

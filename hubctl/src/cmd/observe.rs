@@ -97,14 +97,9 @@ fn summary(tag: &str, name: &str, interval: u64, samples: &[Value]) -> Value {
 }
 
 pub async fn run(instance: &Instance, args: ObserveArgs) -> anyhow::Result<ExitCode> {
-    let db = args
-        .db
-        .clone()
-        .unwrap_or_else(|| instance.db_path().to_path_buf());
-    if !db.is_file() {
-        eprintln!("Database not found at {}", db.display());
+    let Some(db) = instance.existing_db(args.db.as_deref()) else {
         return Ok(ExitCode::FAILURE);
-    }
+    };
     let conn = inspect::open_read_only(&db)?;
     let tag = args
         .tag

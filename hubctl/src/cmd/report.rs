@@ -309,14 +309,9 @@ pub fn markdown(report: &Value) -> String {
 }
 
 pub async fn run(instance: &Instance, args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let db = args
-        .db
-        .clone()
-        .unwrap_or_else(|| instance.db_path().to_path_buf());
-    if !db.is_file() {
-        eprintln!("Database not found at {}", db.display());
+    let Some(db) = instance.existing_db(args.db.as_deref()) else {
         return Ok(ExitCode::FAILURE);
-    }
+    };
     let now = Local::now();
     let tag = args
         .tag

@@ -1,0 +1,39 @@
+//! Helpers shared by the hubctl CLI tests: a free port, running hubctl against an instance
+//! isolated from the developer's profile, and reading its output.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Runs hubctl on the instance (`--data`, `--port`). An explicit, empty profile replaces
+/// deploy/hub.production.env and, being the same file, disables the local overlay: the tests
+/// see built-in defaults only.
+pub fn hubctl(data: &Path, port: u16, args: &[&str]) -> Output {
+    let profile = data.with_extension("env");
+    std::fs::write(&profile, "# empty test profile\n").unwrap();
+    Command::new(env!("CARGO_BIN_EXE_hubctl"))
+        .arg("--data")
+        .arg(data)
+        .arg("--port")
+        .arg(port.to_string())
+        .args(args)
+        .env("MCP_HUB_ENV_FILE", &profile)
+        .env("MCP_HUB_LOCAL_ENV_FILE", &profile)
+        .output()
+        .expect("hubctl runs")
+}
+
+/// stdout and stderr together.
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
