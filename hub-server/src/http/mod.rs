@@ -95,6 +95,17 @@ fn forbidden(reason: String) -> Response<Body> {
 /// Refuses requests whose `Host` (or browser `Origin`) is not this hub: DNS-rebinding
 /// protection for a server that agents reach on loopback.
 async fn host_guard(State(state): State<AppState>, request: Request, next: Next) -> Response<Body> {
+    // Refusals on the MCP, events and health routes carry the capabilities header too.
+    let advertise = matches!(request.uri().path(), "/mcp" | "/events" | "/health")
+        && request.method() != Method::DELETE;
+    let forbidden = |reason: String| {
+        let response = forbidden(reason);
+        if advertise {
+            with_capabilities(response)
+        } else {
+            response
+        }
+    };
     let authority = request
         .headers()
         .get(header::HOST)

@@ -8,6 +8,8 @@ use crate::instance::Instance;
 
 /// Tools every hub build serves; their absence means a wrong or outdated server.
 const CORE_TOOLS: [&str; 3] = ["register_agent", "send_message", "read_messages"];
+/// Fewer tools than this means an outdated or foreign server (spec http-config-cli §9.2).
+const MIN_TOOLS: usize = 10;
 
 fn fail(reason: &str) -> ExitCode {
     eprintln!("Smoke test failed: {reason}");
@@ -45,6 +47,12 @@ pub async fn run(instance: &Instance) -> anyhow::Result<ExitCode> {
         return Ok(fail(&format!(
             "expected the core tools, missing {}; got {} tools",
             missing.join(", "),
+            names.len()
+        )));
+    }
+    if names.len() < MIN_TOOLS {
+        return Ok(fail(&format!(
+            "expected >={MIN_TOOLS} tools, got {}",
             names.len()
         )));
     }
