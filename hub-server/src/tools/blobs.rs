@@ -10,7 +10,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::text::{minify_json, prefix};
+use super::messages::message_metadata;
+use super::text::prefix;
 use super::{Activity, Category, OpCtx, ToolDef, ToolError, ToolResult, int_arg, non_blank};
 use crate::config::Config;
 use crate::protocol::codec::{self, Compressed, Mode, Policy, blob_ref_envelope, parse_blob_ref};
@@ -456,23 +457,7 @@ fn send_blob_message(
         )
         .with("max_chars", config.max_message_content_chars));
     }
-    let metadata = match args.metadata.as_deref() {
-        None | Some("") => "{}".to_string(),
-        Some(raw) => minify_json(raw).unwrap_or_else(|| raw.to_string()),
-    };
-    let metadata_chars = char_len(&metadata);
-    if metadata_chars > config.max_message_metadata_chars {
-        return Err(refusal(
-            "METADATA_TOO_LONG",
-            "send_blob_message_rejected",
-            format!(
-                "{TOOL}: metadata is {metadata_chars} characters, over the limit of {}; move \
-                 it into the payload",
-                config.max_message_metadata_chars
-            ),
-        )
-        .with("max_chars", config.max_message_metadata_chars));
-    }
+    let metadata = message_metadata(&config, args.metadata.as_deref(), TOOL)?;
     // Every check passed: only now is anything written.
     let (_, created) = blob_store::put(tx, &blob.hash, &blob.compressed.stored)?;
     let message = NewMessage {

@@ -97,6 +97,34 @@ pub struct SendMessageArgs {
 }
 tool_args!(SendMessageArgs, caller = from_agent, idempotent);
 
+/// A message's stored metadata: `{}` when absent; JSON is minified (keys, numbers and
+/// escapes untouched); anything else is kept verbatim. Over the limit → METADATA_TOO_LONG.
+pub(super) fn message_metadata(
+    config: &crate::config::Config,
+    raw: Option<&str>,
+    tool: &str,
+) -> Result<String, ToolError> {
+    let metadata = match raw {
+        None | Some("") => "{}".to_string(),
+        Some(raw) => minify_json(raw).unwrap_or_else(|| raw.to_string()),
+    };
+    let metadata_chars = char_count(&metadata);
+    if metadata_chars > config.max_message_metadata_chars {
+        let error = format!(
+            "{tool}: metadata is {metadata_chars} characters, over the limit of {}; shorten it \
+             or move it into the message body",
+            config.max_message_metadata_chars
+        );
+        return Err(ToolError::new("METADATA_TOO_LONG", error.clone())
+            .with("max_chars", config.max_message_metadata_chars)
+            .logged(
+                format!("{tool}_rejected"),
+                format!("{error} (METADATA_TOO_LONG)"),
+            ));
+    }
+    Ok(metadata)
+}
+
 fn optional_text(value: Option<&str>) -> Option<String> {
     value.filter(|v| !v.is_empty()).map(str::to_string)
 }
@@ -120,23 +148,7 @@ fn send_message(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: SendMessageArgs) ->
                 format!("{error} (CONTENT_TOO_LONG)"),
             ));
     }
-    let metadata = match args.metadata.as_deref() {
-        None | Some("") => "{}".to_string(),
-        Some(raw) => minify_json(raw).unwrap_or_else(|| raw.to_string()),
-    };
-    let metadata_chars = char_count(&metadata);
-    if metadata_chars > config.max_message_metadata_chars {
-        let error = format!(
-            "send_message: metadata is {metadata_chars} characters, over the limit of {}",
-            config.max_message_metadata_chars
-        );
-        return Err(ToolError::new("METADATA_TOO_LONG", error.clone())
-            .with("max_chars", config.max_message_metadata_chars)
-            .logged(
-                "send_message_rejected",
-                format!("{error} (METADATA_TOO_LONG)"),
-            ));
-    }
+    let metadata = message_metadata(&config, args.metadata.as_deref(), "send_message")?;
     let message = NewMessage {
         from_agent: args.from_agent.trim().to_string(),
         to_agent: non_blank(args.to_agent.as_deref()).map(str::to_string),
