@@ -596,6 +596,76 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
 mod tests {
     use super::*;
 
+    fn table(idle_timeout: Option<Duration>, max_sessions: usize) -> Arc<SessionTable> {
+        let mut manager = LocalSessionManager::default();
+        manager.session_config.keep_alive = None;
+        Arc::new(SessionTable {
+            manager: Arc::new(manager),
+            entries: Mutex::new(HashMap::new()),
+            idle_timeout,
+            max_sessions,
+        })
+    }
+
+    async fn open_session(table: &SessionTable) -> String {
+        let (id, _transport) = table.manager.create_session().await.unwrap();
+        table.register(&id).await;
+        id.to_string()
+    }
+
+    fn backdate(table: &SessionTable, id: &str, by: Duration) {
+        table.lock().get_mut(id).unwrap().last_active = Instant::now() - by;
+    }
+
+    #[tokio::test]
+    async fn idle_sessions_are_evicted_but_open_streams_count_as_activity() {
+        let table = table(Some(Duration::from_secs(60)), 100);
+        let idle = open_session(&table).await;
+        let streaming = open_session(&table).await;
+        let fresh = open_session(&table).await;
+        backdate(&table, &idle, Duration::from_secs(120));
+        backdate(&table, &streaming, Duration::from_secs(120));
+        let stream = table.stream_opened(&streaming);
+        backdate(&table, &streaming, Duration::from_secs(120));
+
+        table.collect_garbage().await;
+        assert!(
+            !table.is_live(&idle).await,
+            "idle past the timeout: evicted"
+        );
+        assert!(
+            table.is_live(&streaming).await,
+            "an open GET stream is activity"
+        );
+        assert!(table.is_live(&fresh).await);
+
+        // Once the stream closes, the session is active as of that moment.
+        drop(stream);
+        table.collect_garbage().await;
+        assert!(table.is_live(&streaming).await);
+        assert_eq!(table.count().await, 2);
+    }
+
+    #[tokio::test]
+    async fn without_a_timeout_nothing_is_evicted_but_the_cap_still_holds() {
+        let table = table(None, 2);
+        let oldest = open_session(&table).await;
+        backdate(&table, &oldest, Duration::from_secs(86_400));
+        let middle = open_session(&table).await;
+        backdate(&table, &middle, Duration::from_secs(60));
+        table.collect_garbage().await;
+        assert_eq!(table.count().await, 2, "eviction disabled");
+
+        let newest = open_session(&table).await;
+        assert!(
+            !table.is_live(&oldest).await,
+            "the least recently active goes first"
+        );
+        assert!(table.is_live(&middle).await);
+        assert!(table.is_live(&newest).await);
+        assert_eq!(table.count().await, 2);
+    }
+
     #[test]
     fn event_boundaries_with_either_line_ending() {
         assert_eq!(find_event_end(b"data: x\n\nrest"), Some((7, 2)));
