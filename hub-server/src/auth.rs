@@ -13,6 +13,14 @@ use crate::config::AuthMode;
 use crate::store::StoreResult;
 use crate::store::auth::{TokenDigest, token_digest};
 
+/// The token of an `Authorization: Bearer <token>` header value (scheme case-insensitive).
+pub fn bearer_token(authorization: Option<&str>) -> Option<String> {
+    let value = authorization?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
+}
+
 /// A new token: two random UUIDv4 joined by `-` (73 characters).
 pub fn new_token() -> String {
     format!("{}-{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4())
@@ -57,6 +65,20 @@ pub fn verify(conn: &Connection, agent_id: &str, token: Option<&str>) -> StoreRe
     } else {
         AuthOutcome::Invalid
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn bearer_header_values() {
+        assert_eq!(bearer_token(Some("Bearer abc")), Some("abc".into()));
+        assert_eq!(bearer_token(Some("bearer  abc ")), Some("abc".into()));
+        assert_eq!(bearer_token(Some("Basic abc")), None);
+        assert_eq!(bearer_token(Some("Bearer ")), None);
+        assert_eq!(bearer_token(None), None);
+    }
 }
 
 /// The guard's verdict for one call.

@@ -101,18 +101,6 @@ fn error(status: StatusCode, body: Value) -> Response<Body> {
     json_response(status, &body)
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-}
-
 /// Releases the cap slot and logs the unsubscribe when the stream ends, however it ends.
 struct Subscription {
     caps: Arc<StreamCaps>,
@@ -269,7 +257,10 @@ pub async fn subscribe(
     };
 
     // Auth: the bearer header is preferred; the query token stays for compatibility.
-    let token = bearer(&headers).or_else(|| {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let token = auth::bearer_token(authorization).or_else(|| {
         query
             .auth_token
             .as_deref()

@@ -259,9 +259,9 @@ impl McpEndpoint {
         };
         let message: Option<Value> = serde_json::from_slice(&bytes).ok();
         let shape = MessageShape::of(message.as_ref(), &parts.headers);
-        let session_id = session_id(&parts.headers);
+        let requested_session = session_id(&parts.headers);
 
-        let route = match &session_id {
+        let route = match &requested_session {
             Some(id) if self.sessions.is_live(id).await => {
                 if shape.is_initialize {
                     return jsonrpc_error(
@@ -310,7 +310,7 @@ impl McpEndpoint {
         };
         let mut response = response.map(Body::new);
         if shape.is_initialize
-            && let Some(new_id) = session_id_of(response.headers())
+            && let Some(new_id) = session_id(response.headers())
         {
             self.sessions.register(&new_id).await;
         }
@@ -421,10 +421,6 @@ fn session_id(headers: &HeaderMap) -> Option<String> {
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(str::to_string)
-}
-
-fn session_id_of(headers: &HeaderMap) -> Option<String> {
-    session_id(headers)
 }
 
 fn is_event_stream(headers: &HeaderMap) -> bool {

@@ -189,7 +189,7 @@ async fn health(State(state): State<AppState>) -> Response<Body> {
     with_capabilities(json_response(StatusCode::OK, &body))
 }
 
-async fn not_found(method: Method, uri: axum::http::Uri, _headers: HeaderMap) -> Response<Body> {
+async fn not_found(method: Method, uri: axum::http::Uri) -> Response<Body> {
     json_response(
         StatusCode::NOT_FOUND,
         &json!({"success": false, "error": format!("no route for {method} {}", uri.path())}),

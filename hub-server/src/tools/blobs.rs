@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::messages::message_metadata;
+use super::text::optional_text;
 use super::text::prefix;
 use super::{Activity, Category, OpCtx, ToolDef, ToolError, ToolResult, int_arg, non_blank};
 use crate::config::Config;
@@ -424,10 +425,6 @@ pub struct SendBlobMessageArgs {
     pub auth_token: Option<String>,
 }
 tool_args!(SendBlobMessageArgs, caller = from_agent, idempotent);
-
-fn optional_text(value: Option<&str>) -> Option<String> {
-    value.filter(|v| !v.is_empty()).map(str::to_string)
-}
 
 fn send_blob_message(
     tx: &mut WriteTx<'_>,

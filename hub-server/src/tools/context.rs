@@ -16,6 +16,7 @@ use super::blobs::{
     resolve_envelope, tokens_est,
 };
 use super::messages::{parse_row_cursor, row_cursor};
+use super::text::optional_text;
 use super::text::{char_count, collapse_whitespace, digest, minify_json, prefix};
 use super::{
     Activity, Category, OpCtx, ToolDef, ToolError, ToolResult, forbid_full_in_polling, int_arg,
@@ -150,10 +151,6 @@ fn check_ids(tool: &str, agent_id: &str, key: &str, namespace: &str) -> Result<(
         }
     }
     Ok(())
-}
-
-fn optional_text(value: Option<&str>) -> Option<String> {
-    value.filter(|v| !v.is_empty()).map(str::to_string)
 }
 
 fn namespace_of(raw: Option<&str>) -> String {

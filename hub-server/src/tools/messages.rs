@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::blobs::{Resolution, resolve_envelope};
+use super::text::optional_text;
 use super::text::{char_count, collapse_whitespace, digest, minify_json, prefix};
 use super::{
     Activity, Category, OpCtx, ToolDef, ToolError, ToolResult, forbid_full_in_polling, int_arg,
@@ -123,10 +124,6 @@ pub(super) fn message_metadata(
             ));
     }
     Ok(metadata)
-}
-
-fn optional_text(value: Option<&str>) -> Option<String> {
-    value.filter(|v| !v.is_empty()).map(str::to_string)
 }
 
 fn send_message(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: SendMessageArgs) -> ToolResult {

@@ -859,17 +859,12 @@ fn call_env(context: &RequestContext<RoleServer>) -> CallEnv {
             cancel: context.ct.clone(),
         };
     };
-    let bearer = parts
-        .headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-        })
-        .map(|token| token.trim().to_string())
-        .filter(|token| !token.is_empty());
+    let bearer = auth::bearer_token(
+        parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok()),
+    );
     let connection_key = parts
         .headers
         .get("mcp-session-id")

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::messages::{parse_row_cursor, row_cursor};
+use super::text::optional_text;
 use super::text::{char_count, prefix};
 use super::{
     Activity, Category, OpCtx, ToolDef, ToolError, ToolResult, forbid_full_in_polling, int_arg,
@@ -587,10 +588,6 @@ fn claim_json(claim: &ClaimRow, viewer: Option<&str>) -> Value {
         value["claim_id"] = json!(claim.claim_id);
     }
     value
-}
-
-fn optional_text(value: Option<&str>) -> Option<String> {
-    value.filter(|v| !v.is_empty()).map(str::to_string)
 }
 
 fn namespace_or_default(value: Option<&str>) -> String {

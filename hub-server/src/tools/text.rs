@@ -3,6 +3,11 @@
 
 use sha2::{Digest, Sha256};
 
+/// An optional text argument as stored: empty means absent.
+pub fn optional_text(value: Option<&str>) -> Option<String> {
+    value.filter(|v| !v.is_empty()).map(str::to_string)
+}
+
 /// Length in characters (Unicode scalar values), which is what every `*_chars` field counts.
 pub fn char_count(text: &str) -> usize {
     text.chars().count()

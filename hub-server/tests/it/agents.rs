@@ -1,7 +1,7 @@
 //! Agent tools and authentication: registration, onboarding, runtime profiles, negotiation,
 //! auth modes (observe / warn / enforce), tokens at rest.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::harness::TestHub;
 
@@ -432,7 +432,6 @@ async fn list_agents_modes_and_whole_registry_summary() {
             .any(|c| c.as_str().unwrap().contains("empty_dir=true"))
     );
     assert!(body["onboarding"]["tool_names"].is_array());
-    let _: &Value = body;
     client.close().await;
     hub.stop().await;
 }

@@ -206,25 +206,30 @@ impl Op {
 const PAYLOAD: &str = "status update: parsed 42 files, 3 warnings, next step is the \
                        integration suite; evidence in context key build-report. ";
 
+/// Registers a benchmark agent (ephemeral, no onboarding); returns its token.
+pub(crate) async fn register_agent(client: &mut McpClient, agent: &str) -> anyhow::Result<String> {
+    let reply = client
+        .call_tool(
+            "register_agent",
+            json!({"id": agent, "name": agent, "type": "benchmark",
+                   "onboarding_mode": "none", "lifecycle": "ephemeral"}),
+        )
+        .await?;
+    if !reply.succeeded() {
+        bail!("register_agent failed: {}", reply.json);
+    }
+    Ok(reply.json["auth"]["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
+}
+
 async fn connect_workers(url: &str, clients: usize, run: &str) -> anyhow::Result<Vec<Worker>> {
     let mut workers = Vec::with_capacity(clients);
     for index in 0..clients {
         let mut client = McpClient::connect(url, "hubctl-bench").await?;
         let agent = format!("bench-{run}-{index}");
-        let reply = client
-            .call_tool(
-                "register_agent",
-                json!({"id": agent, "name": agent, "type": "benchmark",
-                       "onboarding_mode": "none", "lifecycle": "ephemeral"}),
-            )
-            .await?;
-        if !reply.succeeded() {
-            bail!("register_agent failed: {}", reply.json);
-        }
-        let token = reply.json["auth"]["token"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let token = register_agent(&mut client, &agent).await?;
         workers.push(Worker {
             client,
             agent,

@@ -8,7 +8,9 @@ use anyhow::{Context, bail};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Value, json};
 
-use super::bench::{PhaseStats, Sync, WakeArgs, percentile, print_report, start_temp_hub};
+use super::bench::{
+    PhaseStats, Sync, WakeArgs, percentile, print_report, register_agent, start_temp_hub,
+};
 use crate::client::McpClient;
 
 /// A waiter: an MCP session watching one agent's messages.
@@ -17,23 +19,6 @@ struct Waiter {
     agent: String,
     token: String,
     cursor: String,
-}
-
-async fn register(client: &mut McpClient, agent: &str) -> anyhow::Result<String> {
-    let reply = client
-        .call_tool(
-            "register_agent",
-            json!({"id": agent, "name": agent, "type": "benchmark", "onboarding_mode": "none",
-                   "lifecycle": "ephemeral"}),
-        )
-        .await?;
-    if !reply.succeeded() {
-        bail!("register_agent failed: {}", reply.json);
-    }
-    Ok(reply.json["auth"]["token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string())
 }
 
 async fn wait_call(waiter: &mut Waiter, wait_ms: u64, mode: &str) -> anyhow::Result<Value> {
@@ -63,7 +48,7 @@ async fn connect_waiters(url: &str, count: usize, tag: &str) -> anyhow::Result<V
     for index in 0..count {
         let mut client = McpClient::connect(url, "hubctl-bench-wake").await?;
         let agent = format!("wake-{tag}-{index}");
-        let token = register(&mut client, &agent).await?;
+        let token = register_agent(&mut client, &agent).await?;
         waiters.push(Waiter {
             client,
             agent,
@@ -112,7 +97,7 @@ async fn wake_latency(
     let mut waiters = connect_waiters(url, count, &tag).await?;
     let mut sender = McpClient::connect(url, "hubctl-bench-wake").await?;
     let sender_id = format!("wake-{tag}-sender");
-    let sender_token = register(&mut sender, &sender_id).await?;
+    let sender_token = register_agent(&mut sender, &sender_id).await?;
     let progress = super::bench::progress_bar(rounds as u64);
     progress.set_message(format!("{count} waiters"));
     let mut micros = Vec::with_capacity(count * rounds);
@@ -175,7 +160,7 @@ async fn response_bytes(url: &str) -> anyhow::Result<Vec<(String, usize, usize)>
     let mut waiter = waiters.pop().expect("one waiter");
     let mut sender = McpClient::connect(url, "hubctl-bench-wake").await?;
     let sender_id = format!("wake-{tag}-sender");
-    let sender_token = register(&mut sender, &sender_id).await?;
+    let sender_token = register_agent(&mut sender, &sender_id).await?;
     let mut sizes = Vec::new();
     for mode in ["nano", "micro", "tiny", "compact", "full"] {
         let timeout = wait_call(&mut waiter, 100, mode).await?.to_string().len();
