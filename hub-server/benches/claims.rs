@@ -88,10 +88,10 @@ fn poll_claim(tx: &mut WriteTx<'_>, agent: &str) -> StoreResult<Option<(i64, Str
         namespace: None,
         now_ms: now,
     };
-    let Some(id) = tasks::next_candidate(tx.conn(), &query)? else {
+    let Some(id) = tasks::next_candidate(tx.db(), &query)? else {
         return Ok(None);
     };
-    let task = tasks::get(tx.conn(), id)?.expect("candidate exists");
+    let task = tasks::get(tx.db(), id)?.expect("candidate exists");
     let (_, claim) = claims::claim(tx, &task, agent, LEASE_MS, StatusSource::PollAndClaim)?;
     Ok(Some((id, claim.claim_id)))
 }
@@ -99,7 +99,7 @@ fn poll_claim(tx: &mut WriteTx<'_>, agent: &str) -> StoreResult<Option<(i64, Str
 /// What release_task_claim next_status=pending does in the store.
 fn release(tx: &mut WriteTx<'_>, task_id: i64, agent: &str, claim_id: &str) -> StoreResult<()> {
     assert!(claims::delete_matching(tx, task_id, agent, claim_id)?);
-    let task = tasks::get(tx.conn(), task_id)?.expect("task exists");
+    let task = tasks::get(tx.db(), task_id)?.expect("task exists");
     tasks::change_status(
         tx,
         &task,

@@ -5,7 +5,7 @@
 //! SHA-256 digest compared in constant time. The token is checked against the tool's
 //! declared caller field — never against a filter argument (see `tools::ToolDef::actor`).
 
-use rusqlite::Connection;
+use crate::store::Db;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -52,11 +52,11 @@ impl AuthOutcome {
 }
 
 /// Checks `token` against the stored digest of `agent_id`.
-pub fn verify(conn: &Connection, agent_id: &str, token: Option<&str>) -> StoreResult<AuthOutcome> {
+pub fn verify(db: &Db, agent_id: &str, token: Option<&str>) -> StoreResult<AuthOutcome> {
     let Some(token) = token else {
         return Ok(AuthOutcome::Missing);
     };
-    let Some(stored) = token_digest(conn, agent_id)? else {
+    let Some(stored) = token_digest(db, agent_id)? else {
         return Ok(AuthOutcome::Invalid);
     };
     let matches: bool = digest(token).ct_eq(&stored).into();

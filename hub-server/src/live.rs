@@ -116,7 +116,7 @@ impl Cursor {
 pub async fn watermark(store: &Store, watcher: &str, heads: StreamHeads) -> StoreResult<Cursor> {
     let watcher = watcher.to_string();
     let messages = store
-        .read(move |conn| store::messages::latest_visible_seq(conn, &watcher))
+        .read(move |db| store::messages::latest_visible_seq(db, &watcher))
         .await?;
     Ok(Cursor([
         messages,

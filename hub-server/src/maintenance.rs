@@ -55,8 +55,7 @@ pub async fn run_once(hub: &Hub) -> StoreResult<MaintenanceReport> {
             // 4. Stale agents: release their work, then delete them.
             let persistent_cutoff = before(config.agent_retention_ms);
             let ephemeral_cutoff = before(config.ephemeral_agent_retention_ms);
-            for agent_id in
-                store::agents::stale_ids(tx.conn(), persistent_cutoff, ephemeral_cutoff)?
+            for agent_id in store::agents::stale_ids(tx.db(), persistent_cutoff, ephemeral_cutoff)?
             {
                 report.stale_agent_tasks_requeued += store::claims::release_agent(tx, &agent_id)?;
             }
@@ -67,7 +66,7 @@ pub async fn run_once(hub: &Hub) -> StoreResult<MaintenanceReport> {
             // 6. Done tasks nothing depends on move to the archive.
             if let Some(cutoff) = before(config.done_task_ttl_ms) {
                 for task in
-                    store::tasks::archivable_done(tx.conn(), cutoff, config.archive_batch_limit)?
+                    store::tasks::archivable_done(tx.db(), cutoff, config.archive_batch_limit)?
                 {
                     store::tasks::delete(tx, &task, Some("ttl_cleanup"))?;
                     report.tasks_archived += 1;

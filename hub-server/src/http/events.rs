@@ -271,7 +271,7 @@ pub async fn subscribe(
     let verify_agent = agent.clone();
     let outcome = hub
         .store
-        .read(move |conn| auth::verify(conn, &verify_agent, token.as_deref()))
+        .read(move |db| auth::verify(db, &verify_agent, token.as_deref()))
         .await
         .unwrap_or(AuthOutcome::Invalid);
     let event_agent = agent.clone();

@@ -1,8 +1,8 @@
 //! The agent registry: identity, lifecycle, runtime profile and presence.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, params};
 
-use super::{StoreResult, WriteTx};
+use super::{Db, StoreResult, WriteTx};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentRow {
@@ -38,8 +38,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<AgentRow> {
     })
 }
 
-pub fn get(conn: &Connection, id: &str) -> StoreResult<Option<AgentRow>> {
-    Ok(conn
+pub fn get(db: &Db, id: &str) -> StoreResult<Option<AgentRow>> {
+    Ok(db
+        .conn
         .prepare_cached(&format!("SELECT {COLUMNS} FROM agents WHERE id = ?1"))?
         .query_row([id], from_row)
         .optional()?)
@@ -63,7 +64,7 @@ pub struct Registration {
 /// is new.
 pub fn register(tx: &mut WriteTx<'_>, reg: &Registration) -> StoreResult<(AgentRow, bool)> {
     let now = tx.now_ms();
-    let existing = get(tx.conn(), &reg.id)?;
+    let existing = get(tx.db(), &reg.id)?;
     let is_new = existing.is_none();
     let (mode, profile) = match &reg.runtime_profile {
         Some((mode, profile)) => (Some(mode.as_str()), Some(profile.as_str())),
@@ -98,7 +99,7 @@ pub fn register(tx: &mut WriteTx<'_>, reg: &Registration) -> StoreResult<(AgentR
             profile,
             now
         ])?;
-    let row = get(tx.conn(), &reg.id)?.expect("row was just written");
+    let row = get(tx.db(), &reg.id)?.expect("row was just written");
     Ok((row, is_new))
 }
 
@@ -130,12 +131,12 @@ pub fn set_runtime_profile(
     if changed == 0 {
         return Ok(None);
     }
-    get(tx.conn(), id)
+    get(tx.db(), id)
 }
 
 /// One page, most recently seen first.
-pub fn list(conn: &Connection, limit: i64, offset: i64) -> StoreResult<Vec<AgentRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
+pub fn list(db: &Db, limit: i64, offset: i64) -> StoreResult<Vec<AgentRow>> {
+    let mut stmt = db.conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM agents ORDER BY last_seen DESC, id ASC LIMIT ?1 OFFSET ?2"
     ))?;
     let rows = stmt
@@ -158,8 +159,9 @@ pub struct AgentSummary {
     pub runtime_unknown: i64,
 }
 
-pub fn summary(conn: &Connection, now_ms: i64) -> StoreResult<AgentSummary> {
-    Ok(conn
+pub fn summary(db: &Db, now_ms: i64) -> StoreResult<AgentSummary> {
+    Ok(db
+        .conn
         .prepare_cached(
             "SELECT COUNT(*),
                     COALESCE(SUM(status = 'online'), 0),
@@ -212,7 +214,7 @@ pub fn mark_stale_offline(
 
 /// Ids of the offline agents that [`purge_stale`] would delete with the same cutoffs.
 pub fn stale_ids(
-    conn: &Connection,
+    db: &Db,
     persistent_before_ms: Option<i64>,
     ephemeral_before_ms: Option<i64>,
 ) -> StoreResult<Vec<String>> {
@@ -222,7 +224,7 @@ pub fn stale_ids(
         ("ephemeral", ephemeral_before_ms),
     ] {
         if let Some(cutoff) = cutoff {
-            let mut stmt = conn.prepare_cached(
+            let mut stmt = db.conn.prepare_cached(
                 "SELECT id FROM agents WHERE status = 'offline' AND lifecycle = ?1 AND last_seen < ?2",
             )?;
             let rows = stmt
@@ -235,8 +237,9 @@ pub fn stale_ids(
 }
 
 /// Agents with `last_seen >= since_ms` (any status).
-pub fn count_seen_since(conn: &Connection, since_ms: i64) -> StoreResult<i64> {
-    Ok(conn
+pub fn count_seen_since(db: &Db, since_ms: i64) -> StoreResult<i64> {
+    Ok(db
+        .conn
         .prepare_cached("SELECT COUNT(*) FROM agents WHERE last_seen >= ?1")?
         .query_row([since_ms], |r| r.get(0))?)
 }

@@ -1,14 +1,15 @@
 //! Agent tokens (stored as SHA-256 digests, never in clear) and the auth-event log.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 
-use super::{StoreResult, WriteTx};
+use super::{Db, StoreResult, WriteTx};
 
 /// SHA-256 of a token; the only form in which a token is kept.
 pub type TokenDigest = [u8; 32];
 
-pub fn token_digest(conn: &Connection, agent_id: &str) -> StoreResult<Option<TokenDigest>> {
-    let digest: Option<Vec<u8>> = conn
+pub fn token_digest(db: &Db, agent_id: &str) -> StoreResult<Option<TokenDigest>> {
+    let digest: Option<Vec<u8>> = db
+        .conn
         .prepare_cached("SELECT token_sha256 FROM agent_tokens WHERE agent_id = ?1")?
         .query_row([agent_id], |row| row.get(0))
         .optional()?;

@@ -3,9 +3,9 @@
 //! Identical stored values dedupe onto one row. Every read through [`get_and_touch`]
 //! counts (`access_count`) and extends retention (`updated_at`); listing does not.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, params};
 
-use super::{StoreResult, WriteTx};
+use super::{Db, StoreResult, WriteTx};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobRow {
@@ -79,8 +79,9 @@ pub fn get_and_touch(tx: &mut WriteTx<'_>, hash: &str) -> StoreResult<Option<Blo
 }
 
 /// Newest-updated first; not a read (counters unchanged).
-pub fn list(conn: &Connection, limit: i64, offset: i64) -> StoreResult<Vec<BlobMeta>> {
-    let rows = conn
+pub fn list(db: &Db, limit: i64, offset: i64) -> StoreResult<Vec<BlobMeta>> {
+    let rows = db
+        .conn
         .prepare_cached(
             "SELECT hash, length(value), created_at, updated_at, access_count
              FROM protocol_blobs ORDER BY updated_at DESC, hash ASC LIMIT ?1 OFFSET ?2",
@@ -98,8 +99,10 @@ pub fn list(conn: &Connection, limit: i64, offset: i64) -> StoreResult<Vec<BlobM
     Ok(rows)
 }
 
-pub fn count(conn: &Connection) -> StoreResult<i64> {
-    Ok(conn.query_row("SELECT COUNT(*) FROM protocol_blobs", [], |r| r.get(0))?)
+pub fn count(db: &Db) -> StoreResult<i64> {
+    Ok(db
+        .conn
+        .query_row("SELECT COUNT(*) FROM protocol_blobs", [], |r| r.get(0))?)
 }
 
 /// Deletes blobs not read or stored since `cutoff_ms` that no message content and no

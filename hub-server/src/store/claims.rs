@@ -6,10 +6,10 @@
 //! row. Whoever deletes a claim also moves its task out of `in_progress` (sweep, release,
 //! reaping), in the same transaction.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, params};
 
 use super::tasks::{self, StatusSource, TaskRow};
-use super::{StoreResult, WriteTx};
+use super::{Db, StoreResult, WriteTx};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimRow {
@@ -42,8 +42,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ClaimRow> {
 }
 
 /// The claim row of a task, live or not.
-pub fn get(conn: &Connection, task_id: i64) -> StoreResult<Option<ClaimRow>> {
-    Ok(conn
+pub fn get(db: &Db, task_id: i64) -> StoreResult<Option<ClaimRow>> {
+    Ok(db
+        .conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM task_claims WHERE task_id = ?1"
         ))?
@@ -52,8 +53,8 @@ pub fn get(conn: &Connection, task_id: i64) -> StoreResult<Option<ClaimRow>> {
 }
 
 /// The live claim of a task, if any.
-pub fn live(conn: &Connection, task_id: i64, now_ms: i64) -> StoreResult<Option<ClaimRow>> {
-    Ok(get(conn, task_id)?.filter(|claim| claim.is_live(now_ms)))
+pub fn live(db: &Db, task_id: i64, now_ms: i64) -> StoreResult<Option<ClaimRow>> {
+    Ok(get(db, task_id)?.filter(|claim| claim.is_live(now_ms)))
 }
 
 /// Gives `task` to `agent_id` under a new claim id: replaces any claim row (the caller has
@@ -168,7 +169,7 @@ fn drop_claims_and_requeue(
     let mut requeued = 0;
     for claim in claims {
         delete_for_task(tx, claim.task_id)?;
-        if let Some(task) = tasks::get(tx.conn(), claim.task_id)?
+        if let Some(task) = tasks::get(tx.db(), claim.task_id)?
             && task.status == "in_progress"
             && task.assigned_to.as_deref() == Some(claim.agent_id.as_str())
         {
@@ -219,7 +220,7 @@ pub fn release_agent(tx: &mut WriteTx<'_>, agent_id: &str) -> StoreResult<usize>
         .prepare_cached("DELETE FROM task_claims WHERE agent_id = ?1")?
         .execute([agent_id])?;
     let mut changed = 0;
-    for task in tasks::open_assigned_to(tx.conn(), agent_id)? {
+    for task in tasks::open_assigned_to(tx.db(), agent_id)? {
         tasks::change_status(
             tx,
             &task,
@@ -237,7 +238,7 @@ pub fn release_agent(tx: &mut WriteTx<'_>, agent_id: &str) -> StoreResult<usize>
 /// `pending`, unassigned, and lose any claim row. Returns how many.
 pub fn requeue_orphans(tx: &mut WriteTx<'_>) -> StoreResult<usize> {
     let now = tx.now_ms();
-    let orphans = tasks::orphaned_in_progress(tx.conn(), now)?;
+    let orphans = tasks::orphaned_in_progress(tx.db(), now)?;
     for task in &orphans {
         delete_for_task(tx, task.id)?;
         tasks::change_status(
@@ -262,12 +263,8 @@ pub struct ClaimListing {
 }
 
 /// Live claims (optionally of one agent), soonest expiry first.
-pub fn list_live(
-    conn: &Connection,
-    agent_id: Option<&str>,
-    now_ms: i64,
-) -> StoreResult<Vec<ClaimListing>> {
-    let mut stmt = conn.prepare_cached(
+pub fn list_live(db: &Db, agent_id: Option<&str>, now_ms: i64) -> StoreResult<Vec<ClaimListing>> {
+    let mut stmt = db.conn.prepare_cached(
         "SELECT c.task_id, c.agent_id, c.claim_id, c.claimed_at, c.lease_expires_at,
                 c.updated_at, t.title, t.status, t.priority
          FROM task_claims c JOIN tasks t ON t.id = c.task_id
@@ -287,8 +284,9 @@ pub fn list_live(
 }
 
 /// Whether any claim row exists in the hub (shapes the poll back-off cap).
-pub fn any_claims(conn: &Connection) -> StoreResult<bool> {
-    Ok(conn
+pub fn any_claims(db: &Db) -> StoreResult<bool> {
+    Ok(db
+        .conn
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM task_claims)")?
         .query_row([], |r| r.get(0))?)
 }

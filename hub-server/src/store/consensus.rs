@@ -1,9 +1,9 @@
 //! Consensus decisions (one row per evaluation, never upserted) and the agent quality
 //! counters that weight votes.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 
-use super::{StoreResult, WriteTx};
+use super::{Db, StoreResult, WriteTx};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecisionRow {
@@ -58,12 +58,13 @@ pub fn insert_decision(tx: &mut WriteTx<'_>, decision: &NewDecision) -> StoreRes
 
 /// Newest first (ties: newest id first), optionally for one proposal.
 pub fn list_decisions(
-    conn: &Connection,
+    db: &Db,
     proposal_id: Option<&str>,
     limit: i64,
     offset: i64,
 ) -> StoreResult<Vec<DecisionRow>> {
-    let rows = conn
+    let rows = db
+        .conn
         .prepare_cached(
             "SELECT id, proposal_id, requesting_agent, outcome, stats_json, reasons_json,
                     created_at
@@ -86,8 +87,9 @@ pub fn list_decisions(
 }
 
 /// `(completed_count, rollback_count)` of an agent; a missing row reads as zeros.
-pub fn quality_counts(conn: &Connection, agent_id: &str) -> StoreResult<(i64, i64)> {
-    Ok(conn
+pub fn quality_counts(db: &Db, agent_id: &str) -> StoreResult<(i64, i64)> {
+    Ok(db
+        .conn
         .prepare_cached(
             "SELECT completed_count, rollback_count FROM agent_quality WHERE agent_id = ?1",
         )?

@@ -4,9 +4,9 @@
 //! delta reads ("what changed after cursor S") walk `seq` ascending and never skip a change
 //! made in the same millisecond (D8, D17). An updated row moves to the end of the feed.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, params};
 
-use super::{StoreResult, Stream, WriteTx};
+use super::{Db, StoreResult, Stream, WriteTx};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContextRow {
@@ -80,15 +80,17 @@ pub fn upsert(tx: &mut WriteTx<'_>, entry: &NewContext) -> StoreResult<ContextRo
     Ok(row)
 }
 
-pub fn get(conn: &Connection, id: i64) -> StoreResult<Option<ContextRow>> {
-    Ok(conn
+pub fn get(db: &Db, id: i64) -> StoreResult<Option<ContextRow>> {
+    Ok(db
+        .conn
         .prepare_cached(&format!("SELECT {COLUMNS} FROM context WHERE id = ?1"))?
         .query_row([id], from_row)
         .optional()?)
 }
 
-pub fn get_by_key(conn: &Connection, agent_id: &str, key: &str) -> StoreResult<Option<ContextRow>> {
-    Ok(conn
+pub fn get_by_key(db: &Db, agent_id: &str, key: &str) -> StoreResult<Option<ContextRow>> {
+    Ok(db
+        .conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM context WHERE agent_id = ?1 AND key = ?2"
         ))?
@@ -123,7 +125,7 @@ pub struct ContextPageResult {
 }
 
 /// One page of context rows plus whether more follow (a `limit + 1` probe).
-pub fn list(conn: &Connection, query: &ContextQuery) -> StoreResult<ContextPageResult> {
+pub fn list(db: &Db, query: &ContextQuery) -> StoreResult<ContextPageResult> {
     let (bound, order, offset, bound_value) = match query.page {
         ContextPage::AfterSeq(seq) => ("AND seq > ?4", "seq ASC", 0, seq),
         ContextPage::UpdatedAfter(ms) => ("AND updated_at > ?4", "seq ASC", 0, ms),
@@ -135,7 +137,8 @@ pub fn list(conn: &Connection, query: &ContextQuery) -> StoreResult<ContextPageR
            AND (?3 IS NULL OR namespace = ?3) {bound}
          ORDER BY {order} LIMIT ?5 OFFSET ?6"
     );
-    let mut rows = conn
+    let mut rows = db
+        .conn
         .prepare_cached(&sql)?
         .query_map(
             params![

@@ -3,9 +3,9 @@
 //! Only successful responses are stored; the fingerprint of the original arguments lets a
 //! reuse of the key with different arguments be refused instead of replayed silently.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 
-use super::{StoreResult, WriteTx};
+use super::{Db, StoreResult, WriteTx};
 
 #[derive(Debug, Clone)]
 pub struct StoredResponse {
@@ -15,13 +15,14 @@ pub struct StoredResponse {
 
 /// The live record for the key, ignoring records created before `not_before_ms`.
 pub fn lookup(
-    conn: &Connection,
+    db: &Db,
     agent_id: &str,
     tool_name: &str,
     key: &str,
     not_before_ms: Option<i64>,
 ) -> StoreResult<Option<StoredResponse>> {
-    Ok(conn
+    Ok(db
+        .conn
         .prepare_cached(
             "SELECT fingerprint, response_json FROM idempotency_keys
              WHERE agent_id = ?1 AND tool_name = ?2 AND idempotency_key = ?3

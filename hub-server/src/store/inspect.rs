@@ -6,19 +6,19 @@ use std::path::Path;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
-use super::StoreResult;
+use super::{Db, StoreResult};
 
 /// A read-only connection to a hub database.
-pub type ReadOnlyConnection = Connection;
+pub type ReadOnlyConnection = super::Db;
 
 /// Opens `path` read-only (the hub may be running; WAL lets both proceed).
-pub fn open_read_only(path: &Path) -> StoreResult<Connection> {
+pub fn open_read_only(path: &Path) -> StoreResult<super::Db> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    Ok(conn)
+    Ok(super::Db { conn })
 }
 
 /// The result of one ad-hoc query, every value rendered as text.
@@ -29,8 +29,8 @@ pub struct QueryResult {
 }
 
 /// Runs an operator's SQL statement on a read-only connection, returning at most `max_rows`.
-pub fn query(conn: &Connection, sql: &str, max_rows: usize) -> StoreResult<QueryResult> {
-    let mut stmt = conn.prepare(sql)?;
+pub fn query(db: &Db, sql: &str, max_rows: usize) -> StoreResult<QueryResult> {
+    let mut stmt = db.conn.prepare(sql)?;
     let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
     let width = columns.len();
     let mut rows = Vec::new();
@@ -55,8 +55,8 @@ pub fn query(conn: &Connection, sql: &str, max_rows: usize) -> StoreResult<Query
 }
 
 /// Names of the user tables, for `.tables`.
-pub fn table_names(conn: &Connection) -> StoreResult<Vec<String>> {
-    let mut stmt = conn.prepare(
+pub fn table_names(db: &Db) -> StoreResult<Vec<String>> {
+    let mut stmt = db.conn.prepare(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
     )?;
     let names = stmt

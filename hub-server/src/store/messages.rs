@@ -3,9 +3,9 @@
 //! Messages are append-only, so the hub-wide `seq` a message takes at insert orders every
 //! inbox exactly as commits happened; cursors resume strictly after a `seq`.
 
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Row, params};
 
-use super::{StoreResult, Stream, WriteTx};
+use super::{Db, StoreResult, Stream, WriteTx};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageRow {
@@ -123,7 +123,7 @@ pub struct InboxPageResult {
 /// Messages visible to the agent (addressed to it, or broadcast), one page plus whether
 /// more follow. Direct and broadcast rows are fetched as two index-ordered range scans and
 /// merged, so a page costs O(limit) whatever the size of the table.
-pub fn inbox(conn: &Connection, query: &InboxQuery) -> StoreResult<InboxPageResult> {
+pub fn inbox(db: &Db, query: &InboxQuery) -> StoreResult<InboxPageResult> {
     let (bound, order, direction, offset) = match query.page {
         InboxPage::AfterSeq(_) => ("AND seq > ?4", "seq", "ASC", 0),
         InboxPage::SinceMs(_) => ("AND created_at > ?4", "created_at", "ASC", 0),
@@ -156,7 +156,7 @@ pub fn inbox(conn: &Connection, query: &InboxQuery) -> StoreResult<InboxPageResu
     );
     // Each branch must supply enough rows for the offset, the page and the has_more probe.
     let fetch = query.limit + 1;
-    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut stmt = db.conn.prepare_cached(&sql)?;
     let mut rows = stmt
         .query_map(
             params![
@@ -200,8 +200,9 @@ pub fn purge_before(tx: &mut WriteTx<'_>, cutoff_ms: i64) -> StoreResult<usize> 
 
 /// The newest sequence number among messages visible to `agent_id` (direct or broadcast),
 /// 0 when there are none: the watcher's messages watermark. Two index lookups.
-pub fn latest_visible_seq(conn: &Connection, agent_id: &str) -> StoreResult<i64> {
-    Ok(conn
+pub fn latest_visible_seq(db: &Db, agent_id: &str) -> StoreResult<i64> {
+    Ok(db
+        .conn
         .prepare_cached(
             "SELECT MAX(COALESCE((SELECT MAX(seq) FROM messages WHERE to_agent = ?1), 0),
                         COALESCE((SELECT MAX(seq) FROM messages WHERE to_agent IS NULL), 0))",
@@ -209,9 +210,10 @@ pub fn latest_visible_seq(conn: &Connection, agent_id: &str) -> StoreResult<i64>
         .query_row([agent_id], |r| r.get(0))?)
 }
 
-pub fn get(conn: &Connection, id: i64) -> StoreResult<Option<MessageRow>> {
+pub fn get(db: &Db, id: i64) -> StoreResult<Option<MessageRow>> {
     use rusqlite::OptionalExtension;
-    Ok(conn
+    Ok(db
+        .conn
         .prepare_cached(&format!("SELECT {COLUMNS} FROM messages WHERE id = ?1"))?
         .query_row([id], from_row)
         .optional()?)

@@ -99,17 +99,29 @@ impl StreamHeads {
     }
 }
 
+/// A database connection owned by the store. Code above `store/` passes it to store verbs
+/// but cannot run SQL on it: the connection inside is private to this module tree, so no
+/// rusqlite type leaks out and a second backend can take its place.
+pub struct Db {
+    conn: Connection,
+}
+
 /// The writer's view of one request inside the group transaction.
 pub struct WriteTx<'a> {
-    conn: &'a Connection,
+    db: &'a Db,
     seq: &'a mut i64,
     heads: &'a mut StreamHeads,
     now_ms: i64,
 }
 
 impl<'a> WriteTx<'a> {
-    pub fn conn(&self) -> &Connection {
-        self.conn
+    /// The connection, for store verbs that only read.
+    pub fn db(&self) -> &Db {
+        self.db
+    }
+
+    pub(in crate::store) fn conn(&self) -> &Connection {
+        &self.db.conn
     }
 
     /// The time of this write: one value for the whole request so rows written together agree.
@@ -154,7 +166,7 @@ impl<'a> WriteTx<'a> {
     {
         let seq_mark = *self.seq;
         let heads_mark = *self.heads;
-        self.conn
+        self.conn()
             .execute_batch("SAVEPOINT nested_op")
             .map_err(|e| E::from(StoreError::from(e)))?;
         let result = op(self);
@@ -165,7 +177,7 @@ impl<'a> WriteTx<'a> {
             *self.heads = heads_mark;
             "ROLLBACK TO nested_op; RELEASE nested_op"
         };
-        self.conn
+        self.conn()
             .execute_batch(finish)
             .map_err(|e| E::from(StoreError::from(e)))?;
         result
@@ -188,7 +200,7 @@ const READERS: usize = 4;
 struct Inner {
     writer: Mutex<Option<mpsc::Sender<WriterMsg>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Vec<Db>>,
     reader_permits: Semaphore,
     heads: watch::Receiver<StreamHeads>,
     clock: SharedClock,
@@ -237,9 +249,10 @@ impl Store {
             writer_conn.query_row("SELECT value FROM hub_meta WHERE key = 'seq'", [], |r| {
                 r.get(0)
             })?;
-        let initial_heads = load_heads(&writer_conn)?;
+        let writer_db = Db { conn: writer_conn };
+        let initial_heads = load_heads(&writer_db)?;
         let readers = (0..READERS)
-            .map(|_| open_connection(path, true, sync))
+            .map(|_| open_connection(path, true, sync).map(|conn| Db { conn }))
             .collect::<rusqlite::Result<Vec<_>>>()?;
 
         let (heads_tx, heads_rx) = watch::channel(initial_heads);
@@ -247,7 +260,7 @@ impl Store {
         let writer_clock = clock.clone();
         let thread = std::thread::Builder::new()
             .name("hub-store-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx, seq, initial_heads, heads_tx, writer_clock))
+            .spawn(move || writer_loop(writer_db, rx, seq, initial_heads, heads_tx, writer_clock))
             .map_err(|e| StoreError::Internal(format!("spawning writer thread: {e}")))?;
 
         Ok(Store {
@@ -332,7 +345,7 @@ impl Store {
     pub async fn read<T, F>(&self, op: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Db) -> StoreResult<T> + Send + 'static,
     {
         let _permit = self
             .inner
@@ -384,13 +397,14 @@ impl Store {
     }
 }
 
-fn load_heads(conn: &Connection) -> rusqlite::Result<StreamHeads> {
+fn load_heads(db: &Db) -> StoreResult<StreamHeads> {
+    let conn = &db.conn;
     let mut heads = StreamHeads::default();
     heads.heads[Stream::Messages as usize] =
         conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages", [], |r| {
             r.get(0)
         })?;
-    heads.heads[Stream::Tasks as usize] = tasks::stream_head(conn)?;
+    heads.heads[Stream::Tasks as usize] = tasks::stream_head(db)?;
     heads.heads[Stream::Broadcasts as usize] = conn.query_row(
         "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE to_agent IS NULL",
         [],
@@ -409,7 +423,7 @@ fn load_heads(conn: &Connection) -> rusqlite::Result<StreamHeads> {
 }
 
 fn writer_loop(
-    conn: Connection,
+    db: Db,
     rx: mpsc::Receiver<WriterMsg>,
     mut seq: i64,
     mut heads: StreamHeads,
@@ -434,7 +448,7 @@ fn writer_loop(
             }
         }
         let (seq_before, heads_before) = (seq, heads);
-        let deliveries = run_group(&conn, batch, &mut seq, &mut heads, &clock);
+        let deliveries = run_group(&db, batch, &mut seq, &mut heads, &clock);
         let committed = deliveries.is_ok();
         match deliveries {
             Ok(deliveries) => {
@@ -447,7 +461,7 @@ fn writer_loop(
             }
             Err((error, deliveries)) => {
                 tracing::error!(%error, "group commit failed; rolling back");
-                let _ = conn.execute_batch("ROLLBACK");
+                let _ = db.conn.execute_batch("ROLLBACK");
                 seq = seq_before;
                 heads = heads_before;
                 let message = error.to_string();
@@ -466,12 +480,13 @@ fn writer_loop(
 type GroupFailure = (rusqlite::Error, Vec<Delivery>);
 
 fn run_group(
-    conn: &Connection,
+    db: &Db,
     batch: Vec<Job>,
     seq: &mut i64,
     heads: &mut StreamHeads,
     clock: &SharedClock,
 ) -> Result<Vec<Delivery>, GroupFailure> {
+    let conn = &db.conn;
     let mut deliveries: Vec<Delivery> = Vec::with_capacity(batch.len());
     let seq_at_start = *seq;
     if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
@@ -486,7 +501,7 @@ fn run_group(
             return Err((error, deliveries));
         }
         let mut tx = WriteTx {
-            conn,
+            db,
             seq,
             heads,
             now_ms: clock.now_ms(),
@@ -583,12 +598,12 @@ mod tests {
         seen.sort();
         assert_eq!(seen, (1..=200).collect::<Vec<i64>>());
         let persisted = store
-            .read(|conn| {
-                Ok(
-                    conn.query_row("SELECT value FROM hub_meta WHERE key='seq'", [], |r| {
+            .read(|db| {
+                Ok(db
+                    .conn
+                    .query_row("SELECT value FROM hub_meta WHERE key='seq'", [], |r| {
                         r.get::<_, i64>(0)
-                    })?,
-                )
+                    })?)
             })
             .await
             .unwrap();

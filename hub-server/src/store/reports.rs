@@ -4,12 +4,13 @@
 //! Every query runs on a read-only connection ([`super::inspect::open_read_only`]) and
 //! tolerates tables a database does not have yet (e.g. SLO alerts) by counting zero.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 
-use super::StoreResult;
+use super::{Db, StoreResult};
 
-fn table_exists(conn: &Connection, table: &str) -> StoreResult<bool> {
-    Ok(conn
+fn table_exists(db: &Db, table: &str) -> StoreResult<bool> {
+    Ok(db
+        .conn
         .query_row(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
             [table],
@@ -19,30 +20,21 @@ fn table_exists(conn: &Connection, table: &str) -> StoreResult<bool> {
         .is_some())
 }
 
-fn count(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> StoreResult<i64> {
-    Ok(conn.query_row(sql, args, |r| r.get(0))?)
+fn count(db: &Db, sql: &str, args: impl rusqlite::Params) -> StoreResult<i64> {
+    Ok(db.conn.query_row(sql, args, |r| r.get(0))?)
 }
 
 /// `count` when `table` exists, else 0.
-fn count_in(
-    conn: &Connection,
-    table: &str,
-    sql: &str,
-    args: impl rusqlite::Params,
-) -> StoreResult<i64> {
-    if table_exists(conn, table)? {
-        count(conn, sql, args)
+fn count_in(db: &Db, table: &str, sql: &str, args: impl rusqlite::Params) -> StoreResult<i64> {
+    if table_exists(db, table)? {
+        count(db, sql, args)
     } else {
         Ok(0)
     }
 }
 
-fn pairs(
-    conn: &Connection,
-    sql: &str,
-    args: impl rusqlite::Params,
-) -> StoreResult<Vec<(String, i64)>> {
-    let mut stmt = conn.prepare(sql)?;
+fn pairs(db: &Db, sql: &str, args: impl rusqlite::Params) -> StoreResult<Vec<(String, i64)>> {
+    let mut stmt = db.conn.prepare(sql)?;
     let rows = stmt
         .query_map(args, |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -70,54 +62,54 @@ pub struct CurrentSnapshot {
     pub slo_open: i64,
 }
 
-pub fn current(conn: &Connection, now_ms: i64) -> StoreResult<CurrentSnapshot> {
+pub fn current(db: &Db, now_ms: i64) -> StoreResult<CurrentSnapshot> {
     let status = |s: &str| {
         count_in(
-            conn,
+            db,
             "tasks",
             "SELECT COUNT(*) FROM tasks WHERE status = ?1",
             [s],
         )
     };
     Ok(CurrentSnapshot {
-        agents_total: count(conn, "SELECT COUNT(*) FROM agents", [])?,
+        agents_total: count(db, "SELECT COUNT(*) FROM agents", [])?,
         agents_online: count(
-            conn,
+            db,
             "SELECT COUNT(*) FROM agents WHERE status = 'online'",
             [],
         )?,
         agents_offline: count(
-            conn,
+            db,
             "SELECT COUNT(*) FROM agents WHERE status <> 'online'",
             [],
         )?,
         agents_online_5m: count(
-            conn,
+            db,
             "SELECT COUNT(*) FROM agents WHERE last_seen >= ?1",
             [now_ms - 300_000],
         )?,
-        tasks_total: count_in(conn, "tasks", "SELECT COUNT(*) FROM tasks", [])?,
+        tasks_total: count_in(db, "tasks", "SELECT COUNT(*) FROM tasks", [])?,
         tasks_pending: status("pending")?,
         tasks_in_progress: status("in_progress")?,
         tasks_blocked: status("blocked")?,
         tasks_done: status("done")?,
         claims_active: count_in(
-            conn,
+            db,
             "task_claims",
             "SELECT COUNT(*) FROM task_claims WHERE lease_expires_at > ?1",
             [now_ms],
         )?,
-        messages_total: count(conn, "SELECT COUNT(*) FROM messages", [])?,
-        context_keys_total: count_in(conn, "context", "SELECT COUNT(*) FROM context", [])?,
+        messages_total: count(db, "SELECT COUNT(*) FROM messages", [])?,
+        context_keys_total: count_in(db, "context", "SELECT COUNT(*) FROM context", [])?,
         protocol_blobs_total: count_in(
-            conn,
+            db,
             "protocol_blobs",
             "SELECT COUNT(*) FROM protocol_blobs",
             [],
         )?,
-        activity_total: count(conn, "SELECT COUNT(*) FROM activity_log", [])?,
+        activity_total: count(db, "SELECT COUNT(*) FROM activity_log", [])?,
         slo_open: count_in(
-            conn,
+            db,
             "slo_alerts",
             "SELECT COUNT(*) FROM slo_alerts WHERE status = 'open'",
             [],
@@ -140,65 +132,65 @@ pub struct WindowCounters {
     pub slo_resolved: i64,
 }
 
-pub fn window_counters(conn: &Connection, from_ms: i64, to_ms: i64) -> StoreResult<WindowCounters> {
+pub fn window_counters(db: &Db, from_ms: i64, to_ms: i64) -> StoreResult<WindowCounters> {
     let window = params![from_ms, to_ms];
     Ok(WindowCounters {
         activity_events: count(
-            conn,
+            db,
             "SELECT COUNT(*) FROM activity_log WHERE created_at >= ?1 AND created_at < ?2",
             window,
         )?,
         activity_failed: count(
-            conn,
+            db,
             "SELECT COUNT(*) FROM activity_log WHERE created_at >= ?1 AND created_at < ?2
                AND action LIKE '%failed%'",
             window,
         )?,
         tasks_created: count_in(
-            conn,
+            db,
             "tasks",
             "SELECT COUNT(*) FROM tasks WHERE created_at >= ?1 AND created_at < ?2",
             window,
         )?,
         tasks_updated: count_in(
-            conn,
+            db,
             "tasks",
             "SELECT COUNT(*) FROM tasks WHERE updated_at >= ?1 AND updated_at < ?2",
             window,
         )?,
         status_done: count_in(
-            conn,
+            db,
             "task_status_history",
             "SELECT COUNT(*) FROM task_status_history
              WHERE created_at >= ?1 AND created_at < ?2 AND to_status = 'done'",
             window,
         )?,
         status_pending: count_in(
-            conn,
+            db,
             "task_status_history",
             "SELECT COUNT(*) FROM task_status_history
              WHERE created_at >= ?1 AND created_at < ?2 AND to_status = 'pending'",
             window,
         )?,
         messages_sent: count(
-            conn,
+            db,
             "SELECT COUNT(*) FROM messages WHERE created_at >= ?1 AND created_at < ?2",
             window,
         )?,
         context_rows_updated: count_in(
-            conn,
+            db,
             "context",
             "SELECT COUNT(*) FROM context WHERE updated_at >= ?1 AND updated_at < ?2",
             window,
         )?,
         slo_triggered: count_in(
-            conn,
+            db,
             "slo_alerts",
             "SELECT COUNT(*) FROM slo_alerts WHERE created_at >= ?1 AND created_at < ?2",
             window,
         )?,
         slo_resolved: count_in(
-            conn,
+            db,
             "slo_alerts",
             "SELECT COUNT(*) FROM slo_alerts WHERE resolved_at >= ?1 AND resolved_at < ?2",
             window,
@@ -219,13 +211,8 @@ pub struct AuthCounts {
 const AUTH_SUMS: &str = "COALESCE(SUM(status = 'valid'), 0), COALESCE(SUM(status = 'missing'), 0),
      COALESCE(SUM(status = 'invalid'), 0), COALESCE(SUM(status = 'skipped'), 0)";
 
-fn auth_rows(
-    conn: &Connection,
-    sql: &str,
-    from_ms: i64,
-    to_ms: i64,
-) -> StoreResult<Vec<AuthCounts>> {
-    let mut stmt = conn.prepare(sql)?;
+fn auth_rows(db: &Db, sql: &str, from_ms: i64, to_ms: i64) -> StoreResult<Vec<AuthCounts>> {
+    let mut stmt = db.conn.prepare(sql)?;
     let rows = stmt
         .query_map(params![from_ms, to_ms], |r| {
             Ok(AuthCounts {
@@ -240,21 +227,17 @@ fn auth_rows(
     Ok(rows)
 }
 
-pub fn auth_total(conn: &Connection, from_ms: i64, to_ms: i64) -> StoreResult<AuthCounts> {
+pub fn auth_total(db: &Db, from_ms: i64, to_ms: i64) -> StoreResult<AuthCounts> {
     let sql = format!(
         "SELECT 'all', {AUTH_SUMS} FROM auth_events WHERE created_at >= ?1 AND created_at < ?2"
     );
-    Ok(auth_rows(conn, &sql, from_ms, to_ms)?
+    Ok(auth_rows(db, &sql, from_ms, to_ms)?
         .pop()
         .unwrap_or_default())
 }
 
 /// Tools whose calls arrived without a valid token (missing or invalid), worst first.
-pub fn auth_gaps_by_tool(
-    conn: &Connection,
-    from_ms: i64,
-    to_ms: i64,
-) -> StoreResult<Vec<AuthCounts>> {
+pub fn auth_gaps_by_tool(db: &Db, from_ms: i64, to_ms: i64) -> StoreResult<Vec<AuthCounts>> {
     let sql = format!(
         "SELECT tool_name, {AUTH_SUMS} FROM auth_events
          WHERE created_at >= ?1 AND created_at < ?2
@@ -262,27 +245,27 @@ pub fn auth_gaps_by_tool(
          HAVING SUM(status IN ('missing', 'invalid')) > 0
          ORDER BY SUM(status IN ('missing', 'invalid')) DESC, tool_name LIMIT 20"
     );
-    auth_rows(conn, &sql, from_ms, to_ms)
+    auth_rows(db, &sql, from_ms, to_ms)
 }
 
-pub fn auth_by_agent(conn: &Connection, from_ms: i64, to_ms: i64) -> StoreResult<Vec<AuthCounts>> {
+pub fn auth_by_agent(db: &Db, from_ms: i64, to_ms: i64) -> StoreResult<Vec<AuthCounts>> {
     let sql = format!(
         "SELECT COALESCE(agent_id, '<null>'), {AUTH_SUMS} FROM auth_events
          WHERE created_at >= ?1 AND created_at < ?2
          GROUP BY agent_id ORDER BY COUNT(*) DESC, agent_id LIMIT 20"
     );
-    auth_rows(conn, &sql, from_ms, to_ms)
+    auth_rows(db, &sql, from_ms, to_ms)
 }
 
 /// Activity action counts in the window, most frequent first.
 pub fn top_actions(
-    conn: &Connection,
+    db: &Db,
     from_ms: i64,
     to_ms: i64,
     limit: i64,
 ) -> StoreResult<Vec<(String, i64)>> {
     pairs(
-        conn,
+        db,
         "SELECT action, COUNT(*) FROM activity_log WHERE created_at >= ?1 AND created_at < ?2
          GROUP BY action ORDER BY COUNT(*) DESC, action LIMIT ?3",
         params![from_ms, to_ms, limit],
@@ -290,13 +273,13 @@ pub fn top_actions(
 }
 
 pub fn top_agents(
-    conn: &Connection,
+    db: &Db,
     from_ms: i64,
     to_ms: i64,
     limit: i64,
 ) -> StoreResult<Vec<(String, i64)>> {
     pairs(
-        conn,
+        db,
         "SELECT agent_id, COUNT(*) FROM activity_log WHERE created_at >= ?1 AND created_at < ?2
          GROUP BY agent_id ORDER BY COUNT(*) DESC, agent_id LIMIT ?3",
         params![from_ms, to_ms, limit],
@@ -304,17 +287,12 @@ pub fn top_agents(
 }
 
 /// Count of each of `actions` in the window.
-pub fn action_counts(
-    conn: &Connection,
-    from_ms: i64,
-    to_ms: i64,
-    actions: &[&str],
-) -> StoreResult<Vec<i64>> {
+pub fn action_counts(db: &Db, from_ms: i64, to_ms: i64, actions: &[&str]) -> StoreResult<Vec<i64>> {
     actions
         .iter()
         .map(|action| {
             count(
-                conn,
+                db,
                 "SELECT COUNT(*) FROM activity_log
                  WHERE created_at >= ?1 AND created_at < ?2 AND action = ?3",
                 params![from_ms, to_ms, action],
@@ -324,8 +302,8 @@ pub fn action_counts(
 }
 
 /// Details of failed claim / release / done-gate rows in the window, for classification.
-pub fn failure_details(conn: &Connection, from_ms: i64, to_ms: i64) -> StoreResult<Vec<String>> {
-    let mut stmt = conn.prepare(
+pub fn failure_details(db: &Db, from_ms: i64, to_ms: i64) -> StoreResult<Vec<String>> {
+    let mut stmt = db.conn.prepare(
         "SELECT details FROM activity_log
          WHERE created_at >= ?1 AND created_at < ?2
            AND action IN ('claim_task_failed', 'release_task_claim_failed',
@@ -339,12 +317,8 @@ pub fn failure_details(conn: &Connection, from_ms: i64, to_ms: i64) -> StoreResu
 }
 
 /// Per UTC hour (ms of the hour start): (activity, failed activity).
-pub fn hourly_activity(
-    conn: &Connection,
-    from_ms: i64,
-    to_ms: i64,
-) -> StoreResult<Vec<(i64, i64, i64)>> {
-    let mut stmt = conn.prepare(
+pub fn hourly_activity(db: &Db, from_ms: i64, to_ms: i64) -> StoreResult<Vec<(i64, i64, i64)>> {
+    let mut stmt = db.conn.prepare(
         "SELECT (created_at / 3600000) * 3600000 AS hour, COUNT(*), COALESCE(SUM(action LIKE '%failed%'), 0)
          FROM activity_log WHERE created_at >= ?1 AND created_at < ?2
          GROUP BY hour ORDER BY hour",
@@ -358,12 +332,8 @@ pub fn hourly_activity(
 }
 
 /// Per UTC hour: (hour start ms, valid, missing, invalid).
-pub fn hourly_auth(
-    conn: &Connection,
-    from_ms: i64,
-    to_ms: i64,
-) -> StoreResult<Vec<(i64, i64, i64, i64)>> {
-    let mut stmt = conn.prepare(
+pub fn hourly_auth(db: &Db, from_ms: i64, to_ms: i64) -> StoreResult<Vec<(i64, i64, i64, i64)>> {
+    let mut stmt = db.conn.prepare(
         "SELECT (created_at / 3600000) * 3600000 AS hour, COALESCE(SUM(status = 'valid'), 0),
                 COALESCE(SUM(status = 'missing'), 0), COALESCE(SUM(status = 'invalid'), 0)
          FROM auth_events WHERE created_at >= ?1 AND created_at < ?2
@@ -388,14 +358,14 @@ pub struct NamespaceThroughput {
 /// Namespaces with tasks created in the window: created, completed in the window (from the
 /// status history), pending now. Top 20 by created.
 pub fn namespace_throughput(
-    conn: &Connection,
+    db: &Db,
     from_ms: i64,
     to_ms: i64,
 ) -> StoreResult<Vec<NamespaceThroughput>> {
-    if !table_exists(conn, "tasks")? {
+    if !table_exists(db, "tasks")? {
         return Ok(Vec::new());
     }
-    let mut stmt = conn.prepare(
+    let mut stmt = db.conn.prepare(
         "SELECT t.namespace,
                 COUNT(*),
                 (SELECT COUNT(*) FROM task_status_history h JOIN tasks d ON d.id = h.task_id
@@ -428,9 +398,9 @@ pub struct ObserverRates {
     pub by_namespace: Vec<(String, i64, i64, i64)>,
 }
 
-pub fn observer_rates(conn: &Connection, now_ms: i64) -> StoreResult<ObserverRates> {
-    let by_namespace = if table_exists(conn, "tasks")? {
-        let mut stmt = conn.prepare(
+pub fn observer_rates(db: &Db, now_ms: i64) -> StoreResult<ObserverRates> {
+    let by_namespace = if table_exists(db, "tasks")? {
+        let mut stmt = db.conn.prepare(
             "SELECT CASE WHEN namespace = '' THEN 'default' ELSE namespace END AS ns, COUNT(*),
                     COALESCE(SUM(status = 'pending'), 0), COALESCE(SUM(status = 'in_progress'), 0)
              FROM tasks GROUP BY ns ORDER BY COUNT(*) DESC, ns LIMIT 8",
@@ -442,16 +412,16 @@ pub fn observer_rates(conn: &Connection, now_ms: i64) -> StoreResult<ObserverRat
     };
     Ok(ObserverRates {
         messages_1m: count(
-            conn,
+            db,
             "SELECT COUNT(*) FROM messages WHERE created_at >= ?1",
             [now_ms - 60_000],
         )?,
         activity_1m: count(
-            conn,
+            db,
             "SELECT COUNT(*) FROM activity_log WHERE created_at >= ?1",
             [now_ms - 60_000],
         )?,
-        top_actions_5m: top_actions(conn, now_ms - 300_000, i64::MAX, 5)?,
+        top_actions_5m: top_actions(db, now_ms - 300_000, i64::MAX, 5)?,
         by_namespace,
     })
 }

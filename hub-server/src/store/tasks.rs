@@ -11,9 +11,9 @@
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
-use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 
-use super::{StoreResult, Stream, WriteTx};
+use super::{Db, StoreResult, Stream, WriteTx};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskRow {
@@ -78,8 +78,9 @@ pub fn priority_rank(priority: &str) -> i64 {
     }
 }
 
-pub fn get(conn: &Connection, id: i64) -> StoreResult<Option<TaskRow>> {
-    Ok(conn
+pub fn get(db: &Db, id: i64) -> StoreResult<Option<TaskRow>> {
+    Ok(db
+        .conn
         .prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1"))?
         .query_row([id], from_row)
         .optional()?)
@@ -132,14 +133,16 @@ pub fn insert(tx: &mut WriteTx<'_>, task: &NewTask) -> StoreResult<TaskRow> {
             ],
             |r| r.get(0),
         )?;
-    let row = get(tx.conn(), id)?.ok_or_else(|| super::StoreError::NotFound("task".into()))?;
+    let row = get(tx.db(), id)?.ok_or_else(|| super::StoreError::NotFound("task".into()))?;
     set_dependencies(tx, &row, &task.depends_on)?;
-    Ok(get(tx.conn(), id)?.unwrap_or(row))
+    Ok(get(tx.db(), id)?.unwrap_or(row))
 }
 
 /// The ids in `ids` that name no task (archived tasks do not count).
-pub fn missing_ids(conn: &Connection, ids: &[i64]) -> StoreResult<Vec<i64>> {
-    let mut stmt = conn.prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?;
+pub fn missing_ids(db: &Db, ids: &[i64]) -> StoreResult<Vec<i64>> {
+    let mut stmt = db
+        .conn
+        .prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?;
     let mut missing = Vec::new();
     for &id in ids {
         if !stmt.exists([id])? {
@@ -152,13 +155,10 @@ pub fn missing_ids(conn: &Connection, ids: &[i64]) -> StoreResult<Vec<i64>> {
 /// Whether making `task_id` depend on `new_deps` closes a cycle: true when `task_id` is
 /// reachable from one of them along existing dependency edges. Returns the first such
 /// dependency.
-pub fn cycle_through(
-    conn: &Connection,
-    task_id: i64,
-    new_deps: &[i64],
-) -> StoreResult<Option<i64>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT depends_on_task_id FROM task_dependencies WHERE task_id = ?1")?;
+pub fn cycle_through(db: &Db, task_id: i64, new_deps: &[i64]) -> StoreResult<Option<i64>> {
+    let mut stmt = db
+        .conn
+        .prepare_cached("SELECT depends_on_task_id FROM task_dependencies WHERE task_id = ?1")?;
     for &start in new_deps {
         let mut seen = HashSet::new();
         let mut queue = VecDeque::from([start]);
@@ -179,8 +179,8 @@ pub fn cycle_through(
 }
 
 /// Dependency ids of a task, ascending.
-pub fn dependencies(conn: &Connection, task_id: i64) -> StoreResult<Vec<i64>> {
-    let mut stmt = conn.prepare_cached(
+pub fn dependencies(db: &Db, task_id: i64) -> StoreResult<Vec<i64>> {
+    let mut stmt = db.conn.prepare_cached(
         "SELECT depends_on_task_id FROM task_dependencies WHERE task_id = ?1
          ORDER BY depends_on_task_id",
     )?;
@@ -190,8 +190,8 @@ pub fn dependencies(conn: &Connection, task_id: i64) -> StoreResult<Vec<i64>> {
 }
 
 /// Dependencies of a task that are not done, ascending.
-pub fn unmet_dependencies(conn: &Connection, task_id: i64) -> StoreResult<Vec<i64>> {
-    let mut stmt = conn.prepare_cached(
+pub fn unmet_dependencies(db: &Db, task_id: i64) -> StoreResult<Vec<i64>> {
+    let mut stmt = db.conn.prepare_cached(
         "SELECT d.depends_on_task_id FROM task_dependencies d
          JOIN tasks t ON t.id = d.depends_on_task_id
          WHERE d.task_id = ?1 AND t.status <> 'done'
@@ -203,8 +203,8 @@ pub fn unmet_dependencies(conn: &Connection, task_id: i64) -> StoreResult<Vec<i6
 }
 
 /// Tasks that depend on `task_id` and are not done, ascending.
-pub fn open_dependents(conn: &Connection, task_id: i64) -> StoreResult<Vec<i64>> {
-    let mut stmt = conn.prepare_cached(
+pub fn open_dependents(db: &Db, task_id: i64) -> StoreResult<Vec<i64>> {
+    let mut stmt = db.conn.prepare_cached(
         "SELECT d.task_id FROM task_dependencies d JOIN tasks t ON t.id = d.task_id
          WHERE d.depends_on_task_id = ?1 AND t.status <> 'done' ORDER BY d.task_id",
     )?;
@@ -246,8 +246,9 @@ fn adjust_unblocks(tx: &mut WriteTx<'_>, task_id: i64, delta: i64) -> StoreResul
     Ok(())
 }
 
-fn is_done(conn: &Connection, task_id: i64) -> StoreResult<bool> {
-    Ok(conn
+fn is_done(db: &Db, task_id: i64) -> StoreResult<bool> {
+    Ok(db
+        .conn
         .prepare_cached("SELECT status = 'done' FROM tasks WHERE id = ?1")?
         .query_row([task_id], |r| r.get::<_, bool>(0))
         .optional()?
@@ -257,7 +258,7 @@ fn is_done(conn: &Connection, task_id: i64) -> StoreResult<bool> {
 /// Replaces the dependency list of `task` (ids validated by the caller), keeping the
 /// readiness and unblock counters exact. Returns whether the list changed.
 pub fn set_dependencies(tx: &mut WriteTx<'_>, task: &TaskRow, deps: &[i64]) -> StoreResult<bool> {
-    let old: BTreeSet<i64> = dependencies(tx.conn(), task.id)?.into_iter().collect();
+    let old: BTreeSet<i64> = dependencies(tx.db(), task.id)?.into_iter().collect();
     let new: BTreeSet<i64> = deps.iter().copied().filter(|&d| d != task.id).collect();
     if old == new {
         return Ok(false);
@@ -273,7 +274,7 @@ pub fn set_dependencies(tx: &mut WriteTx<'_>, task: &TaskRow, deps: &[i64]) -> S
         if task_open {
             adjust_unblocks(tx, removed, -1)?;
         }
-        if !is_done(tx.conn(), removed)? {
+        if !is_done(tx.db(), removed)? {
             adjust_unmet(tx, task.id, -1)?;
         }
     }
@@ -287,7 +288,7 @@ pub fn set_dependencies(tx: &mut WriteTx<'_>, task: &TaskRow, deps: &[i64]) -> S
         if task_open {
             adjust_unblocks(tx, added, 1)?;
         }
-        if !is_done(tx.conn(), added)? {
+        if !is_done(tx.db(), added)? {
             adjust_unmet(tx, task.id, 1)?;
         }
     }
@@ -470,12 +471,12 @@ pub fn change_status(
             for dependent in dependents {
                 adjust_unmet(tx, dependent, delta)?;
             }
-            for dependency in dependencies(tx.conn(), task.id)? {
+            for dependency in dependencies(tx.db(), task.id)? {
                 adjust_unblocks(tx, dependency, delta)?;
             }
         }
     }
-    get(tx.conn(), task.id)?.ok_or_else(|| super::StoreError::NotFound("task".into()))
+    get(tx.db(), task.id)?.ok_or_else(|| super::StoreError::NotFound("task".into()))
 }
 
 /// How a candidate is picked for a worker.
@@ -498,7 +499,7 @@ type PollKey = (i64, i64, i64, i64);
 /// Each branch reads the head of one partial index range (`tasks_poll_queue`,
 /// `tasks_poll_queue_ns`, `tasks_poll_assigned`) in claim order, so the cost does not grow
 /// with the number of pending tasks.
-pub fn next_candidate(conn: &Connection, query: &PollQuery<'_>) -> StoreResult<Option<i64>> {
+pub fn next_candidate(db: &Db, query: &PollQuery<'_>) -> StoreResult<Option<i64>> {
     let mut best: Option<(PollKey, i64)> = None;
     let mut consider = |row: Option<(PollKey, i64)>| {
         if let Some((key, id)) = row
@@ -516,7 +517,8 @@ pub fn next_candidate(conn: &Connection, query: &PollQuery<'_>) -> StoreResult<O
     const ORDER: &str = "ORDER BY priority_rank, unblocks DESC, created_at, id LIMIT 1";
     for mode in query.execution_modes {
         let row = match query.namespace {
-            None => conn
+            None => db
+                .conn
                 .prepare_cached(&format!(
                     "SELECT id, priority_rank, unblocks, created_at FROM tasks
                      INDEXED BY tasks_poll_queue
@@ -526,7 +528,8 @@ pub fn next_candidate(conn: &Connection, query: &PollQuery<'_>) -> StoreResult<O
                 ))?
                 .query_row(params![query.now_ms, mode], read)
                 .optional()?,
-            Some(namespace) => conn
+            Some(namespace) => db
+                .conn
                 .prepare_cached(&format!(
                     "SELECT id, priority_rank, unblocks, created_at FROM tasks
                      INDEXED BY tasks_poll_queue_ns
@@ -559,7 +562,8 @@ pub fn next_candidate(conn: &Connection, query: &PollQuery<'_>) -> StoreResult<O
         query.namespace.map(str::to_string).into(),
     ];
     values.extend(modes.iter().map(|m| m.to_string().into()));
-    let row = conn
+    let row = db
+        .conn
         .prepare_cached(&sql)?
         .query_row(params_from_iter(values), read)
         .optional()?;
@@ -595,7 +599,7 @@ impl Default for ListPage {
     }
 }
 
-pub fn list(conn: &Connection, query: &ListQuery) -> StoreResult<(Vec<TaskRow>, bool)> {
+pub fn list(db: &Db, query: &ListQuery) -> StoreResult<(Vec<TaskRow>, bool)> {
     let (bound, order, bound_value, offset) = match query.page {
         ListPage::AfterSeq(seq) => ("AND seq > ?6", "seq ASC, id ASC", seq, 0),
         ListPage::UpdatedAfter(ms) => ("AND updated_at > ?6", "seq ASC, id ASC", ms, 0),
@@ -608,7 +612,8 @@ pub fn list(conn: &Connection, query: &ListQuery) -> StoreResult<(Vec<TaskRow>, 
            AND (?5 = 0 OR unmet_deps = 0) {bound}
          ORDER BY {order} LIMIT ?7 OFFSET ?8"
     );
-    let mut rows = conn
+    let mut rows = db
+        .conn
         .prepare_cached(&sql)?
         .query_map(
             params![
@@ -630,11 +635,13 @@ pub fn list(conn: &Connection, query: &ListQuery) -> StoreResult<(Vec<TaskRow>, 
 }
 
 /// Evidence refs of a task already stored, among `refs`.
-pub fn evidence_total_with(conn: &Connection, task_id: i64, refs: &[String]) -> StoreResult<i64> {
-    let existing: i64 = conn
+pub fn evidence_total_with(db: &Db, task_id: i64, refs: &[String]) -> StoreResult<i64> {
+    let existing: i64 = db
+        .conn
         .prepare_cached("SELECT COUNT(*) FROM task_evidence WHERE task_id = ?1")?
         .query_row([task_id], |r| r.get(0))?;
-    let mut stmt = conn
+    let mut stmt = db
+        .conn
         .prepare_cached("SELECT 1 FROM task_evidence WHERE task_id = ?1 AND evidence_ref = ?2")?;
     let mut new = 0;
     for evidence in refs {
@@ -664,8 +671,9 @@ pub fn add_evidence(
     Ok(added)
 }
 
-pub fn evidence_count(conn: &Connection, task_id: i64) -> StoreResult<i64> {
-    Ok(conn
+pub fn evidence_count(db: &Db, task_id: i64) -> StoreResult<i64> {
+    Ok(db
+        .conn
         .prepare_cached("SELECT COUNT(*) FROM task_evidence WHERE task_id = ?1")?
         .query_row([task_id], |r| r.get(0))?)
 }
@@ -680,8 +688,8 @@ pub struct HistoryRow {
     pub created_at: i64,
 }
 
-pub fn history(conn: &Connection, task_id: i64) -> StoreResult<Vec<HistoryRow>> {
-    let mut stmt = conn.prepare_cached(
+pub fn history(db: &Db, task_id: i64) -> StoreResult<Vec<HistoryRow>> {
+    let mut stmt = db.conn.prepare_cached(
         "SELECT task_id, from_status, to_status, changed_by, source, created_at
          FROM task_status_history WHERE task_id = ?1 ORDER BY id",
     )?;
@@ -700,8 +708,9 @@ pub fn history(conn: &Connection, task_id: i64) -> StoreResult<Vec<HistoryRow>> 
 }
 
 /// `(completed_count, rollback_count)`; zeros for an agent without a row.
-pub fn quality(conn: &Connection, agent_id: &str) -> StoreResult<(i64, i64)> {
-    Ok(conn
+pub fn quality(db: &Db, agent_id: &str) -> StoreResult<(i64, i64)> {
+    Ok(db
+        .conn
         .prepare_cached(
             "SELECT completed_count, rollback_count FROM agent_quality WHERE agent_id = ?1",
         )?
@@ -754,7 +763,7 @@ pub fn delete(
             .execute(params![task.id, now, reason])?;
     }
     if !task.is_done() {
-        for dependency in dependencies(tx.conn(), task.id)? {
+        for dependency in dependencies(tx.db(), task.id)? {
             adjust_unblocks(tx, dependency, -1)?;
         }
         let dependents: Vec<i64> = {
@@ -779,8 +788,8 @@ pub fn delete(
 }
 
 /// The head of the tasks stream as stored: the newest task change or delete.
-pub fn stream_head(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row(
+pub fn stream_head(db: &Db) -> rusqlite::Result<i64> {
+    db.conn.query_row(
         "SELECT MAX(COALESCE((SELECT MAX(seq) FROM tasks), 0),
                     COALESCE((SELECT value FROM hub_meta WHERE key = 'tasks_delete_seq'), 0))",
         [],
@@ -789,8 +798,8 @@ pub fn stream_head(conn: &Connection) -> rusqlite::Result<i64> {
 }
 
 /// Done tasks last updated before `cutoff_ms` that no task depends on, oldest first.
-pub fn archivable_done(conn: &Connection, cutoff_ms: i64, limit: i64) -> StoreResult<Vec<TaskRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
+pub fn archivable_done(db: &Db, cutoff_ms: i64, limit: i64) -> StoreResult<Vec<TaskRow>> {
+    let mut stmt = db.conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM tasks
          WHERE status = 'done' AND updated_at < ?1
            AND NOT EXISTS (SELECT 1 FROM task_dependencies d WHERE d.depends_on_task_id = tasks.id)
@@ -805,8 +814,8 @@ pub fn archivable_done(conn: &Connection, cutoff_ms: i64, limit: i64) -> StoreRe
 /// agent, and which no live claim of that assignee protects. A live lease is a promise the
 /// hub keeps: such tasks come back through lease expiry or ephemeral claim reaping instead.
 /// Pending pre-assignments are never touched (D33).
-pub fn orphaned_in_progress(conn: &Connection, now_ms: i64) -> StoreResult<Vec<TaskRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
+pub fn orphaned_in_progress(db: &Db, now_ms: i64) -> StoreResult<Vec<TaskRow>> {
+    let mut stmt = db.conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM tasks
          WHERE status = 'in_progress' AND assigned_to IS NOT NULL
            AND (NOT EXISTS (SELECT 1 FROM agents a WHERE a.id = tasks.assigned_to)
@@ -821,8 +830,8 @@ pub fn orphaned_in_progress(conn: &Connection, now_ms: i64) -> StoreResult<Vec<T
 }
 
 /// Pending and in-progress tasks assigned to `agent_id`.
-pub fn open_assigned_to(conn: &Connection, agent_id: &str) -> StoreResult<Vec<TaskRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
+pub fn open_assigned_to(db: &Db, agent_id: &str) -> StoreResult<Vec<TaskRow>> {
+    let mut stmt = db.conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM tasks
          WHERE assigned_to = ?1 AND status IN ('pending', 'in_progress')"
     ))?;
@@ -837,8 +846,8 @@ pub fn open_assigned_to(conn: &Connection, agent_id: &str) -> StoreResult<Vec<Ta
 /// `(task id, unmet_deps stored, unmet_deps actual, unblocks stored, unblocks actual)`.
 pub type CounterMismatch = (i64, i64, i64, i64, i64);
 
-pub fn counter_mismatches(conn: &Connection) -> StoreResult<Vec<CounterMismatch>> {
-    let mut stmt = conn.prepare(
+pub fn counter_mismatches(db: &Db) -> StoreResult<Vec<CounterMismatch>> {
+    let mut stmt = db.conn.prepare(
         "SELECT t.id, t.unmet_deps,
                 (SELECT COUNT(*) FROM task_dependencies d JOIN tasks p ON p.id = d.depends_on_task_id
                  WHERE d.task_id = t.id AND p.status <> 'done'),
@@ -861,7 +870,7 @@ pub fn counter_mismatches(conn: &Connection) -> StoreResult<Vec<CounterMismatch>
 }
 
 /// `EXPLAIN QUERY PLAN` of the unassigned poll branch, one line per plan row.
-pub fn poll_query_plan(conn: &Connection, namespace: Option<&str>) -> StoreResult<Vec<String>> {
+pub fn poll_query_plan(db: &Db, namespace: Option<&str>) -> StoreResult<Vec<String>> {
     let sql = match namespace {
         None => {
             "EXPLAIN QUERY PLAN
@@ -888,7 +897,7 @@ pub fn poll_query_plan(conn: &Connection, namespace: Option<&str>) -> StoreResul
     if let Some(namespace) = namespace {
         plan_params.push(namespace.to_string().into());
     }
-    let mut stmt = conn.prepare(sql)?;
+    let mut stmt = db.conn.prepare(sql)?;
     let rows = stmt
         .query_map(rusqlite::params_from_iter(plan_params), |r| {
             r.get::<_, String>(3)
@@ -934,7 +943,7 @@ mod tests {
     fn poll(tx: &mut WriteTx<'_>, agent: &str) -> Option<i64> {
         let now = tx.now_ms();
         next_candidate(
-            tx.conn(),
+            tx.db(),
             &PollQuery {
                 agent_id: agent,
                 execution_modes: &["any"],
@@ -954,10 +963,10 @@ mod tests {
                 let b = insert(tx, &new_task("b", "medium", vec![a.id]))?;
                 let c = insert(tx, &new_task("c", "medium", vec![a.id, b.id]))?;
                 let d = insert(tx, &new_task("d", "low", vec![]))?;
-                assert!(counter_mismatches(tx.conn())?.is_empty());
-                let a_row = get(tx.conn(), a.id)?.unwrap();
+                assert!(counter_mismatches(tx.db())?.is_empty());
+                let a_row = get(tx.db(), a.id)?.unwrap();
                 assert_eq!((a_row.unblocks, a_row.unmet_deps), (2, 0));
-                assert_eq!(get(tx.conn(), c.id)?.unwrap().unmet_deps, 2);
+                assert_eq!(get(tx.db(), c.id)?.unwrap().unmet_deps, 2);
                 // a unblocks two tasks, d none: a first although both are ready.
                 assert_eq!(poll(tx, "w"), Some(a.id));
 
@@ -973,15 +982,15 @@ mod tests {
                     "w",
                     StatusSource::ReleaseTaskClaim,
                 )?;
-                assert!(counter_mismatches(tx.conn())?.is_empty());
+                assert!(counter_mismatches(tx.db())?.is_empty());
                 assert_eq!(poll(tx, "w"), Some(b.id), "b unblocks c");
                 // Reopen a (still assigned to w): b and c wait again; only w gets a.
                 let a_row =
                     change_status(tx, &a_row, "pending", None, "x", StatusSource::UpdateTask)?;
-                assert!(counter_mismatches(tx.conn())?.is_empty());
+                assert!(counter_mismatches(tx.db())?.is_empty());
                 assert_eq!(poll(tx, "w"), Some(a.id));
                 assert_eq!(poll(tx, "other"), Some(d.id));
-                let sources: Vec<String> = history(tx.conn(), a.id)?
+                let sources: Vec<String> = history(tx.db(), a.id)?
                     .into_iter()
                     .map(|h| h.source)
                     .collect();
@@ -990,16 +999,16 @@ mod tests {
                     ["poll_and_claim", "release_task_claim", "update_task"]
                 );
                 // Edit c's dependencies, then delete b (force) and a.
-                let c_row = get(tx.conn(), c.id)?.unwrap();
+                let c_row = get(tx.db(), c.id)?.unwrap();
                 set_dependencies(tx, &c_row, &[d.id])?;
-                assert!(counter_mismatches(tx.conn())?.is_empty());
-                let b_row = get(tx.conn(), b.id)?.unwrap();
+                assert!(counter_mismatches(tx.db())?.is_empty());
+                let b_row = get(tx.db(), b.id)?.unwrap();
                 delete(tx, &b_row, Some("test"))?;
-                assert!(counter_mismatches(tx.conn())?.is_empty());
+                assert!(counter_mismatches(tx.db())?.is_empty());
                 delete(tx, &a_row, None)?;
-                assert!(counter_mismatches(tx.conn())?.is_empty());
+                assert!(counter_mismatches(tx.db())?.is_empty());
                 assert_eq!(poll(tx, "w"), Some(d.id));
-                let history = history(tx.conn(), a.id)?;
+                let history = history(tx.db(), a.id)?;
                 assert!(history.is_empty(), "history cascades with the task");
                 Ok(())
             })
@@ -1027,17 +1036,17 @@ mod tests {
                 pre.assigned_to = Some("ghost".into());
                 let pre = insert(tx, &pre)?;
                 assert_eq!(claims::requeue_orphans(tx)?, 1);
-                let unclaimed = get(tx.conn(), unclaimed.id)?.unwrap();
+                let unclaimed = get(tx.db(), unclaimed.id)?.unwrap();
                 assert_eq!(
                     (unclaimed.status.as_str(), unclaimed.assigned_to),
                     ("pending", None)
                 );
-                assert_eq!(get(tx.conn(), leased.id)?.unwrap().status, "in_progress");
+                assert_eq!(get(tx.db(), leased.id)?.unwrap().status, "in_progress");
                 assert_eq!(
-                    get(tx.conn(), pre.id)?.unwrap().assigned_to.as_deref(),
+                    get(tx.db(), pre.id)?.unwrap().assigned_to.as_deref(),
                     Some("ghost")
                 );
-                let last = history(tx.conn(), unclaimed.id)?.pop().unwrap();
+                let last = history(tx.db(), unclaimed.id)?.pop().unwrap();
                 assert_eq!(
                     (last.source.as_str(), last.changed_by.as_str()),
                     ("maintenance", "system")
@@ -1077,12 +1086,7 @@ mod tests {
     async fn poll_query_walks_the_partial_index_without_a_scan_or_sort() {
         let (_dir, store) = open();
         let plans = store
-            .read(|conn| {
-                Ok((
-                    poll_query_plan(conn, None)?,
-                    poll_query_plan(conn, Some("ns"))?,
-                ))
-            })
+            .read(|db| Ok((poll_query_plan(db, None)?, poll_query_plan(db, Some("ns"))?)))
             .await
             .unwrap();
         for (plan, index) in [

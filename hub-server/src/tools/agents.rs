@@ -1,6 +1,6 @@
 //! Agent tools: register_agent, update_runtime_profile, list_agents, get_onboarding.
 
-use rusqlite::Connection;
+use crate::store::Db;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -279,12 +279,12 @@ fn register_agent(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: RegisterAgentArgs
             "register_agent: id and name must not be blank",
         ));
     }
-    let existing = agent_store::get(tx.conn(), &id)?;
+    let existing = agent_store::get(tx.db(), &id)?;
     let mode = ctx.config.auth_mode;
     let mut rotated = false;
     let token = match &existing {
         None => None,
-        Some(_) => match auth::verify(tx.conn(), &id, ctx.token.as_deref())? {
+        Some(_) => match auth::verify(tx.db(), &id, ctx.token.as_deref())? {
             AuthOutcome::Valid => ctx.token.clone(),
             outcome if mode == AuthMode::Enforce => {
                 let code = if outcome == AuthOutcome::Missing {
@@ -467,11 +467,11 @@ pub struct ListAgentsArgs {
 }
 tool_args!(ListAgentsArgs, optional_caller = agent_id);
 
-fn list_agents(conn: &Connection, ctx: &mut OpCtx, args: ListAgentsArgs) -> ToolResult {
+fn list_agents(db: &Db, ctx: &mut OpCtx, args: ListAgentsArgs) -> ToolResult {
     let limit = int_arg(args.limit, 100, 1, 500);
     let offset = int_arg(args.offset, 0, 0, i64::MAX);
     let mode = args.response_mode.unwrap_or_default();
-    let rows = agent_store::list(conn, limit, offset)?;
+    let rows = agent_store::list(db, limit, offset)?;
     ctx.log(
         "list_agents",
         format!("count={} offset={offset} limit={limit}", rows.len()),
@@ -490,7 +490,7 @@ fn list_agents(conn: &Connection, ctx: &mut OpCtx, args: ListAgentsArgs) -> Tool
             })).collect::<Vec<_>>()
         }),
         AgentListMode::Summary => {
-            let summary = agent_store::summary(conn, ctx.now_ms)?;
+            let summary = agent_store::summary(db, ctx.now_ms)?;
             json!({
                 "agents": [],
                 "summary": {
@@ -524,7 +524,7 @@ pub struct GetOnboardingArgs {
 }
 tool_args!(GetOnboardingArgs, caller = agent_id);
 
-fn get_onboarding(_conn: &Connection, ctx: &mut OpCtx, args: GetOnboardingArgs) -> ToolResult {
+fn get_onboarding(_db: &Db, ctx: &mut OpCtx, args: GetOnboardingArgs) -> ToolResult {
     let mode: OnboardingMode = args.mode.map(Into::into).unwrap_or(OnboardingMode::Full);
     let role = args.role.unwrap_or(Role::Worker).as_str();
     let runtime_mode = match args.runtime_mode.unwrap_or(RuntimeMode::Unknown) {

@@ -5,7 +5,7 @@
 //! Every validation runs before the first write, and a refusal rolls the op back, so a
 //! refused call never leaves an orphan blob (defect 22).
 
-use rusqlite::Connection;
+use crate::store::Db;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -377,14 +377,10 @@ pub struct ListProtocolBlobsArgs {
 }
 tool_args!(ListProtocolBlobsArgs, caller = agent_id);
 
-fn list_protocol_blobs(
-    conn: &Connection,
-    ctx: &mut OpCtx,
-    args: ListProtocolBlobsArgs,
-) -> ToolResult {
+fn list_protocol_blobs(db: &Db, ctx: &mut OpCtx, args: ListProtocolBlobsArgs) -> ToolResult {
     let limit = int_arg(args.limit, 100, 1, 1000);
     let offset = int_arg(args.offset, 0, 0, i64::MAX);
-    let rows = blob_store::list(conn, limit, offset)?;
+    let rows = blob_store::list(db, limit, offset)?;
     ctx.log(
         "list_protocol_blobs",
         format!("count={} limit={limit} offset={offset}", rows.len()),

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use rusqlite::Connection;
+use crate::store::Db;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -313,12 +313,12 @@ fn resolve_consensus_from_context(
     let agent = non_blank(args.context_agent_id.as_deref());
     let key = non_blank(args.context_key.as_deref());
     let by_id = match context_id {
-        Some(id) if id > 0 => context_store::get(tx.conn(), id)?,
+        Some(id) if id > 0 => context_store::get(tx.db(), id)?,
         _ => None,
     };
     let row = match (by_id, agent, key) {
         (Some(row), _, _) => row,
-        (None, Some(agent), Some(key)) => context_store::get_by_key(tx.conn(), agent, key)?
+        (None, Some(agent), Some(key)) => context_store::get_by_key(tx.db(), agent, key)?
             .ok_or_else(|| {
                 refusal(
                     "CONTEXT_NOT_FOUND",
@@ -437,7 +437,7 @@ fn resolve_consensus_from_message(
             format!("{TOOL}: message_id must be a positive message id from read_messages"),
         ));
     }
-    let message = message_store::get(tx.conn(), message_id)?
+    let message = message_store::get(tx.db(), message_id)?
         .filter(|m| {
             m.to_agent.is_none() || m.to_agent.as_deref() == Some(requesting_agent.as_str())
         })
@@ -651,7 +651,7 @@ fn evaluate_inner(
     let voters: BTreeSet<String> = combined.iter().map(|v| v.agent_id.clone()).collect();
     let mut unregistered = BTreeSet::new();
     for voter in &voters {
-        if agent_store::get(tx.conn(), voter)?.is_none() {
+        if agent_store::get(tx.db(), voter)?.is_none() {
             unregistered.insert(voter.clone());
         }
     }
@@ -715,12 +715,12 @@ fn evaluate_inner(
     );
     let mut lookup_error = None;
     let evaluation = {
-        let conn = tx.conn();
+        let db = tx.db();
         consensus::evaluate(
             &combined,
             input.inline_invalid + blob_invalid,
             &params,
-            |agent| match consensus_store::quality_counts(conn, agent) {
+            |agent| match consensus_store::quality_counts(db, agent) {
                 Ok((completed, rollbacks)) => consensus::quality_weight(completed, rollbacks),
                 Err(error) => {
                     lookup_error = Some(error);
@@ -884,14 +884,14 @@ tool_args!(
 );
 
 fn list_consensus_decisions(
-    conn: &Connection,
+    db: &Db,
     ctx: &mut OpCtx,
     args: ListConsensusDecisionsArgs,
 ) -> ToolResult {
     let limit = int_arg(args.limit, 100, 1, 500);
     let offset = int_arg(args.offset, 0, 0, i64::MAX);
     let proposal = args.proposal_id.as_deref().filter(|p| !p.is_empty());
-    let rows = consensus_store::list_decisions(conn, proposal, limit, offset)?;
+    let rows = consensus_store::list_decisions(db, proposal, limit, offset)?;
     if ctx.caller.is_some() {
         ctx.log(
             "list_consensus_decisions",

@@ -445,7 +445,7 @@ pub(super) fn get_context(
         limit,
         page,
     };
-    let result = context_store::list(tx.conn(), &query)?;
+    let result = context_store::list(tx.db(), &query)?;
     let mut resolutions: Vec<Option<Resolution>> = Vec::with_capacity(result.rows.len());
     for row in &result.rows {
         resolutions.push(if resolve {

@@ -478,7 +478,7 @@ fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) 
     )
     .map_err(|e| stage_failure("messages", e))?;
     let tasks = list_tasks(
-        tx.conn(),
+        tx.db(),
         ctx,
         ListTasksArgs {
             agent_id: None,
@@ -522,7 +522,7 @@ fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) 
     // between the reads and the watermark. A truncated stream resumes after its last row (D13).
     let heads = tx.heads();
     let watermark = [
-        store::messages::latest_visible_seq(tx.conn(), &watcher)?,
+        store::messages::latest_visible_seq(tx.db(), &watcher)?,
         heads.get(Stream::Tasks),
         heads.get(Stream::Context),
         heads.get(Stream::Activity),

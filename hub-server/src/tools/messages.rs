@@ -288,7 +288,7 @@ pub(super) fn read_messages(
         limit,
         page,
     };
-    let result = message_store::inbox(tx.conn(), &query)?;
+    let result = message_store::inbox(tx.db(), &query)?;
     let unread: Vec<i64> = result
         .rows
         .iter()

@@ -32,6 +32,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
+use crate::store::Db;
 use rmcp::ErrorData;
 use rmcp::handler::server::common::schema_for_type;
 use rmcp::model::{
@@ -39,7 +40,6 @@ use rmcp::model::{
     JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
-use rusqlite::Connection;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -435,7 +435,7 @@ pub fn reading<A: ToolArgs>(
     name: &'static str,
     category: Category,
     description: &'static str,
-    op: fn(&Connection, &mut OpCtx, A) -> ToolResult,
+    op: fn(&Db, &mut OpCtx, A) -> ToolResult,
 ) -> ToolDef {
     ToolDef {
         name,
@@ -446,7 +446,7 @@ pub fn reading<A: ToolArgs>(
         call: Box::new(move |hub, env, raw| {
             Box::pin(async move {
                 let (args, call) = parse_args::<A>(name, env, raw, Activity::Quiet)?;
-                Ok(run_read(hub, call, move |conn, ctx| op(conn, ctx, args)).await)
+                Ok(run_read(hub, call, move |db, ctx| op(db, ctx, args)).await)
             })
         }),
     }
@@ -487,9 +487,9 @@ async fn run_wait<A: ToolArgs>(hub: Arc<Hub>, call: Call, args: A, op: WaitOp<A>
     let cancel = call.cancel.clone();
     let admission = hub
         .store
-        .read(move |conn| {
+        .read(move |db| {
             let mut book = Bookkeeping::default();
-            let admission = admit(&hub_for_admission, conn, &call, now_ms, &mut book)?;
+            let admission = admit(&hub_for_admission, db, &call, now_ms, &mut book)?;
             Ok((admission, book))
         })
         .await;
@@ -559,7 +559,7 @@ enum Admission {
 /// Steps 2-3 of the pipeline: auth and rate limit. Fills in the auth event.
 fn admit(
     hub: &Hub,
-    conn: &Connection,
+    db: &Db,
     call: &Call,
     now_ms: i64,
     book: &mut Bookkeeping,
@@ -568,7 +568,7 @@ fn admit(
     // register_agent authenticates inside its op (re-registration needs the id's token).
     let outcome = match (&call.caller, call.caller_field) {
         (_, None) => AuthOutcome::Skipped,
-        (Some(caller), Some(_)) => auth::verify(conn, caller, call.token.as_deref())?,
+        (Some(caller), Some(_)) => auth::verify(db, caller, call.token.as_deref())?,
         // No caller: anonymous. Only enforce mode refuses it (D2).
         (None, Some(_)) if mode == AuthMode::Enforce => AuthOutcome::Missing,
         (None, Some(_)) => AuthOutcome::Skipped,
@@ -669,7 +669,7 @@ where
 {
     let mut book = Bookkeeping::default();
     let now_ms = tx.now_ms();
-    let mut ctx = match admit(hub, tx.conn(), &call, now_ms, &mut book)? {
+    let mut ctx = match admit(hub, tx.db(), &call, now_ms, &mut book)? {
         Admission::Admitted(ctx) => ctx,
         Admission::Refused(refusal) => {
             book.apply(tx)?;
@@ -684,7 +684,7 @@ where
     if let Some((scope, key)) = &call.idempotency {
         let not_before = hub.config.idempotency_ttl_ms.map(|ttl| now_ms - ttl);
         if let Some(stored) =
-            store::idempotency::lookup(tx.conn(), scope, call.tool, key, not_before)?
+            store::idempotency::lookup(tx.db(), scope, call.tool, key, not_before)?
         {
             let replay = if stored.fingerprint != call.fingerprint {
                 Some(
@@ -759,20 +759,20 @@ impl From<StoreError> for OpFailure {
 
 async fn run_read<F>(hub: Arc<Hub>, call: Call, op: F) -> Value
 where
-    F: FnOnce(&Connection, &mut OpCtx) -> ToolResult + Send + 'static,
+    F: FnOnce(&Db, &mut OpCtx) -> ToolResult + Send + 'static,
 {
     let tool = call.tool;
     let hub_for_read = hub.clone();
     let now_ms = hub.store.now_ms();
     let result = hub
         .store
-        .read(move |conn| {
+        .read(move |db| {
             let mut book = Bookkeeping::default();
-            let mut ctx = match admit(&hub_for_read, conn, &call, now_ms, &mut book)? {
+            let mut ctx = match admit(&hub_for_read, db, &call, now_ms, &mut book)? {
                 Admission::Admitted(ctx) => ctx,
                 Admission::Refused(refusal) => return Ok((refusal, book)),
             };
-            let value = match op(conn, &mut ctx) {
+            let value = match op(db, &mut ctx) {
                 Ok(value) => value,
                 Err(error) => ctx.refused(&error),
             };

@@ -1,7 +1,7 @@
 //! Compact-protocol tools that store nothing: hash_payload, pack_protocol_message,
 //! unpack_protocol_message. The logic lives in `crate::protocol`.
 
-use rusqlite::Connection;
+use crate::store::Db;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -56,7 +56,7 @@ pub struct HashPayloadArgs {
 }
 tool_args!(HashPayloadArgs, caller = agent_id);
 
-fn hash_payload(_conn: &Connection, ctx: &mut OpCtx, args: HashPayloadArgs) -> ToolResult {
+fn hash_payload(_db: &Db, ctx: &mut OpCtx, args: HashPayloadArgs) -> ToolResult {
     let truncate = int_arg(args.truncate, 16, 8, 64) as usize;
     let normalize = args.normalize_json == Some(true);
     let hashed = if normalize {
@@ -125,11 +125,7 @@ pub struct PackProtocolMessageArgs {
 }
 tool_args!(PackProtocolMessageArgs, caller = agent_id);
 
-fn pack_protocol_message(
-    _conn: &Connection,
-    ctx: &mut OpCtx,
-    args: PackProtocolMessageArgs,
-) -> ToolResult {
+fn pack_protocol_message(_db: &Db, ctx: &mut OpCtx, args: PackProtocolMessageArgs) -> ToolResult {
     let format = match args.payload_format.unwrap_or_default() {
         PayloadFormatArg::Json => PayloadFormat::Json,
         PayloadFormatArg::Text => PayloadFormat::Text,
@@ -235,7 +231,7 @@ pub struct UnpackProtocolMessageArgs {
 tool_args!(UnpackProtocolMessageArgs, caller = agent_id);
 
 fn unpack_protocol_message(
-    _conn: &Connection,
+    _db: &Db,
     ctx: &mut OpCtx,
     args: UnpackProtocolMessageArgs,
 ) -> ToolResult {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use rusqlite::Connection;
+use crate::store::Db;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -604,8 +604,8 @@ fn lease_ms(seconds: Option<f64>) -> i64 {
     int_arg(seconds, 300, 30, 86_400) * 1000
 }
 
-fn runtime_mode_of(conn: &Connection, agent_id: &str) -> StoreResult<String> {
-    Ok(agent_store::get(conn, agent_id)?
+fn runtime_mode_of(db: &Db, agent_id: &str) -> StoreResult<String> {
+    Ok(agent_store::get(db, agent_id)?
         .map(|agent| agent.runtime_mode)
         .filter(|mode| mode == "repo" || mode == "isolated")
         .unwrap_or_else(|| "unknown".into()))
@@ -619,8 +619,8 @@ fn compatible_modes(runtime_mode: &str) -> &'static [&'static str] {
     }
 }
 
-fn is_orchestrator(conn: &Connection, agent_id: &str) -> StoreResult<bool> {
-    Ok(agent_store::get(conn, agent_id)?.is_some_and(|agent| agent.role == "orchestrator"))
+fn is_orchestrator(db: &Db, agent_id: &str) -> StoreResult<bool> {
+    Ok(agent_store::get(db, agent_id)?.is_some_and(|agent| agent.role == "orchestrator"))
 }
 
 /// Namespace governance (§4.15, D37). `Ok(Some(warning))` in warn mode when it triggers.
@@ -664,7 +664,7 @@ fn task_not_found(tool: &str, id: impl std::fmt::Display, action: &str) -> ToolE
 /// The independent-verifier rule (D25): a registered agent other than the caller and the
 /// assignee.
 fn independent_verifier(
-    conn: &Connection,
+    db: &Db,
     verified_by: Option<&str>,
     caller: &str,
     assignee: Option<&str>,
@@ -675,7 +675,7 @@ fn independent_verifier(
     if verifier == caller || Some(verifier) == assignee {
         return Ok(false);
     }
-    Ok(agent_store::get(conn, verifier)?.is_some())
+    Ok(agent_store::get(db, verifier)?.is_some())
 }
 
 fn evidence_or_refuse(
@@ -705,7 +705,7 @@ fn evidence_or_refuse(
 /// Runs the done gate for `caller` finishing `task`.
 #[allow(clippy::too_many_arguments)]
 fn run_gate(
-    conn: &Connection,
+    db: &Db,
     ctx: &OpCtx,
     task: &TaskRow,
     strict: bool,
@@ -720,13 +720,13 @@ fn run_gate(
         confidence,
         verification_passed: verification_passed == Some(&Value::Bool(true)),
         independent_verifier: independent_verifier(
-            conn,
+            db,
             verified_by,
             caller,
             task.assigned_to.as_deref(),
         )?,
-        quality: task_store::quality(conn, caller)?,
-        evidence_total: task_store::evidence_total_with(conn, task.id, refs)?,
+        quality: task_store::quality(db, caller)?,
+        evidence_total: task_store::evidence_total_with(db, task.id, refs)?,
     };
     done_gate(&input, &GateConfig::from_config(&ctx.config))
 }
@@ -822,7 +822,7 @@ fn create_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: CreateTaskArgs) -> T
         _ => "cheap",
     };
     let depends_on = normalize_dependencies(args.depends_on.as_deref().unwrap_or(&[]), None);
-    let missing = task_store::missing_ids(tx.conn(), &depends_on)?;
+    let missing = task_store::missing_ids(tx.db(), &depends_on)?;
     if !missing.is_empty() {
         return Err(invalid_dependency("create_task", &missing));
     }
@@ -914,7 +914,7 @@ fn update_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: UpdateTaskArgs) -> T
     const TOOL: &str = "update_task";
     let caller = args.agent_id.trim().to_string();
     let Some(task) = task_id_arg(args.id)
-        .map(|id| task_store::get(tx.conn(), id))
+        .map(|id| task_store::get(tx.db(), id))
         .transpose()?
         .flatten()
     else {
@@ -927,10 +927,10 @@ fn update_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: UpdateTaskArgs) -> T
         )
     };
     let now = ctx.now_ms;
-    let claim = claim_store::live(tx.conn(), task.id, now)?;
+    let claim = claim_store::live(tx.db(), task.id, now)?;
     let holds_claim = claim.as_ref().is_some_and(|c| c.agent_id == caller);
     let is_creator = task.created_by == caller;
-    let orchestrator = is_orchestrator(tx.conn(), &caller)?;
+    let orchestrator = is_orchestrator(tx.db(), &caller)?;
     if !(is_creator
         || holds_claim
         || task.assigned_to.as_deref() == Some(caller.as_str())
@@ -1014,11 +1014,11 @@ fn update_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: UpdateTaskArgs) -> T
     let new_deps = match &args.depends_on {
         Some(values) => {
             let ids = normalize_dependencies(values, Some(task.id));
-            let missing = task_store::missing_ids(tx.conn(), &ids)?;
+            let missing = task_store::missing_ids(tx.db(), &ids)?;
             if !missing.is_empty() {
                 return Err(invalid_dependency(TOOL, &missing));
             }
-            if let Some(via) = task_store::cycle_through(tx.conn(), task.id, &ids)? {
+            if let Some(via) = task_store::cycle_through(tx.db(), task.id, &ids)? {
                 let message = format!(
                     "update_task: task {} cannot depend on task {via}, which (transitively) \
                      depends on it; that would deadlock both",
@@ -1057,7 +1057,7 @@ fn update_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: UpdateTaskArgs) -> T
 
     let gate = if to_status == Some("done") {
         let gate = run_gate(
-            tx.conn(),
+            tx.db(),
             ctx,
             &task,
             strict,
@@ -1122,7 +1122,7 @@ fn update_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: UpdateTaskArgs) -> T
     }
     let touched = new_deps.is_some() || to_status.is_some();
     task_store::update_fields(tx, task.id, &update, touched && !status_changes)?;
-    current = task_store::get(tx.conn(), task.id)?.unwrap_or(current);
+    current = task_store::get(tx.db(), task.id)?.unwrap_or(current);
     if let Some(to) = to_status.filter(|_| status_changes) {
         if task.status == "in_progress" {
             // Done through update_task ends the (caller's or expired) claim atomically.
@@ -1133,7 +1133,7 @@ fn update_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: UpdateTaskArgs) -> T
         record_quality(tx, &task, &current, &caller)?;
     }
     let added = task_store::add_evidence(tx, task.id, &refs, &caller)?;
-    let total = task_store::evidence_count(tx.conn(), task.id)?;
+    let total = task_store::evidence_count(tx.db(), task.id)?;
     ctx.log(
         "update_task",
         format!(
@@ -1202,7 +1202,7 @@ pub struct ListTasksArgs {
 }
 tool_args!(ListTasksArgs, optional_caller = agent_id);
 
-pub(super) fn list_tasks(conn: &Connection, ctx: &mut OpCtx, args: ListTasksArgs) -> ToolResult {
+pub(super) fn list_tasks(db: &Db, ctx: &mut OpCtx, args: ListTasksArgs) -> ToolResult {
     let mode = args.response_mode.unwrap_or_default();
     let limit = int_arg(args.limit, 100, 1, 500);
     let offset = int_arg(args.offset, 0, 0, i64::MAX);
@@ -1236,12 +1236,12 @@ pub(super) fn list_tasks(conn: &Connection, ctx: &mut OpCtx, args: ListTasksArgs
         limit,
         page,
     };
-    let (rows, has_more) = task_store::list(conn, &query)?;
+    let (rows, has_more) = task_store::list(db, &query)?;
     let include_deps = args.include_dependencies == Some(true);
     let mut deps: Vec<Vec<i64>> = Vec::with_capacity(rows.len());
     if include_deps {
         for row in &rows {
-            deps.push(task_store::dependencies(conn, row.id)?);
+            deps.push(task_store::dependencies(db, row.id)?);
         }
     }
     let next_cursor = if delta {
@@ -1396,7 +1396,7 @@ tool_args!(DeleteTaskArgs, caller = agent_id, idempotent);
 fn delete_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: DeleteTaskArgs) -> ToolResult {
     let caller = args.agent_id.trim().to_string();
     let Some(task) = task_id_arg(args.id)
-        .map(|id| task_store::get(tx.conn(), id))
+        .map(|id| task_store::get(tx.db(), id))
         .transpose()?
         .flatten()
     else {
@@ -1408,7 +1408,7 @@ fn delete_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: DeleteTaskArgs) -> T
             format!("task_id={} {message} ({code})", task.id),
         )
     };
-    if task.created_by != caller && !is_orchestrator(tx.conn(), &caller)? {
+    if task.created_by != caller && !is_orchestrator(tx.db(), &caller)? {
         return Err(failed(
             "NOT_TASK_OWNER",
             format!(
@@ -1418,7 +1418,7 @@ fn delete_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: DeleteTaskArgs) -> T
         )
         .with("created_by", task.created_by.clone()));
     }
-    if let Some(claim) = claim_store::live(tx.conn(), task.id, ctx.now_ms)? {
+    if let Some(claim) = claim_store::live(tx.db(), task.id, ctx.now_ms)? {
         return Err(failed(
             "TASK_CLAIMED",
             format!(
@@ -1434,7 +1434,7 @@ fn delete_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: DeleteTaskArgs) -> T
     let dependents = if task.is_done() {
         Vec::new()
     } else {
-        task_store::open_dependents(tx.conn(), task.id)?
+        task_store::open_dependents(tx.db(), task.id)?
     };
     if !dependents.is_empty() && args.force != Some(true) {
         return Err(failed(
@@ -1488,7 +1488,7 @@ fn poll_and_claim(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: PollAndClaimArgs)
         ctx.log("poll_and_claim_namespace_warning", warning.clone());
     }
     sweep_if_due(tx, ctx)?;
-    let runtime_mode = runtime_mode_of(tx.conn(), &agent_id)?;
+    let runtime_mode = runtime_mode_of(tx.db(), &agent_id)?;
     let include_artifacts = args.include_artifacts == Some(true);
     let lease = lease_ms(args.lease_seconds);
     let query = PollQuery {
@@ -1497,18 +1497,18 @@ fn poll_and_claim(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: PollAndClaimArgs)
         namespace: namespace.as_deref(),
         now_ms: ctx.now_ms,
     };
-    let candidate = task_store::next_candidate(tx.conn(), &query)?
-        .map(|id| task_store::get(tx.conn(), id))
+    let candidate = task_store::next_candidate(tx.db(), &query)?
+        .map(|id| task_store::get(tx.db(), id))
         .transpose()?
         .flatten();
     let Some(task) = candidate else {
         ctx.skip_idempotency_record();
         let misses = ctx.tasks.record_miss(&agent_id, ctx.now_ms);
-        let active = agent_store::count_seen_since(tx.conn(), ctx.now_ms - 5 * 60_000)?;
+        let active = agent_store::count_seen_since(tx.db(), ctx.now_ms - 5 * 60_000)?;
         let retry = retry_after_ms(
             active,
             misses,
-            claim_store::any_claims(tx.conn())?,
+            claim_store::any_claims(tx.db())?,
             rand::random::<f64>(),
         );
         ctx.log_quiet(
@@ -1537,7 +1537,7 @@ fn poll_and_claim(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: PollAndClaimArgs)
     let (task, claim) =
         claim_store::claim(tx, &task, &agent_id, lease, StatusSource::PollAndClaim)?;
     ctx.tasks.reset_misses(&agent_id);
-    let depends_on = task_store::dependencies(tx.conn(), task.id)?;
+    let depends_on = task_store::dependencies(tx.db(), task.id)?;
     ctx.log(
         "poll_and_claim",
         format!(
@@ -1600,7 +1600,7 @@ fn claim_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ClaimTaskArgs) -> Too
     }
     sweep_if_due(tx, ctx)?;
     let Some(task) = task_id_arg(args.task_id)
-        .map(|id| task_store::get(tx.conn(), id))
+        .map(|id| task_store::get(tx.db(), id))
         .transpose()?
         .flatten()
     else {
@@ -1637,7 +1637,7 @@ fn claim_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ClaimTaskArgs) -> Too
             ),
         ));
     }
-    let runtime_mode = runtime_mode_of(tx.conn(), &agent_id)?;
+    let runtime_mode = runtime_mode_of(tx.db(), &agent_id)?;
     if !compatible_modes(&runtime_mode).contains(&task.execution_mode.as_str()) {
         return Err(failed(
             "PROFILE_MISMATCH",
@@ -1650,7 +1650,7 @@ fn claim_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ClaimTaskArgs) -> Too
         .with("agent_runtime_mode", runtime_mode.clone())
         .with("task_execution_mode", task.execution_mode.clone()));
     }
-    let unmet = task_store::unmet_dependencies(tx.conn(), task.id)?;
+    let unmet = task_store::unmet_dependencies(tx.db(), task.id)?;
     if !unmet.is_empty() {
         return Err(failed(
             "DEPENDENCIES_NOT_MET",
@@ -1661,7 +1661,7 @@ fn claim_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ClaimTaskArgs) -> Too
         )
         .with("unmet_dependencies", json!(unmet)));
     }
-    let current = claim_store::live(tx.conn(), task.id, ctx.now_ms)?;
+    let current = claim_store::live(tx.db(), task.id, ctx.now_ms)?;
     if let Some(claim) = current.as_ref().filter(|c| c.agent_id != agent_id) {
         return Err(failed(
             "ALREADY_CLAIMED",
@@ -1699,7 +1699,7 @@ fn claim_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ClaimTaskArgs) -> Too
         lease_ms(args.lease_seconds),
         StatusSource::ClaimTask,
     )?;
-    let depends_on = task_store::dependencies(tx.conn(), task.id)?;
+    let depends_on = task_store::dependencies(tx.db(), task.id)?;
     ctx.log(
         "claim_task",
         format!(
@@ -1747,7 +1747,7 @@ fn owned_live_claim(
             format!("task_id={task_id} {message} ({code})"),
         )
     };
-    let claim = claim_store::get(tx.conn(), task_id)?;
+    let claim = claim_store::get(tx.db(), task_id)?;
     let Some(claim) = claim.filter(|c| c.is_live(ctx.now_ms)) else {
         return Err(fail(
             "CLAIM_EXPIRED",
@@ -1836,15 +1836,15 @@ fn renew_task_claim(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: RenewTaskClaimA
         lease_ms(args.lease_seconds),
     )?
     else {
-        let current = claim_store::get(tx.conn(), task_id)?;
+        let current = claim_store::get(tx.db(), task_id)?;
         return Err(claim_stolen(TOOL, task_id, current.as_ref(), &caller));
     };
-    let mut task = task_store::get(tx.conn(), task_id)?
+    let mut task = task_store::get(tx.db(), task_id)?
         .ok_or_else(|| task_not_found(TOOL, task_id, "renew_task_claim_failed"))?;
     // Only a task still in progress for the caller is touched (D20).
     if task.status == "in_progress" && task.assigned_to.as_deref() == Some(caller.as_str()) {
         task_store::update_fields(tx, task_id, &TaskUpdate::default(), true)?;
-        task = task_store::get(tx.conn(), task_id)?.unwrap_or(task);
+        task = task_store::get(tx.db(), task_id)?.unwrap_or(task);
     }
     ctx.log(
         "renew_task_claim",
@@ -1895,7 +1895,7 @@ fn release_task_claim(
     const TOOL: &str = "release_task_claim";
     let caller = args.agent_id.trim().to_string();
     let Some(task) = task_id_arg(args.task_id)
-        .map(|id| task_store::get(tx.conn(), id))
+        .map(|id| task_store::get(tx.db(), id))
         .transpose()?
         .flatten()
     else {
@@ -1908,7 +1908,7 @@ fn release_task_claim(
     sweep_if_due(tx, ctx)?;
     // Ownership before the gate (D26).
     let claim = owned_live_claim(tx, ctx, TOOL, task.id, &caller, args.claim_id.as_deref())?;
-    let task = task_store::get(tx.conn(), task.id)?.unwrap_or(task);
+    let task = task_store::get(tx.db(), task.id)?.unwrap_or(task);
     let refs = evidence_or_refuse(ctx, TOOL, task.id, args.evidence_refs.as_deref())?;
     let next = args.next_status.unwrap_or_default();
     let strict =
@@ -1916,7 +1916,7 @@ fn release_task_claim(
     let mode = if strict { "strict" } else { "cheap" };
     let gate = if next == NextStatus::Done {
         let gate = run_gate(
-            tx.conn(),
+            tx.db(),
             ctx,
             &task,
             strict,
@@ -1934,7 +1934,7 @@ fn release_task_claim(
         None
     };
     if !claim_store::delete_matching(tx, task.id, &caller, &claim.claim_id)? {
-        let current = claim_store::get(tx.conn(), task.id)?;
+        let current = claim_store::get(tx.db(), task.id)?;
         return Err(claim_stolen(TOOL, task.id, current.as_ref(), &caller));
     }
     let assignee = (next == NextStatus::Done).then_some(caller.as_str());
@@ -1948,7 +1948,7 @@ fn release_task_claim(
     )?;
     record_quality(tx, &task, &after, &caller)?;
     let added = task_store::add_evidence(tx, task.id, &refs, &caller)?;
-    let total = task_store::evidence_count(tx.conn(), task.id)?;
+    let total = task_store::evidence_count(tx.db(), task.id)?;
     ctx.log(
         "release_task_claim",
         format!(
@@ -1986,10 +1986,10 @@ pub struct ListTaskClaimsArgs {
 }
 tool_args!(ListTaskClaimsArgs, optional_caller = requesting_agent);
 
-fn list_task_claims(conn: &Connection, ctx: &mut OpCtx, args: ListTaskClaimsArgs) -> ToolResult {
+fn list_task_claims(db: &Db, ctx: &mut OpCtx, args: ListTaskClaimsArgs) -> ToolResult {
     let viewer = ctx.caller.clone();
     let filter = non_blank(args.agent_id.as_deref());
-    let claims = claim_store::list_live(conn, filter, ctx.now_ms)?;
+    let claims = claim_store::list_live(db, filter, ctx.now_ms)?;
     ctx.log(
         "list_task_claims",
         format!("count={} agent={}", claims.len(), filter.unwrap_or("*")),

@@ -170,17 +170,19 @@ async fn share_context_refuses_bad_input_with_codes() {
         .handle
         .hub
         .store
-        .read(|conn| {
-            let mut stmt = conn.prepare(
+        .read(|db| {
+            hub_server::store::inspect::query(
+                db,
                 "SELECT action || ' ' || details FROM activity_log WHERE action LIKE 'share_context%'",
-            )?;
-            let rows = stmt
-                .query_map([], |r| r.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+                1_000,
+            )
         })
         .await
-        .unwrap();
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|row| row[0].clone())
+        .collect();
     assert!(
         details
             .iter()
