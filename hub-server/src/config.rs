@@ -259,6 +259,10 @@ pub struct Config {
     pub unknown_session_policy: UnknownSessionPolicy,
 
     pub auth_mode: AuthMode,
+    /// SHA-256 of `MCP_HUB_ADMIN_TOKEN`: presented at registration, it grants the asked role.
+    pub admin_token_sha256: Option<[u8; 32]>,
+    /// `MCP_HUB_PRIVILEGED_AGENTS`: agent id → granted role name.
+    pub privileged_agents: BTreeMap<String, String>,
     pub rate_limit_rps: f64,
     pub rate_limit_burst: f64,
     pub namespace_quota_mode: String,
@@ -758,6 +762,37 @@ impl Config {
                 ("enforce", AuthMode::Enforce),
             ],
         );
+        let admin_token_sha256 = env
+            .get("MCP_HUB_ADMIN_TOKEN")
+            .map(|token| <sha2::Sha256 as sha2::Digest>::digest(token.trim().as_bytes()).into());
+        let mut privileged_agents = BTreeMap::new();
+        for entry in env
+            .get("MCP_HUB_PRIVILEGED_AGENTS")
+            .unwrap_or("")
+            .split(',')
+        {
+            let entry = entry.trim();
+            if entry.is_empty() {
+                continue;
+            }
+            match entry
+                .split_once(':')
+                .map(|(id, role)| (id.trim(), role.trim()))
+            {
+                Some((id, role))
+                    if !id.is_empty()
+                        && ["orchestrator", "reviewer", "assistant", "worker"].contains(&role) =>
+                {
+                    privileged_agents.insert(id.to_string(), role.to_string());
+                }
+                _ => r.fail(
+                    "MCP_HUB_PRIVILEGED_AGENTS",
+                    format!(
+                        "{entry:?} is not agent_id:role (orchestrator|reviewer|assistant|worker)"
+                    ),
+                ),
+            }
+        }
         let rate_limit_rps = r.float("MCP_HUB_RATE_LIMIT_RPS", 30.0, f64::MIN, f64::MAX);
         let rate_limit_burst = r.float("MCP_HUB_RATE_LIMIT_BURST", 60.0, f64::MIN, f64::MAX);
         let namespace_quota_mode = r
@@ -919,6 +954,8 @@ impl Config {
             session_max,
             unknown_session_policy,
             auth_mode,
+            admin_token_sha256,
+            privileged_agents,
             rate_limit_rps,
             rate_limit_burst,
             namespace_quota_mode,

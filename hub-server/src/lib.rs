@@ -17,6 +17,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod consensus;
+pub mod domain;
 pub mod http;
 pub mod live;
 pub mod maintenance;

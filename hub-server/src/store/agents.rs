@@ -55,6 +55,8 @@ pub struct Registration {
     pub agent_type: String,
     pub capabilities: Option<String>,
     pub role: Option<String>,
+    /// Who vouched for `role` (`declared`, `admin_token`, `allowlist`); with `role`.
+    pub role_grant: Option<&'static str>,
     pub lifecycle: Option<String>,
     /// (runtime_mode, runtime_profile_json)
     pub runtime_profile: Option<(String, String)>,
@@ -73,15 +75,17 @@ pub fn register(tx: &mut WriteTx<'_>, reg: &Registration) -> StoreResult<(AgentR
     tx.conn()
         .prepare_cached(
             "INSERT INTO agents (id, name, type, capabilities, role, lifecycle, runtime_mode,
-                                 runtime_profile_json, status, last_seen, created_at)
+                                 runtime_profile_json, status, last_seen, created_at,
+                                 role_grant)
              VALUES (?1, ?2, ?3, COALESCE(?4, ''), COALESCE(?5, 'worker'),
                      COALESCE(?6, 'persistent'), COALESCE(?7, 'unknown'), COALESCE(?8, '{}'),
-                     'online', ?9, ?9)
+                     'online', ?9, ?9, COALESCE(?10, 'declared'))
              ON CONFLICT (id) DO UPDATE SET
                  name = excluded.name,
                  type = excluded.type,
                  capabilities = COALESCE(?4, agents.capabilities),
                  role = COALESCE(?5, agents.role),
+                 role_grant = COALESCE(?10, agents.role_grant),
                  lifecycle = COALESCE(?6, agents.lifecycle),
                  runtime_mode = COALESCE(?7, agents.runtime_mode),
                  runtime_profile_json = COALESCE(?8, agents.runtime_profile_json),
@@ -97,7 +101,8 @@ pub fn register(tx: &mut WriteTx<'_>, reg: &Registration) -> StoreResult<(AgentR
             reg.lifecycle,
             mode,
             profile,
-            now
+            now,
+            reg.role_grant
         ])?;
     let row = get(tx.db(), &reg.id)?.expect("row was just written");
     Ok((row, is_new))

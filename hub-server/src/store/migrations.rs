@@ -252,6 +252,10 @@ const MIGRATIONS: &[&str] = &[
         last_updated    INTEGER NOT NULL
     );
     "#,
+    // 4: who vouched for an agent's role (privileged roles are granted, not declared).
+    r#"
+    ALTER TABLE agents ADD COLUMN role_grant TEXT NOT NULL DEFAULT 'declared';
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1,6 +1,5 @@
 //! Agent tools: register_agent, update_runtime_profile, list_agents, get_onboarding.
 
-use crate::store::Db;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -11,8 +10,9 @@ use super::{
 };
 use crate::auth::{self, AuthOutcome};
 use crate::config::{AuthMode, OnboardingMode};
+use crate::domain::role::{self, OperatorWord, Role};
 use crate::store::agents::{self as agent_store, AgentRow, Registration};
-use crate::store::{WriteTx, auth as auth_store};
+use crate::store::{Db, WriteTx, auth as auth_store};
 use crate::tool_args;
 
 pub fn tools() -> Vec<ToolDef> {
@@ -66,26 +66,6 @@ impl From<OnboardingModeArg> for OnboardingMode {
             OnboardingModeArg::Full => OnboardingMode::Full,
             OnboardingModeArg::Compact => OnboardingMode::Compact,
             OnboardingModeArg::None => OnboardingMode::None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Orchestrator,
-    Reviewer,
-    Assistant,
-    Worker,
-}
-
-impl Role {
-    fn as_str(self) -> &'static str {
-        match self {
-            Role::Orchestrator => "orchestrator",
-            Role::Reviewer => "reviewer",
-            Role::Assistant => "assistant",
-            Role::Worker => "worker",
         }
     }
 }
@@ -250,8 +230,11 @@ pub struct RegisterAgentArgs {
     /// Onboarding detail in the response (default: full for a new persistent agent,
     /// compact for a new ephemeral one, none on re-registration).
     pub onboarding_mode: Option<OnboardingModeArg>,
-    /// Role (default worker; kept on re-registration when omitted).
+    /// Role (default worker; kept on re-registration when omitted). Under enforce,
+    /// orchestrator needs the operator's grant (admin_token or MCP_HUB_PRIVILEGED_AGENTS).
     pub role: Option<Role>,
+    /// The operator's admin token (MCP_HUB_ADMIN_TOKEN): grants the role asked for.
+    pub admin_token: Option<String>,
     /// persistent (default) or ephemeral (kept on re-registration when omitted).
     pub lifecycle: Option<Lifecycle>,
     /// Runtime profile (kept on re-registration when omitted).
@@ -338,12 +321,27 @@ fn register_agent(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: RegisterAgentArgs
         }
         (Some(_), None) => None,
     };
+    // A re-registration that names no role keeps the stored one (and its grant).
+    let role_decision = (existing.is_none() || args.role.is_some()).then(|| {
+        let operator = OperatorWord {
+            allowlisted: auth::allowlisted_role(&ctx.config, &id),
+            admin_token_valid: auth::admin_token_valid(
+                &ctx.config,
+                non_blank(args.admin_token.as_deref()),
+            ),
+        };
+        role::decide_role(mode, &id, args.role, operator)
+    });
+    if let Some(warning) = role_decision.as_ref().and_then(|d| d.warning.clone()) {
+        ctx.warn(warning);
+    }
     let registration = Registration {
         id: id.clone(),
         name: args.name.trim().to_string(),
         agent_type: args.agent_type.trim().to_string(),
         capabilities: args.capabilities.clone(),
-        role: args.role.map(|r| r.as_str().to_string()),
+        role: role_decision.as_ref().map(|d| d.role.as_str().to_string()),
+        role_grant: role_decision.as_ref().map(|d| d.grant.as_str()),
         lifecycle: args.lifecycle.map(|l| l.as_str().to_string()),
         runtime_profile,
     };

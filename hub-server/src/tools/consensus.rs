@@ -892,7 +892,7 @@ fn list_consensus_decisions(
     let offset = int_arg(args.offset, 0, 0, i64::MAX);
     let proposal = args.proposal_id.as_deref().filter(|p| !p.is_empty());
     let rows = consensus_store::list_decisions(db, proposal, limit, offset)?;
-    if ctx.caller.is_some() {
+    if ctx.caller.agent_id().is_some() {
         ctx.log(
             "list_consensus_decisions",
             format!(

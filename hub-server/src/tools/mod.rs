@@ -45,7 +45,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::auth::{self, AuthDecision, AuthOutcome};
+use crate::auth::{self, AuthDecision, AuthOutcome, Caller};
 use crate::config::{AuthMode, Config};
 use crate::rate_limit::RateLimiter;
 use crate::store::activity::ActivityRow;
@@ -141,11 +141,10 @@ pub type ToolResult = Result<Value, ToolError>;
 /// What an op sees besides its arguments.
 pub struct OpCtx {
     pub config: Arc<Config>,
-    /// The caller (the tool's caller field), when given.
-    pub caller: Option<String>,
+    /// Who makes the call: every op acts for this agent and reads private data as it.
+    pub caller: Caller,
     /// The token presented with the call (argument or bearer header).
     pub token: Option<String>,
-    pub auth_outcome: AuthOutcome,
     pub now_ms: i64,
     /// Task-board state shared by the whole hub.
     pub tasks: Arc<tasks::TaskState>,
@@ -165,16 +164,15 @@ impl OpCtx {
 
     /// Records an activity row for this call (actor: the caller, else `system`).
     pub fn log(&mut self, action: &str, details: impl Into<String>) {
-        let agent_id = self.caller.clone().unwrap_or_else(|| "system".into());
+        let agent_id = self.caller.actor().to_string();
         self.log_as(&agent_id, action, details);
     }
 
     /// Records an activity row that does not advance the activity stream, for outcomes that
     /// change nothing (e.g. a poll miss): idle pollers must not wake every waiter.
     pub fn log_quiet(&mut self, action: &str, details: impl Into<String>) {
-        let agent_id = self.caller.clone().unwrap_or_else(|| "system".into());
         self.activity.push(ActivityRow {
-            agent_id,
+            agent_id: self.caller.actor().to_string(),
             action: action.to_string(),
             details: details.into(),
             quiet: true,
@@ -216,6 +214,12 @@ pub trait ToolArgs: DeserializeOwned + JsonSchema + Send + 'static {
     fn idempotency_key(&self) -> Option<&str> {
         None
     }
+    /// The argument naming whose private data (inbox, read state) the call reads, when a
+    /// tool lets it differ from the caller; the pipeline refuses another agent's under enforce.
+    const SUBJECT_FIELD: Option<&'static str> = None;
+    fn subject(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Implements [`ToolArgs`] for an args struct with an `auth_token` field.
@@ -247,12 +251,18 @@ macro_rules! tool_args {
             $( tool_args!(@$idempotent); )?
         }
     };
+    // The caller is `field`, else `fallback`; `fallback` also names whose private data is
+    // read (a watcher's inbox), so it must be the caller's own.
     ($args:ty, caller = $field:ident or $fallback:ident) => {
         impl $crate::tools::ToolArgs for $args {
             const CALLER_FIELD: Option<&'static str> = Some(stringify!($field));
             fn caller(&self) -> Option<&str> {
                 $crate::tools::non_blank(self.$field.as_deref())
                     .or_else(|| $crate::tools::non_blank(self.$fallback.as_deref()))
+            }
+            const SUBJECT_FIELD: Option<&'static str> = Some(stringify!($fallback));
+            fn subject(&self) -> Option<&str> {
+                $crate::tools::non_blank(self.$fallback.as_deref())
             }
             fn auth_token(&self) -> Option<&str> {
                 $crate::tools::non_blank(self.auth_token.as_deref())
@@ -338,6 +348,8 @@ pub struct ToolDef {
     pub category: Category,
     pub description: &'static str,
     pub caller_field: Option<&'static str>,
+    /// The argument naming whose private data is read, where it may differ from the caller.
+    pub subject_field: Option<&'static str>,
     schema: Arc<JsonObject>,
     call: CallFn,
 }
@@ -355,6 +367,8 @@ struct Call {
     tool: &'static str,
     caller_field: Option<&'static str>,
     caller: Option<String>,
+    /// (field, agent id) of the private data the call names, if a tool lets it differ.
+    subject: Option<(&'static str, String)>,
     token: Option<String>,
     connection_key: String,
     idempotency: Option<(String, String)>,
@@ -374,6 +388,7 @@ fn parse_args<A: ToolArgs>(
     let args: A = serde_json::from_value(Value::Object(raw))
         .map_err(|e| ErrorData::invalid_params(format!("-32602 {tool}: {e}"), None))?;
     let caller = args.caller().map(str::to_string);
+    let subject = A::SUBJECT_FIELD.zip(args.subject().map(str::to_string));
     let token = args
         .auth_token()
         .map(str::to_string)
@@ -386,6 +401,7 @@ fn parse_args<A: ToolArgs>(
         tool,
         caller_field: A::CALLER_FIELD,
         caller,
+        subject,
         token,
         connection_key: env.connection_key,
         idempotency,
@@ -420,6 +436,7 @@ pub fn mutating<A: ToolArgs>(
         category,
         description,
         caller_field: A::CALLER_FIELD,
+        subject_field: A::SUBJECT_FIELD,
         schema: schema_for_type::<A>(),
         call: Box::new(move |hub, env, raw| {
             Box::pin(async move {
@@ -442,6 +459,7 @@ pub fn reading<A: ToolArgs>(
         category,
         description,
         caller_field: A::CALLER_FIELD,
+        subject_field: A::SUBJECT_FIELD,
         schema: schema_for_type::<A>(),
         call: Box::new(move |hub, env, raw| {
             Box::pin(async move {
@@ -470,6 +488,7 @@ pub fn waiting<A: ToolArgs>(
         category,
         description,
         caller_field: A::CALLER_FIELD,
+        subject_field: A::SUBJECT_FIELD,
         schema: schema_for_type::<A>(),
         call: Box::new(move |hub, env, raw| {
             Box::pin(async move {
@@ -566,22 +585,24 @@ fn admit(
 ) -> StoreResult<Admission> {
     let mode = hub.config.auth_mode;
     // register_agent authenticates inside its op (re-registration needs the id's token).
-    let outcome = match (&call.caller, call.caller_field) {
-        (_, None) => AuthOutcome::Skipped,
-        (Some(caller), Some(_)) => auth::verify(db, caller, call.token.as_deref())?,
+    let caller = match (&call.caller, call.caller_field) {
+        (_, None) => Caller::anonymous(AuthOutcome::Skipped),
+        (Some(agent_id), Some(_)) => {
+            auth::authenticate(db, &hub.config, agent_id, call.token.as_deref())?
+        }
         // No caller: anonymous. Only enforce mode refuses it (D2).
-        (None, Some(_)) if mode == AuthMode::Enforce => AuthOutcome::Missing,
-        (None, Some(_)) => AuthOutcome::Skipped,
+        (None, Some(_)) if mode == AuthMode::Enforce => Caller::anonymous(AuthOutcome::Missing),
+        (None, Some(_)) => Caller::anonymous(AuthOutcome::Skipped),
     };
+    let outcome = caller.authentication();
     book.auth_event = Some((call.caller.clone(), call.tool, outcome.as_str()));
     if outcome == AuthOutcome::Valid {
         book.touch_token = call.caller.clone();
     }
     let mut ctx = OpCtx {
         config: hub.config.clone(),
-        caller: call.caller.clone(),
+        caller,
         token: call.token.clone(),
-        auth_outcome: outcome,
         now_ms,
         tasks: hub.tasks.clone(),
         quiet: call.quiet,
@@ -595,6 +616,10 @@ fn admit(
             return Ok(Admission::Refused(refusal.to_json()));
         }
         AuthDecision::Allow { warning } => ctx.warnings.extend(warning),
+    }
+    if let Some(refusal) = check_subject(mode, call, &mut ctx) {
+        book.activity = std::mem::take(&mut ctx.activity);
+        return Ok(Admission::Refused(refusal.to_json()));
     }
     let bucket_key = match (&call.caller, outcome) {
         (Some(caller), AuthOutcome::Valid) => format!("agent:{caller}"),
@@ -616,6 +641,46 @@ fn admit(
     }
     book.heartbeat = call.caller.clone();
     Ok(Admission::Admitted(ctx))
+}
+
+/// Private data is the caller's own: a call naming another agent's inbox or read state is
+/// refused under enforce, warned about under warn and recorded under observe.
+fn check_subject(mode: AuthMode, call: &Call, ctx: &mut OpCtx) -> Option<ToolError> {
+    let (field, subject) = call.subject.as_ref()?;
+    let caller = ctx.caller.agent_id()?;
+    if subject == caller {
+        return None;
+    }
+    let problem = format!(
+        "{tool}: `{field}` {subject:?} names another agent's private data (inbox, read \
+         state); a call reads only its caller's own ({caller:?})",
+        tool = call.tool
+    );
+    ctx.log_quiet(
+        "cross_agent_read",
+        format!(
+            "tool={} {field}={subject} mode={}",
+            call.tool,
+            mode.as_str()
+        ),
+    );
+    match mode {
+        AuthMode::Enforce => Some(
+            ToolError::new(
+                "FOREIGN_PRIVATE_DATA",
+                format!("{problem}. Omit `{field}`."),
+            )
+            .with("auth_mode", mode.as_str())
+            .with("field", *field),
+        ),
+        AuthMode::Warn => {
+            ctx.warn(format!(
+                "[auth_warn] {problem}; this call will fail once MCP_HUB_AUTH_MODE=enforce"
+            ));
+            None
+        }
+        AuthMode::Observe => None,
+    }
 }
 
 /// Step 7: guard warnings go into `warnings`, and `auth_mode` is added.

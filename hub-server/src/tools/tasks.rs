@@ -619,10 +619,6 @@ fn compatible_modes(runtime_mode: &str) -> &'static [&'static str] {
     }
 }
 
-fn is_orchestrator(db: &Db, agent_id: &str) -> StoreResult<bool> {
-    Ok(agent_store::get(db, agent_id)?.is_some_and(|agent| agent.role == "orchestrator"))
-}
-
 /// Namespace governance (§4.15, D37). `Ok(Some(warning))` in warn mode when it triggers.
 fn governance(
     ctx: &mut OpCtx,
@@ -714,7 +710,7 @@ fn run_gate(
     verified_by: Option<&str>,
     refs: &[String],
 ) -> Result<GatePass, ToolError> {
-    let caller = ctx.caller.as_deref().unwrap_or_default();
+    let caller = ctx.caller.agent_id().unwrap_or_default();
     let input = GateInput {
         strict,
         confidence,
@@ -930,7 +926,7 @@ fn update_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: UpdateTaskArgs) -> T
     let claim = claim_store::live(tx.db(), task.id, now)?;
     let holds_claim = claim.as_ref().is_some_and(|c| c.agent_id == caller);
     let is_creator = task.created_by == caller;
-    let orchestrator = is_orchestrator(tx.db(), &caller)?;
+    let orchestrator = ctx.caller.lifts_ownership();
     if !(is_creator
         || holds_claim
         || task.assigned_to.as_deref() == Some(caller.as_str())
@@ -1408,7 +1404,7 @@ fn delete_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: DeleteTaskArgs) -> T
             format!("task_id={} {message} ({code})", task.id),
         )
     };
-    if task.created_by != caller && !is_orchestrator(tx.db(), &caller)? {
+    if task.created_by != caller && !ctx.caller.lifts_ownership() {
         return Err(failed(
             "NOT_TASK_OWNER",
             format!(
@@ -1997,7 +1993,7 @@ fn list_task_claims(db: &Db, ctx: &mut OpCtx, args: ListTaskClaimsArgs) -> ToolR
     let items: Vec<Value> = claims
         .iter()
         .map(|listing| {
-            let mut item = claim_json(&listing.claim, viewer.as_deref());
+            let mut item = claim_json(&listing.claim, viewer.agent_id());
             item["task_title"] = json!(listing.task_title);
             item["task_status"] = json!(listing.task_status);
             item["task_priority"] = json!(listing.task_priority);

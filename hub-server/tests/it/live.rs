@@ -299,11 +299,20 @@ async fn bad_arguments_are_refused_with_codes() {
 async fn enforce_mode_checks_the_caller_not_the_watched_scope() {
     let hub = TestHub::start_with(&[("MCP_HUB_AUTH_MODE", "enforce")]).await;
     let (client, token) = hub.agent("me").await;
-    // Watching another agent's scope with my own token is authenticated as me (D1).
+    // My own token authenticates me (D1: not the watched scope) — and my own scope only:
+    // another agent's inbox is refused as private data, not as a bad token.
     let outcome = client
         .call(
             "wait_for_updates",
             json!({"requesting_agent": "me", "agent_id": "someone", "auth_token": token,
+                   "wait_ms": 100, "response_mode": "micro"}),
+        )
+        .await;
+    assert_eq!(outcome.error_code(), "FOREIGN_PRIVATE_DATA");
+    let outcome = client
+        .call(
+            "wait_for_updates",
+            json!({"requesting_agent": "me", "agent_id": "me", "auth_token": token,
                    "wait_ms": 100, "response_mode": "micro"}),
         )
         .await;

@@ -7,6 +7,7 @@ mod harness;
 mod events;
 
 mod agents;
+mod authz;
 mod blobs;
 mod consensus;
 mod context;
