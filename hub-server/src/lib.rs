@@ -23,6 +23,7 @@ pub mod live;
 pub mod maintenance;
 pub mod protocol;
 pub mod rate_limit;
+pub mod service;
 pub mod store;
 pub mod tools;
 

@@ -42,7 +42,7 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, RoleServer};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::auth::{self, AuthDecision, AuthOutcome, Caller};
@@ -81,128 +81,9 @@ impl Hub {
     }
 }
 
-/// A refusal: the JSON failure payload `{success:false, error_code, error, ...}`.
-#[derive(Debug, Clone)]
-pub struct ToolError {
-    pub code: &'static str,
-    pub message: String,
-    pub fields: Map<String, Value>,
-    /// The activity row the refusal leaves behind (e.g. `send_message_rejected`).
-    pub activity: Option<(String, String)>,
-}
-
-impl ToolError {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            fields: Map::new(),
-            activity: None,
-        }
-    }
-
-    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.fields.insert(key.to_string(), value.into());
-        self
-    }
-
-    pub fn logged(mut self, action: impl Into<String>, details: impl Into<String>) -> Self {
-        self.activity = Some((action.into(), details.into()));
-        self
-    }
-
-    pub fn to_json(&self) -> Value {
-        let mut body = Map::new();
-        body.insert("success".into(), Value::Bool(false));
-        body.insert("error_code".into(), Value::from(self.code));
-        body.insert("error".into(), Value::from(self.message.clone()));
-        for (key, value) in &self.fields {
-            body.insert(key.clone(), value.clone());
-        }
-        Value::Object(body)
-    }
-}
-
-impl From<StoreError> for ToolError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Conflict { code, message } => ToolError::new(code, message),
-            StoreError::NotFound(what) => ToolError::new("NOT_FOUND", format!("{what} not found")),
-            other => {
-                tracing::error!(error = %other, "store failure inside a tool");
-                ToolError::new("INTERNAL_ERROR", "the hub could not complete this call")
-            }
-        }
-    }
-}
+pub use crate::service::{Ctx as OpCtx, Refusal as ToolError};
 
 pub type ToolResult = Result<Value, ToolError>;
-
-/// What an op sees besides its arguments.
-pub struct OpCtx {
-    pub config: Arc<Config>,
-    /// Who makes the call: every op acts for this agent and reads private data as it.
-    pub caller: Caller,
-    /// The token presented with the call (argument or bearer header).
-    pub token: Option<String>,
-    pub now_ms: i64,
-    /// Task-board state shared by the whole hub.
-    pub tasks: Arc<tasks::TaskState>,
-    quiet: bool,
-    activity: Vec<ActivityRow>,
-    warnings: Vec<String>,
-    /// Set by ops whose success must not be replayed (e.g. a poll miss, D27).
-    skip_idempotency_record: bool,
-}
-
-impl OpCtx {
-    /// Keeps this call's result out of the idempotency store: a retry with the same key runs
-    /// again (a poll miss must not be replayed once work has appeared — D27).
-    pub fn skip_idempotency_record(&mut self) {
-        self.skip_idempotency_record = true;
-    }
-
-    /// Records an activity row for this call (actor: the caller, else `system`).
-    pub fn log(&mut self, action: &str, details: impl Into<String>) {
-        let agent_id = self.caller.actor().to_string();
-        self.log_as(&agent_id, action, details);
-    }
-
-    /// Records an activity row that does not advance the activity stream, for outcomes that
-    /// change nothing (e.g. a poll miss): idle pollers must not wake every waiter.
-    pub fn log_quiet(&mut self, action: &str, details: impl Into<String>) {
-        self.activity.push(ActivityRow {
-            agent_id: self.caller.actor().to_string(),
-            action: action.to_string(),
-            details: details.into(),
-            quiet: true,
-        });
-    }
-
-    pub fn log_as(&mut self, agent_id: &str, action: &str, details: impl Into<String>) {
-        self.activity.push(ActivityRow {
-            agent_id: agent_id.to_string(),
-            action: action.to_string(),
-            details: details.into(),
-            quiet: self.quiet,
-        });
-    }
-
-    /// A refused op leaves only its refusal's activity row, none of the rows it logged
-    /// before failing; returns the failure payload.
-    fn refused(&mut self, error: &ToolError) -> Value {
-        self.activity.clear();
-        if let Some((action, details)) = &error.activity {
-            self.log(action, details.clone());
-        }
-        error.to_json()
-    }
-
-    /// A guard-style warning merged into the response's `warnings`.
-    pub fn warn(&mut self, warning: impl Into<String>) {
-        self.warnings.push(warning.into());
-    }
-}
 
 /// Tool arguments: deserialized from the call, described by their JSON schema, and telling
 /// the pipeline who the caller is.

@@ -1,0 +1,136 @@
+//! The service layer: business operations between the tools (MCP) and the store (SQL).
+//!
+//! A service function has the shape `op(tx, &mut Ctx, Command) -> Result<Outcome, Refusal>`:
+//! `Ctx` carries the authenticated [`Caller`] (every op acts for it and reads private data
+//! as it), the time of the call and the activity rows it leaves; a [`Refusal`] is an
+//! expected failure with a wire error code. Services know neither MCP nor SQL.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::auth::Caller;
+use crate::config::Config;
+use crate::store::StoreError;
+use crate::store::activity::ActivityRow;
+
+/// A refusal: the JSON failure payload `{success:false, error_code, error, ...}`.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+    pub fields: Map<String, Value>,
+    /// The activity row the refusal leaves behind (e.g. `send_message_rejected`).
+    pub activity: Option<(String, String)>,
+}
+
+impl Refusal {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            fields: Map::new(),
+            activity: None,
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.fields.insert(key.to_string(), value.into());
+        self
+    }
+
+    pub fn logged(mut self, action: impl Into<String>, details: impl Into<String>) -> Self {
+        self.activity = Some((action.into(), details.into()));
+        self
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("success".into(), Value::Bool(false));
+        body.insert("error_code".into(), Value::from(self.code));
+        body.insert("error".into(), Value::from(self.message.clone()));
+        for (key, value) in &self.fields {
+            body.insert(key.clone(), value.clone());
+        }
+        Value::Object(body)
+    }
+}
+
+impl From<StoreError> for Refusal {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict { code, message } => Refusal::new(code, message),
+            StoreError::NotFound(what) => Refusal::new("NOT_FOUND", format!("{what} not found")),
+            other => {
+                tracing::error!(error = %other, "store failure inside a tool");
+                Refusal::new("INTERNAL_ERROR", "the hub could not complete this call")
+            }
+        }
+    }
+}
+
+/// What an op sees besides its arguments.
+pub struct Ctx {
+    pub config: Arc<Config>,
+    /// Who makes the call: every op acts for this agent and reads private data as it.
+    pub caller: Caller,
+    /// The token presented with the call (argument or bearer header).
+    pub token: Option<String>,
+    pub now_ms: i64,
+    /// Task-board state shared by the whole hub.
+    pub tasks: Arc<crate::tools::tasks::TaskState>,
+    pub(crate) quiet: bool,
+    pub(crate) activity: Vec<ActivityRow>,
+    pub(crate) warnings: Vec<String>,
+    /// Set by ops whose success must not be replayed (e.g. a poll miss, D27).
+    pub(crate) skip_idempotency_record: bool,
+}
+
+impl Ctx {
+    /// Keeps this call's result out of the idempotency store: a retry with the same key runs
+    /// again (a poll miss must not be replayed once work has appeared — D27).
+    pub fn skip_idempotency_record(&mut self) {
+        self.skip_idempotency_record = true;
+    }
+
+    /// Records an activity row for this call (actor: the caller, else `system`).
+    pub fn log(&mut self, action: &str, details: impl Into<String>) {
+        let agent_id = self.caller.actor().to_string();
+        self.log_as(&agent_id, action, details);
+    }
+
+    /// Records an activity row that does not advance the activity stream, for outcomes that
+    /// change nothing (e.g. a poll miss): idle pollers must not wake every waiter.
+    pub fn log_quiet(&mut self, action: &str, details: impl Into<String>) {
+        self.activity.push(ActivityRow {
+            agent_id: self.caller.actor().to_string(),
+            action: action.to_string(),
+            details: details.into(),
+            quiet: true,
+        });
+    }
+
+    pub fn log_as(&mut self, agent_id: &str, action: &str, details: impl Into<String>) {
+        self.activity.push(ActivityRow {
+            agent_id: agent_id.to_string(),
+            action: action.to_string(),
+            details: details.into(),
+            quiet: self.quiet,
+        });
+    }
+
+    /// A refused op leaves only its refusal's activity row, none of the rows it logged
+    /// before failing; returns the failure payload.
+    pub(crate) fn refused(&mut self, error: &Refusal) -> Value {
+        self.activity.clear();
+        if let Some((action, details)) = &error.activity {
+            self.log(action, details.clone());
+        }
+        error.to_json()
+    }
+
+    /// A guard-style warning merged into the response's `warnings`.
+    pub fn warn(&mut self, warning: impl Into<String>) {
+        self.warnings.push(warning.into());
+    }
+}
