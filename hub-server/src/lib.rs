@@ -1,7 +1,8 @@
 //! Agent Hub server: a network MCP server through which AI coding agents coordinate.
 //!
 //! Layout (see ARCHITECTURE.md):
-//! - [`config`]: `MCP_HUB_*` settings, env-file layering, validation;
+//! - [`config`]: `MCP_HUB_*` settings from one table (parsing, defaults, help, unknown-variable
+//!   warnings), env-file layering, validation;
 //! - [`store`]: the SQLite database — every SQL statement lives there;
 //! - [`tools`]: the MCP tools and the call pipeline (auth, rate limit, idempotency);
 //! - [`http`]: the axum router — `/mcp`, `/health`, the Host/Origin guard;

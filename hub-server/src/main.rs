@@ -3,18 +3,17 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use hub_server::config::{Config, EnvLayers, VARIABLES};
+use hub_server::config::{Config, EnvLayers};
 
 fn variables_help() -> String {
     let mut text = String::from(
         "Configuration comes from MCP_HUB_* environment variables (flags override them):\n\n",
     );
-    for (name, meaning) in VARIABLES {
-        text.push_str(&format!("  {name:<44} {meaning}\n"));
-    }
+    text.push_str(&hub_server::config::help_text());
     text.push_str(
         "\nA value that does not parse, or is not one of the allowed values, stops the server \
-         with an error naming the variable.",
+         with an error naming the variable; an MCP_HUB_* variable not listed here is reported \
+         at startup as a warning.",
     );
     text
 }
@@ -37,7 +36,8 @@ struct Args {
     db: Option<String>,
 }
 
-fn load_config(args: &Args) -> Result<(Config, Vec<String>), String> {
+/// The configuration, the env files it came from and the unknown-variable warnings.
+fn load_config(args: &Args) -> Result<(Config, Vec<String>, Vec<String>), String> {
     let mut env: Vec<(String, String)> = std::env::vars().collect();
     let flags = [
         ("MCP_HUB_HOST", args.host.clone()),
@@ -51,8 +51,8 @@ fn load_config(args: &Args) -> Result<(Config, Vec<String>), String> {
         }
     }
     let layers = EnvLayers::resolve(env, None, None)?;
-    let config = Config::load(&layers)?;
-    Ok((config, layers.loaded_files))
+    let (config, warnings) = Config::load(&layers)?;
+    Ok((config, layers.loaded_files, warnings))
 }
 
 #[tokio::main]
@@ -65,13 +65,16 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let (config, env_files) = match load_config(&args) {
+    let (config, env_files, warnings) = match load_config(&args) {
         Ok(loaded) => loaded,
         Err(message) => {
             eprintln!("{message}");
             return ExitCode::from(2);
         }
     };
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
     match hub_server::run_until_signal(config, &env_files).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -27,6 +27,8 @@ pub struct Instance {
     pub name: String,
     pub config: Config,
     pub layers: EnvLayers,
+    /// One line per `MCP_HUB_*` variable in the layers that the hub does not know.
+    pub warnings: Vec<String>,
 }
 
 /// The directory holding `deploy/`: the nearest ancestor of the executable that has one
@@ -61,7 +63,7 @@ impl Instance {
             Some(&root.join("deploy/hub.local.env")),
         )
         .map_err(anyhow::Error::msg)?;
-        let config = Config::load(&layers).map_err(anyhow::Error::msg)?;
+        let (config, warnings) = Config::load(&layers).map_err(anyhow::Error::msg)?;
         let name = layers
             .get("MCP_HUB_CONTAINER")
             .unwrap_or("mcp-hub")
@@ -70,6 +72,7 @@ impl Instance {
             name,
             config,
             layers,
+            warnings,
         })
     }
 
@@ -115,6 +118,13 @@ impl Instance {
 
     pub fn health_url(&self) -> String {
         format!("http://127.0.0.1:{}/health", self.port())
+    }
+
+    /// The unknown-variable warnings on stderr (what `start` shows before launching).
+    pub fn print_warnings(&self) {
+        for warning in &self.warnings {
+            eprintln!("warning: {warning}");
+        }
     }
 
     /// `base:<path>` / `local:<path>` of the env files in effect.

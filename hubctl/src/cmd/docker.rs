@@ -75,6 +75,7 @@ pub async fn start(instance: &Instance) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(instance.data_dir())?;
     let port = instance.port();
     println!("Starting MCP Agent Hub on port {port}...");
+    instance.print_warnings();
     println!("Publishing:");
     let mut args: Vec<String> = vec![
         "run".into(),
