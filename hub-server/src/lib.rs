@@ -15,6 +15,7 @@
 //! tests both use it.
 
 pub mod auth;
+pub mod bookkeeping;
 pub mod clock;
 pub mod config;
 pub mod consensus;
@@ -128,6 +129,10 @@ pub async fn start(
             }
         }));
     }
+    let bookkeeper = hub.bookkeeper.clone();
+    let stop = shutdown.clone();
+    // Joined at shutdown before the store closes, so its final flush lands.
+    tasks.push(tokio::spawn(async move { bookkeeper.run(stop).await }));
     tasks.push(tokio::spawn(maintenance::run_periodically(
         hub.clone(),
         shutdown.clone(),

@@ -22,9 +22,10 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::mcp::json_response;
 use crate::auth::{self, AuthDecision, AuthOutcome};
+use crate::bookkeeping::{Bookkeeper, CallRecord};
 use crate::live::{self, Cursor, StreamSet, WaitEnd};
 use crate::store::activity::ActivityRow;
-use crate::store::{self as hub_store, Store};
+use crate::store::bookkeeping::AuthEvent;
 use crate::tools::Hub;
 
 /// Open streams per agent and in total.
@@ -104,7 +105,7 @@ fn error(status: StatusCode, body: Value) -> Response<Body> {
 /// Releases the cap slot and logs the unsubscribe when the stream ends, however it ends.
 struct Subscription {
     caps: Arc<StreamCaps>,
-    store: Store,
+    bookkeeper: Arc<Bookkeeper>,
     agent: String,
 }
 
@@ -117,8 +118,7 @@ impl Drop for Subscription {
             details: String::new(),
             quiet: true,
         };
-        self.store
-            .write_detached(move |tx| hub_store::activity::insert(tx, &row));
+        self.bookkeeper.activity(row);
     }
 }
 
@@ -274,9 +274,14 @@ pub async fn subscribe(
         .read(move |db| auth::verify(db, &verify_agent, token.as_deref()))
         .await
         .unwrap_or(AuthOutcome::Invalid);
-    let event_agent = agent.clone();
-    hub.store.write_detached(move |tx| {
-        hub_store::auth::record_event(tx, Some(&event_agent), "events_stream", outcome.as_str())
+    hub.bookkeeper.record(CallRecord {
+        auth_event: Some(AuthEvent {
+            agent_id: Some(agent.clone()),
+            tool_name: "events_stream",
+            status: outcome.as_str(),
+            at_ms: hub.store.now_ms(),
+        }),
+        ..CallRecord::default()
     });
     let warning = match auth::decide(config.auth_mode, outcome, "events_stream", Some("agent_id")) {
         AuthDecision::Refuse { code, message } => {
@@ -307,7 +312,7 @@ pub async fn subscribe(
     }
     let subscription = Subscription {
         caps: app.events.clone(),
-        store: hub.store.clone(),
+        bookkeeper: hub.bookkeeper.clone(),
         agent: agent.clone(),
     };
 
@@ -333,8 +338,7 @@ pub async fn subscribe(
         details: format!("streams={} mode={mode}", streams.names().join(",")),
         quiet: true,
     };
-    hub.store
-        .write_detached(move |tx| hub_store::activity::insert(tx, &row));
+    hub.bookkeeper.activity(row);
     let mut hello = json!({
         "success": true,
         "mode": mode,

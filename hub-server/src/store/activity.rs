@@ -17,13 +17,18 @@ pub struct ActivityRow {
 }
 
 pub fn insert(tx: &mut WriteTx<'_>, row: &ActivityRow) -> StoreResult<()> {
+    let now = tx.now_ms();
+    insert_at(tx, row, now)
+}
+
+/// Inserts a row dated `at_ms` (the time of its call, for rows written in a later batch).
+pub fn insert_at(tx: &mut WriteTx<'_>, row: &ActivityRow, at_ms: i64) -> StoreResult<()> {
     let seq = if row.quiet {
         // Quiet rows still take a sequence number, but leave the stream head alone.
         tx.next_seq_quiet()
     } else {
         tx.next_seq(Stream::Activity)
     };
-    let now = tx.now_ms();
     tx.conn()
         .prepare_cached(
             "INSERT INTO activity_log (seq, agent_id, action, details, quiet, created_at)
@@ -35,7 +40,7 @@ pub fn insert(tx: &mut WriteTx<'_>, row: &ActivityRow) -> StoreResult<()> {
             row.action,
             row.details,
             row.quiet,
-            now
+            at_ms
         ])?;
     Ok(())
 }

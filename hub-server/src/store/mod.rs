@@ -17,6 +17,7 @@ pub mod activity;
 pub mod agents;
 pub mod auth;
 pub mod blobs;
+pub mod bookkeeping;
 pub mod claims;
 pub mod consensus;
 pub mod context;

@@ -95,6 +95,23 @@ impl TestHub {
         self.handle.base_url()
     }
 
+    /// Writes the coalesced bookkeeping (auth events, heartbeats, quiet activity) now.
+    pub async fn flush_bookkeeping(&self) {
+        self.handle.hub.bookkeeper.flush().await.expect("flush");
+    }
+
+    /// Rows of a read-only query, every value as text.
+    pub async fn query(&self, sql: &str) -> Vec<Vec<String>> {
+        let sql = sql.to_string();
+        self.handle
+            .hub
+            .store
+            .read(move |db| hub_server::store::inspect::query(db, &sql, 100_000))
+            .await
+            .expect("query")
+            .rows
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.path().join("hub.db")
     }

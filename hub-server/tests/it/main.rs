@@ -9,6 +9,7 @@ mod events;
 mod agents;
 mod authz;
 mod blobs;
+mod bookkeeping;
 mod consensus;
 mod context;
 mod http_surface;

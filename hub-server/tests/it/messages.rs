@@ -438,6 +438,7 @@ async fn malformed_arguments_are_schema_errors_without_side_effects() {
     }
     assert_eq!(count("SELECT COUNT(*) FROM messages"), 0);
     assert_eq!(count("SELECT COUNT(*) FROM agents"), 0);
+    hub.flush_bookkeeping().await;
     assert_eq!(
         count("SELECT COUNT(*) FROM auth_events"),
         auth_events_before

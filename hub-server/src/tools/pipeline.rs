@@ -1,0 +1,534 @@
+//! The call pipeline every tool goes through (see `tools/mod.rs` for the steps): parse,
+//! admit (the [`Caller`], private-data rule, rate limit), then the op on the writer
+//! (`mutating`), on the reader pool (`reading`) or awaiting changes (`waiting`). The guard's
+//! bookkeeping leaves the call as a [`CallRecord`] for the coalescing bookkeeper.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use rmcp::ErrorData;
+use rmcp::handler::server::common::schema_for_type;
+use rmcp::model::JsonObject;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{CallEnv, Category, Hub, OpCtx, ToolArgs, ToolDef, ToolError, ToolResult};
+use crate::auth::{self, AuthDecision, AuthOutcome, Caller};
+use crate::bookkeeping::CallRecord;
+use crate::config::AuthMode;
+use crate::store::bookkeeping::AuthEvent;
+use crate::store::{self, Db, StoreError, StoreResult, WriteTx};
+
+/// Whether a tool's activity rows advance the activity stream. Reads and waits are quiet so
+/// the hub's own bookkeeping never wakes a waiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    Stream,
+    Quiet,
+}
+
+/// Everything the guard needs to know about one call.
+struct Call {
+    tool: &'static str,
+    caller_field: Option<&'static str>,
+    caller: Option<String>,
+    /// (field, agent id) of the private data the call names, if a tool lets it differ.
+    subject: Option<(&'static str, String)>,
+    token: Option<String>,
+    connection_key: String,
+    idempotency: Option<(String, String)>,
+    fingerprint: String,
+    quiet: bool,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+fn parse_args<A: ToolArgs>(
+    tool: &'static str,
+    env: CallEnv,
+    raw: JsonObject,
+    activity: Activity,
+) -> Result<(A, Call), ErrorData> {
+    let fingerprint = fingerprint(&raw);
+    let cancel = env.cancel.clone();
+    let args: A = serde_json::from_value(Value::Object(raw))
+        .map_err(|e| ErrorData::invalid_params(format!("-32602 {tool}: {e}"), None))?;
+    let caller = args.caller().map(str::to_string);
+    let subject = A::SUBJECT_FIELD.zip(args.subject().map(str::to_string));
+    let token = args
+        .auth_token()
+        .map(str::to_string)
+        .or_else(|| env.bearer.clone());
+    let idempotency = match (&caller, args.idempotency_key()) {
+        (Some(scope), Some(key)) => Some((scope.clone(), key.to_string())),
+        _ => None,
+    };
+    let call = Call {
+        tool,
+        caller_field: A::CALLER_FIELD,
+        caller,
+        subject,
+        token,
+        connection_key: env.connection_key,
+        idempotency,
+        fingerprint,
+        quiet: activity == Activity::Quiet,
+        cancel,
+    };
+    Ok((args, call))
+}
+
+/// SHA-256 over the arguments in key-sorted form, without the token and key themselves:
+/// what makes two calls "the same request" for idempotency.
+fn fingerprint(raw: &JsonObject) -> String {
+    let mut trimmed = raw.clone();
+    trimmed.remove("auth_token");
+    trimmed.remove("idempotency_key");
+    // serde_json's Map is ordered by key, so this serialization is canonical.
+    let canonical = serde_json::to_string(&trimmed).unwrap_or_default();
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// A tool that changes state: everything runs in one writer transaction.
+pub fn mutating<A: ToolArgs>(
+    name: &'static str,
+    category: Category,
+    description: &'static str,
+    activity: Activity,
+    op: fn(&mut WriteTx<'_>, &mut OpCtx, A) -> ToolResult,
+) -> ToolDef {
+    ToolDef {
+        name,
+        category,
+        description,
+        caller_field: A::CALLER_FIELD,
+        subject_field: A::SUBJECT_FIELD,
+        schema: schema_for_type::<A>(),
+        call: Box::new(move |hub, env, raw| {
+            Box::pin(async move {
+                let (args, call) = parse_args::<A>(name, env, raw, activity)?;
+                Ok(run_write(hub, call, move |tx, ctx| op(tx, ctx, args)).await)
+            })
+        }),
+    }
+}
+
+/// A tool that only reads: the query runs on the reader pool; bookkeeping is queued.
+pub fn reading<A: ToolArgs>(
+    name: &'static str,
+    category: Category,
+    description: &'static str,
+    op: fn(&Db, &mut OpCtx, A) -> ToolResult,
+) -> ToolDef {
+    ToolDef {
+        name,
+        category,
+        description,
+        caller_field: A::CALLER_FIELD,
+        subject_field: A::SUBJECT_FIELD,
+        schema: schema_for_type::<A>(),
+        call: Box::new(move |hub, env, raw| {
+            Box::pin(async move {
+                let (args, call) = parse_args::<A>(name, env, raw, Activity::Quiet)?;
+                Ok(run_read(hub, call, move |db, ctx| op(db, ctx, args)).await)
+            })
+        }),
+    }
+}
+
+/// An op that may wait: it gets the hub, its context and a cancellation token (the client
+/// cancelled or the hub is shutting down) and hands the context back with its result.
+pub type WaitOp<A> = fn(Arc<Hub>, OpCtx, A, tokio_util::sync::CancellationToken) -> WaitFuture;
+pub type WaitFuture = Pin<Box<dyn Future<Output = (ToolResult, OpCtx)> + Send>>;
+
+/// A read tool that may block (long-poll): admission runs on the reader pool, the op then
+/// awaits without holding any connection, and the bookkeeping is queued afterwards.
+pub fn waiting<A: ToolArgs>(
+    name: &'static str,
+    category: Category,
+    description: &'static str,
+    op: WaitOp<A>,
+) -> ToolDef {
+    ToolDef {
+        name,
+        category,
+        description,
+        caller_field: A::CALLER_FIELD,
+        subject_field: A::SUBJECT_FIELD,
+        schema: schema_for_type::<A>(),
+        call: Box::new(move |hub, env, raw| {
+            Box::pin(async move {
+                let (args, call) = parse_args::<A>(name, env, raw, Activity::Quiet)?;
+                Ok(run_wait(hub, call, args, op).await)
+            })
+        }),
+    }
+}
+
+async fn run_wait<A: ToolArgs>(hub: Arc<Hub>, call: Call, args: A, op: WaitOp<A>) -> Value {
+    let tool = call.tool;
+    let now_ms = hub.store.now_ms();
+    let hub_for_admission = hub.clone();
+    let cancel = call.cancel.clone();
+    let admission = hub
+        .store
+        .read(move |db| {
+            let mut book = CallRecord::default();
+            let admission = admit(&hub_for_admission, db, &call, now_ms, &mut book)?;
+            Ok((admission, book))
+        })
+        .await;
+    let (admission, book) = match admission {
+        Ok(pair) => pair,
+        Err(error) => return internal_failure(tool, &error),
+    };
+    let ctx = match admission {
+        Admission::Admitted(ctx) => ctx,
+        Admission::Refused(refusal) => {
+            hub.record(book, Vec::new());
+            return refusal;
+        }
+    };
+    // Shutdown ends a wait like a client cancellation does.
+    let stop = cancel.child_token();
+    let shutdown = hub.shutdown.clone();
+    let linked = stop.clone();
+    let link = tokio::spawn(async move {
+        shutdown.cancelled().await;
+        linked.cancel();
+    });
+    let (result, mut ctx) = op(hub.clone(), ctx, args, stop).await;
+    link.abort();
+    let value = match result {
+        Ok(value) => value,
+        Err(error) => ctx.refused(&error),
+    };
+    hub.record(book, std::mem::take(&mut ctx.activity));
+    merge_warnings(value, ctx.warnings, hub.config.auth_mode)
+}
+
+/// Outcome of the guard before the op runs.
+enum Admission {
+    Admitted(OpCtx),
+    Refused(Value),
+}
+
+/// Steps 2-3 of the pipeline: auth and rate limit. Fills in the auth event.
+fn admit(
+    hub: &Hub,
+    db: &Db,
+    call: &Call,
+    now_ms: i64,
+    book: &mut CallRecord,
+) -> StoreResult<Admission> {
+    let mode = hub.config.auth_mode;
+    // register_agent authenticates inside its op (re-registration needs the id's token).
+    let caller = match (&call.caller, call.caller_field) {
+        (_, None) => Caller::anonymous(AuthOutcome::Skipped),
+        (Some(agent_id), Some(_)) => {
+            auth::authenticate(db, &hub.config, agent_id, call.token.as_deref())?
+        }
+        // No caller: anonymous. Only enforce mode refuses it (D2).
+        (None, Some(_)) if mode == AuthMode::Enforce => Caller::anonymous(AuthOutcome::Missing),
+        (None, Some(_)) => Caller::anonymous(AuthOutcome::Skipped),
+    };
+    let outcome = caller.authentication();
+    book.auth_event = Some(AuthEvent {
+        agent_id: call.caller.clone(),
+        tool_name: call.tool,
+        status: outcome.as_str(),
+        at_ms: now_ms,
+    });
+    if outcome == AuthOutcome::Valid {
+        book.token_used_by = call.caller.clone();
+    }
+    let mut ctx = OpCtx {
+        config: hub.config.clone(),
+        caller,
+        token: call.token.clone(),
+        now_ms,
+        tasks: hub.tasks.clone(),
+        quiet: call.quiet,
+        activity: Vec::new(),
+        warnings: Vec::new(),
+        skip_idempotency_record: false,
+    };
+    match auth::decide(mode, outcome, call.tool, call.caller_field) {
+        AuthDecision::Refuse { code, message } => {
+            let refusal = ToolError::new(code, message).with("auth_mode", mode.as_str());
+            return Ok(Admission::Refused(refusal.to_json()));
+        }
+        AuthDecision::Allow { warning } => ctx.warnings.extend(warning),
+    }
+    if let Some(refusal) = check_subject(mode, call, &mut ctx) {
+        book.quiet_activity = std::mem::take(&mut ctx.activity);
+        return Ok(Admission::Refused(refusal.to_json()));
+    }
+    let bucket_key = match (&call.caller, outcome) {
+        (Some(caller), AuthOutcome::Valid) => format!("agent:{caller}"),
+        // In observe mode an unverified caller id is still the best key there is; in warn
+        // and enforce an unverified id must not drain the real agent's bucket (D7).
+        (Some(caller), _) if mode == AuthMode::Observe => format!("agent:{caller}"),
+        _ => format!("conn:{}", call.connection_key),
+    };
+    if !hub.rate_limiter.allow(&bucket_key) {
+        let refusal = ToolError::new(
+            "RATE_LIMIT_EXCEEDED",
+            format!(
+                "{}: rate limit exceeded ({} calls/s, burst {}); retry after retry_after_ms",
+                call.tool, hub.config.rate_limit_rps, hub.config.rate_limit_burst
+            ),
+        )
+        .with("retry_after_ms", 1000);
+        return Ok(Admission::Refused(refusal.to_json()));
+    }
+    book.heartbeat = call.caller.clone();
+    Ok(Admission::Admitted(ctx))
+}
+
+/// Private data is the caller's own: a call naming another agent's inbox or read state is
+/// refused under enforce, warned about under warn and recorded under observe.
+fn check_subject(mode: AuthMode, call: &Call, ctx: &mut OpCtx) -> Option<ToolError> {
+    let (field, subject) = call.subject.as_ref()?;
+    let caller = ctx.caller.agent_id()?;
+    if subject == caller {
+        return None;
+    }
+    let problem = format!(
+        "{tool}: `{field}` {subject:?} names another agent's private data (inbox, read \
+         state); a call reads only its caller's own ({caller:?})",
+        tool = call.tool
+    );
+    ctx.log_quiet(
+        "cross_agent_read",
+        format!(
+            "tool={} {field}={subject} mode={}",
+            call.tool,
+            mode.as_str()
+        ),
+    );
+    match mode {
+        AuthMode::Enforce => Some(
+            ToolError::new(
+                "FOREIGN_PRIVATE_DATA",
+                format!("{problem}. Omit `{field}`."),
+            )
+            .with("auth_mode", mode.as_str())
+            .with("field", *field),
+        ),
+        AuthMode::Warn => {
+            ctx.warn(format!(
+                "[auth_warn] {problem}; this call will fail once MCP_HUB_AUTH_MODE=enforce"
+            ));
+            None
+        }
+        AuthMode::Observe => None,
+    }
+}
+
+/// Step 7: guard warnings go into `warnings`, and `auth_mode` is added.
+fn merge_warnings(mut value: Value, warnings: Vec<String>, mode: AuthMode) -> Value {
+    if warnings.is_empty() {
+        return value;
+    }
+    if let Value::Object(body) = &mut value {
+        let mut merged: Vec<Value> = match body.get("warnings") {
+            Some(Value::Array(existing)) => existing.clone(),
+            _ => match body.get("warning") {
+                Some(Value::String(single)) => vec![Value::from(single.clone())],
+                _ => Vec::new(),
+            },
+        };
+        merged.extend(warnings.into_iter().map(Value::from));
+        body.insert("warnings".into(), Value::Array(merged));
+        body.insert("auth_mode".into(), Value::from(mode.as_str()));
+    }
+    value
+}
+
+fn internal_failure(tool: &str, error: &StoreError) -> Value {
+    tracing::error!(tool, %error, "tool call failed");
+    ToolError::new(
+        "INTERNAL_ERROR",
+        format!("{tool}: the hub could not complete this call; it changed nothing"),
+    )
+    .to_json()
+}
+
+async fn run_write<F>(hub: Arc<Hub>, call: Call, op: F) -> Value
+where
+    F: FnOnce(&mut WriteTx<'_>, &mut OpCtx) -> ToolResult + Send + 'static,
+{
+    let tool = call.tool;
+    let hub_for_job = hub.clone();
+    let result = hub
+        .store
+        .write(move |tx| write_pipeline(&hub_for_job, tx, call, op))
+        .await;
+    match result {
+        Ok(written) => {
+            // Off the writer: the bookkeeping goes to the coalescer, warnings into the body.
+            hub.bookkeeper.record(written.book);
+            merge_warnings(written.value, written.warnings, hub.config.auth_mode)
+        }
+        Err(error) => internal_failure(tool, &error),
+    }
+}
+
+/// What the writer hands back: the op's answer and what the guard leaves for later.
+struct Written {
+    value: Value,
+    warnings: Vec<String>,
+    book: CallRecord,
+}
+
+/// Runs on the writer thread: only what must commit with the op happens here — the auth
+/// check, idempotency, the op and its stream activity rows.
+fn write_pipeline<F>(hub: &Hub, tx: &mut WriteTx<'_>, call: Call, op: F) -> StoreResult<Written>
+where
+    F: FnOnce(&mut WriteTx<'_>, &mut OpCtx) -> ToolResult,
+{
+    let mut book = CallRecord::default();
+    let now_ms = tx.now_ms();
+    let mut ctx = match admit(hub, tx.db(), &call, now_ms, &mut book)? {
+        Admission::Admitted(ctx) => ctx,
+        Admission::Refused(value) => {
+            return Ok(Written {
+                value,
+                warnings: Vec::new(),
+                book,
+            });
+        }
+    };
+    if let Some((scope, key)) = &call.idempotency {
+        let not_before = hub.config.idempotency_ttl_ms.map(|ttl| now_ms - ttl);
+        if let Some(stored) =
+            store::idempotency::lookup(tx.db(), scope, call.tool, key, not_before)?
+        {
+            let replay = if stored.fingerprint != call.fingerprint {
+                Some(
+                    ToolError::new(
+                        "IDEMPOTENCY_KEY_REUSED",
+                        format!(
+                            "{}: idempotency_key {key:?} was already used with different \
+                             arguments; use a new key for a new request",
+                            call.tool
+                        ),
+                    )
+                    .to_json(),
+                )
+            } else {
+                match serde_json::from_str::<Value>(&stored.response_json) {
+                    Ok(value) => {
+                        ctx.log("idempotency_hit", format!("tool={} key={key}", call.tool));
+                        Some(value)
+                    }
+                    Err(_) => {
+                        ctx.log(
+                            "idempotency_corrupt",
+                            format!("tool={} key={key}", call.tool),
+                        );
+                        store::idempotency::delete(tx, scope, call.tool, key)?;
+                        None
+                    }
+                }
+            };
+            if let Some(value) = replay {
+                settle_activity(tx, &mut ctx, &mut book)?;
+                return Ok(Written {
+                    value,
+                    warnings: ctx.warnings,
+                    book,
+                });
+            }
+        }
+    }
+    let result = tx.nested(|tx| op(tx, &mut ctx).map_err(OpFailure::Refused));
+    let value = match result {
+        Ok(value) => {
+            // The stored answer must commit with the op, so this one rendering stays here.
+            if let Some((scope, key)) = call
+                .idempotency
+                .as_ref()
+                .filter(|_| !ctx.skip_idempotency_record)
+            {
+                let stored = store::idempotency::StoredResponse {
+                    fingerprint: call.fingerprint.clone(),
+                    response_json: value.to_string(),
+                };
+                store::idempotency::save(tx, scope, call.tool, key, &stored)?;
+            }
+            value
+        }
+        Err(OpFailure::Store(error)) => return Err(error),
+        Err(OpFailure::Refused(error)) => ctx.refused(&error),
+    };
+    settle_activity(tx, &mut ctx, &mut book)?;
+    Ok(Written {
+        value,
+        warnings: ctx.warnings,
+        book,
+    })
+}
+
+/// Rows that advance the activity stream commit with the op (they wake waiters); quiet
+/// rows join the coalesced bookkeeping.
+fn settle_activity(
+    tx: &mut WriteTx<'_>,
+    ctx: &mut OpCtx,
+    book: &mut CallRecord,
+) -> StoreResult<()> {
+    for row in std::mem::take(&mut ctx.activity) {
+        if row.quiet {
+            book.quiet_activity.push(row);
+        } else {
+            store::activity::insert(tx, &row)?;
+        }
+    }
+    Ok(())
+}
+
+/// Separates "the op refused" (bookkeeping stays) from "SQLite failed" (all rolls back).
+enum OpFailure {
+    Refused(ToolError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for OpFailure {
+    fn from(error: StoreError) -> Self {
+        OpFailure::Store(error)
+    }
+}
+
+async fn run_read<F>(hub: Arc<Hub>, call: Call, op: F) -> Value
+where
+    F: FnOnce(&Db, &mut OpCtx) -> ToolResult + Send + 'static,
+{
+    let tool = call.tool;
+    let hub_for_read = hub.clone();
+    let now_ms = hub.store.now_ms();
+    // The reader thread only queries; warnings and bookkeeping are settled back here.
+    let result = hub
+        .store
+        .read(move |db| {
+            let mut book = CallRecord::default();
+            let mut ctx = match admit(&hub_for_read, db, &call, now_ms, &mut book)? {
+                Admission::Admitted(ctx) => ctx,
+                Admission::Refused(refusal) => return Ok((refusal, Vec::new(), book, Vec::new())),
+            };
+            let value = match op(db, &mut ctx) {
+                Ok(value) => value,
+                Err(error) => ctx.refused(&error),
+            };
+            let activity = std::mem::take(&mut ctx.activity);
+            Ok((value, ctx.warnings, book, activity))
+        })
+        .await;
+    match result {
+        Ok((value, warnings, book, activity)) => {
+            hub.record(book, activity);
+            merge_warnings(value, warnings, hub.config.auth_mode)
+        }
+        Err(error) => internal_failure(tool, &error),
+    }
+}
