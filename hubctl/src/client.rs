@@ -139,6 +139,11 @@ impl McpClient {
         bail!("{method}: the hub kept asking for re-initialization")
     }
 
+    /// JSON-RPC `ping`: answered by the MCP transport itself, no tool and no store involved.
+    pub async fn ping(&mut self) -> anyhow::Result<()> {
+        self.rpc("ping", json!({})).await.map(|_| ())
+    }
+
     pub async fn list_tools(&mut self) -> anyhow::Result<Vec<Value>> {
         let result = self.rpc("tools/list", json!({})).await?;
         Ok(result["tools"].as_array().cloned().unwrap_or_default())

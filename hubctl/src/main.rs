@@ -72,10 +72,11 @@ enum Command {
     Report(cmd::report::ReportArgs),
     /// Sample a hub's database at intervals into JSONL plus a summary, with a live table.
     Observe(cmd::observe::ObserveArgs),
-    /// Load a hub with concurrent MCP clients and report calls/s and p50/p99 latency per tool.
+    /// Load a hub with concurrent MCP clients and report calls/s, p50/p99 latency, the share
+    /// of JSON-RPC ping throughput on the same sessions and the writer thread's CPU per call.
     ///
     /// Without --endpoint, each run starts a temporary hub in this process (fresh data dir,
-    /// rate limit off) once per --sync mode. Example: hubctl bench messages --clients 16
+    /// rate limit off) once per --sync mode. Example: hubctl bench suite --sync full
     Bench(cmd::bench::BenchArgs),
     /// Run the hub in the foreground (what `start` launches).
     #[command(hide = true)]

@@ -1,64 +1,49 @@
-//! `hubctl bench wake`: how quickly parked `wait_for_updates` calls wake after a broadcast,
-//! what an idle hub with many parked waiters costs in CPU, and how many bytes each response
-//! mode sends.
+//! `hubctl bench wake`: how quickly parked `wait_for_updates` calls wake after a broadcast
+//! (after a ping phase on the same sessions, for the share of the transport ceiling, and with
+//! the writer's CPU over the rounds), what an idle hub with many parked waiters costs in CPU,
+//! and how many bytes each response mode sends.
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Value, json};
 
-use super::bench::{
-    PhaseStats, Sync, WakeArgs, percentile, print_report, register_agent, start_temp_hub,
+use super::bench::{Sync, WakeArgs, external_target, start_temp_hub};
+use super::bench_cpu::process_cpu_seconds;
+use super::bench_ping::measure_against_ping;
+use super::bench_report::{RunReport, print_notes, report_json, runs_table};
+use super::bench_runner::{
+    HubTarget, PhaseStats, Session, close_sessions, connect_sessions, progress_bar, writer_use,
 };
-use crate::client::McpClient;
 
-/// A waiter: an MCP session watching one agent's messages.
-struct Waiter {
-    client: McpClient,
-    agent: String,
-    token: String,
-    cursor: String,
-}
-
-async fn wait_call(waiter: &mut Waiter, wait_ms: u64, mode: &str) -> anyhow::Result<Value> {
-    let reply = waiter
+/// One wait_for_updates call on the messages stream from the session's cursor; advances it.
+async fn wait_call(session: &mut Session, wait_ms: u64, mode: &str) -> anyhow::Result<Value> {
+    let reply = session
         .client
         .call_tool(
             "wait_for_updates",
-            json!({"agent_id": waiter.agent, "auth_token": waiter.token, "streams": ["messages"],
-                   "cursor": waiter.cursor, "wait_ms": wait_ms, "response_mode": mode,
-                   "timeout_response": "default"}),
+            json!({"agent_id": session.agent, "auth_token": session.token,
+                   "streams": ["messages"], "cursor": session.cursor, "wait_ms": wait_ms,
+                   "response_mode": mode, "timeout_response": "default"}),
         )
         .await?;
     if !reply.succeeded() {
         bail!("wait_for_updates failed: {}", reply.json);
     }
-    let cursor = reply.json["u"]
-        .as_str()
-        .or(reply.json["cursor"].as_str())
-        .unwrap_or(&waiter.cursor)
-        .to_string();
-    waiter.cursor = cursor;
+    if let Some(cursor) = reply.json["u"].as_str().or(reply.json["cursor"].as_str()) {
+        session.cursor = cursor.to_string();
+    }
     Ok(reply.json)
 }
 
-async fn connect_waiters(url: &str, count: usize, tag: &str) -> anyhow::Result<Vec<Waiter>> {
-    let mut waiters = Vec::with_capacity(count);
-    for index in 0..count {
-        let mut client = McpClient::connect(url, "hubctl-bench-wake").await?;
-        let agent = format!("wake-{tag}-{index}");
-        let token = register_agent(&mut client, &agent).await?;
-        waiters.push(Waiter {
-            client,
-            agent,
-            token,
-            cursor: String::new(),
-        });
-    }
-    // Position every cursor at "now" with one probe: fresh agents have no direct messages,
-    // so the same cursor is exact for all of them.
+/// `count` waiter sessions with their cursors positioned at "now".
+async fn connect_waiters(url: &str, count: usize, tag: &str) -> anyhow::Result<Vec<Session>> {
+    let mut waiters = connect_sessions(url, count, &format!("wake-{tag}")).await?;
+    // One probe positions every cursor: fresh agents have no direct messages, so the same
+    // cursor is exact for all of them.
     if let Some(first) = waiters.first_mut() {
+        first.cursor = String::new();
         wait_call(first, 100, "nano").await?;
         let cursor = first.cursor.clone();
         for waiter in &mut waiters {
@@ -66,6 +51,25 @@ async fn connect_waiters(url: &str, count: usize, tag: &str) -> anyhow::Result<V
         }
     }
     Ok(waiters)
+}
+
+/// A session that only sends.
+async fn connect_sender(url: &str, tag: &str) -> anyhow::Result<Session> {
+    let mut senders = connect_sessions(url, 1, &format!("wake-{tag}-sender")).await?;
+    Ok(senders.pop().expect("one sender"))
+}
+
+async fn send(sender: &mut Session, to_agent: Option<&str>, content: &str) -> anyhow::Result<()> {
+    let mut arguments = json!({"from_agent": sender.agent, "content": content,
+                               "auth_token": sender.token});
+    if let Some(to_agent) = to_agent {
+        arguments["to_agent"] = json!(to_agent);
+    }
+    let reply = sender.client.call_tool("send_message", arguments).await?;
+    if !reply.succeeded() {
+        bail!("send_message failed: {}", reply.json);
+    }
+    Ok(())
 }
 
 /// Waits until the hub reports at least `count` parked waiters.
@@ -87,21 +91,21 @@ async fn parked(health_url: &str, count: u64) -> anyhow::Result<()> {
     }
 }
 
-async fn wake_latency(
-    url: &str,
+/// `rounds` broadcasts to `waiters` parked sessions; one latency sample per waiter and round.
+/// Calls counted: every wait_for_updates return plus every send.
+async fn wake_rounds(
+    hub: &HubTarget,
     health_url: &str,
-    count: usize,
+    mut waiters: Vec<Session>,
+    sender: &mut Session,
     rounds: usize,
-) -> anyhow::Result<PhaseStats> {
-    let tag = format!("{}-{count}", std::process::id());
-    let mut waiters = connect_waiters(url, count, &tag).await?;
-    let mut sender = McpClient::connect(url, "hubctl-bench-wake").await?;
-    let sender_id = format!("wake-{tag}-sender");
-    let sender_token = register_agent(&mut sender, &sender_id).await?;
-    let progress = super::bench::progress_bar(rounds as u64);
-    progress.set_message(format!("{count} waiters"));
+) -> anyhow::Result<(Vec<Session>, PhaseStats)> {
+    let count = waiters.len();
+    let progress = progress_bar(rounds as u64, " rounds");
+    progress.set_message(format!("{}: {count} waiters", hub.label));
     let mut micros = Vec::with_capacity(count * rounds);
     let mut errors = 0;
+    let writer_before = hub.writer.cpu_seconds();
     let started = Instant::now();
     for round in 0..rounds {
         let mut tasks = Vec::with_capacity(count);
@@ -113,16 +117,7 @@ async fn wake_latency(
         }
         parked(health_url, count as u64).await?;
         let sent_at = Instant::now();
-        let reply = sender
-            .call_tool(
-                "send_message",
-                json!({"from_agent": sender_id, "content": format!("wake {round}"),
-                       "auth_token": sender_token}),
-            )
-            .await?;
-        if !reply.succeeded() {
-            bail!("send_message failed: {}", reply.json);
-        }
+        send(sender, None, &format!("wake {round}")).await?;
         for task in tasks {
             let (waiter, result) = task.await?;
             match result {
@@ -133,73 +128,60 @@ async fn wake_latency(
         }
         progress.set_position(round as u64 + 1);
     }
+    let seconds = started.elapsed().as_secs_f64();
+    let writer = writer_use(writer_before, hub.writer.cpu_seconds());
     progress.finish_and_clear();
-    for waiter in waiters {
-        waiter.client.close().await;
-    }
-    sender.close().await;
-    micros.sort_unstable();
-    let mean_ms = micros.iter().sum::<u64>() as f64 / micros.len().max(1) as f64 / 1000.0;
-    Ok(PhaseStats {
-        hub: format!("{count} waiters"),
-        tool: "wake-up after broadcast",
-        clients: count,
-        calls: micros.len(),
+    let calls = micros.len() + rounds;
+    let stats = PhaseStats::from_latencies(
+        "wake-up after broadcast",
+        count,
+        micros,
+        calls,
         errors,
-        seconds: started.elapsed().as_secs_f64(),
-        p50_ms: percentile(&micros, 0.50),
-        p99_ms: percentile(&micros, 0.99),
-        mean_ms,
-    })
+        seconds,
+        writer,
+    );
+    Ok((waiters, stats))
+}
+
+/// Ping on the waiters' sessions, then the wake rounds, for one waiter count.
+async fn wake_run(
+    hub: &HubTarget,
+    health_url: &str,
+    count: usize,
+    args: &WakeArgs,
+) -> anyhow::Result<RunReport> {
+    let tag = format!("{}-{count}", std::process::id());
+    let waiters = connect_waiters(&hub.url, count, &tag).await?;
+    let mut sender = connect_sender(&hub.url, &tag).await?;
+    let (waiters, mut report) =
+        measure_against_ping(hub, waiters, args.ping_seconds, Vec::new(), 0).await?;
+    report.hub = format!("{}, {count} waiters", hub.label);
+    let (waiters, stats) = wake_rounds(hub, health_url, waiters, &mut sender, args.rounds).await?;
+    report.phases.push(stats);
+    close_sessions(waiters).await;
+    sender.client.close().await;
+    Ok(report)
 }
 
 /// Response size of a hit and of a timeout in every mode.
 async fn response_bytes(url: &str) -> anyhow::Result<Vec<(String, usize, usize)>> {
     let tag = format!("{}-bytes", std::process::id());
-    let mut waiters = connect_waiters(url, 1, &tag).await?;
-    let mut waiter = waiters.pop().expect("one waiter");
-    let mut sender = McpClient::connect(url, "hubctl-bench-wake").await?;
-    let sender_id = format!("wake-{tag}-sender");
-    let sender_token = register_agent(&mut sender, &sender_id).await?;
+    let mut waiter = connect_waiters(url, 1, &tag)
+        .await?
+        .pop()
+        .expect("one waiter");
+    let mut sender = connect_sender(url, &tag).await?;
     let mut sizes = Vec::new();
     for mode in ["nano", "micro", "tiny", "compact", "full"] {
         let timeout = wait_call(&mut waiter, 100, mode).await?.to_string().len();
-        sender
-            .call_tool(
-                "send_message",
-                json!({"from_agent": sender_id, "to_agent": waiter.agent, "content": "x",
-                       "auth_token": sender_token}),
-            )
-            .await?;
+        send(&mut sender, Some(&waiter.agent), "x").await?;
         let hit = wait_call(&mut waiter, 5_000, mode).await?.to_string().len();
         sizes.push((mode.to_string(), hit, timeout));
     }
     waiter.client.close().await;
-    sender.close().await;
+    sender.client.close().await;
     Ok(sizes)
-}
-
-/// CPU seconds (user + system) this process has used so far, from /proc.
-fn process_cpu_seconds() -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
-    let after_name = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .context("parsing /proc/self/stat")?;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-    let per_second = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .unwrap_or(100.0);
-    Ok(ticks / per_second)
 }
 
 /// CPU used by the (in-process) hub while `count` waiters are parked for `seconds`.
@@ -219,7 +201,7 @@ async fn idle_cpu(url: &str, health_url: &str, count: usize, seconds: u64) -> an
         }));
     }
     parked(health_url, count as u64).await?;
-    let progress = super::bench::progress_bar(seconds);
+    let progress = progress_bar(seconds, "s");
     progress.set_message(format!("{count} parked waiters, idle"));
     let cpu_before = process_cpu_seconds()?;
     for second in 0..seconds {
@@ -234,71 +216,82 @@ async fn idle_cpu(url: &str, health_url: &str, count: usize, seconds: u64) -> an
     Ok(cpu_used)
 }
 
+struct WakeReport {
+    runs: Vec<RunReport>,
+    bytes: Vec<(String, usize, usize)>,
+    idle_cpu_seconds: Option<f64>,
+}
+
+async fn measure(hub: &HubTarget, in_process: bool, args: &WakeArgs) -> anyhow::Result<WakeReport> {
+    let health_url = format!("{}/health", hub.url.trim_end_matches("/mcp"));
+    let mut runs = Vec::new();
+    for &count in &args.waiters {
+        runs.push(wake_run(hub, &health_url, count.max(1), args).await?);
+    }
+    let bytes = response_bytes(&hub.url).await?;
+    let idle_cpu_seconds = if in_process && args.idle_waiters > 0 {
+        Some(idle_cpu(&hub.url, &health_url, args.idle_waiters, args.idle_seconds).await?)
+    } else {
+        None
+    };
+    Ok(WakeReport {
+        runs,
+        bytes,
+        idle_cpu_seconds,
+    })
+}
+
 pub async fn run(args: WakeArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.rounds >= 1, "--rounds must be at least 1");
-    let temp = match &args.endpoint {
-        Some(_) => None,
-        None => Some(start_temp_hub(Sync::Full).await?),
-    };
-    let url = match (&args.endpoint, &temp) {
-        (Some(endpoint), _) => endpoint.clone(),
-        (None, Some(temp)) => temp.handle.mcp_url(),
-        (None, None) => unreachable!("a temporary hub exists without --endpoint"),
-    };
-    let health_url = format!("{}/health", url.trim_end_matches("/mcp"));
-    let outcome = async {
-        let mut latency = Vec::new();
-        for &count in &args.waiters {
-            latency.push(wake_latency(&url, &health_url, count.max(1), args.rounds).await?);
+    let report = match &args.endpoint {
+        Some(endpoint) => measure(&external_target(endpoint, args.hub_pid), false, &args).await?,
+        None => {
+            let temp = start_temp_hub(Sync::Full).await?;
+            let outcome = measure(&temp.target("sync=full".into()), true, &args).await;
+            temp.handle.shutdown().await;
+            outcome?
         }
-        let bytes = response_bytes(&url).await?;
-        let idle = if temp.is_some() && args.idle_waiters > 0 {
-            Some(idle_cpu(&url, &health_url, args.idle_waiters, args.idle_seconds).await?)
-        } else {
-            None
-        };
-        anyhow::Ok((latency, bytes, idle))
-    }
-    .await;
-    if let Some(temp) = temp {
-        temp.handle.shutdown().await;
-    }
-    let (latency, bytes, idle) = outcome?;
+    };
+    let idle_percent = |cpu: f64| cpu / args.idle_seconds.max(1) as f64 * 100.0;
     if args.json {
-        let report = json!({
-            "scenario": "wake",
-            "latency": latency.iter().map(PhaseStats::to_json).collect::<Vec<_>>(),
-            "response_bytes": bytes.iter().map(|(mode, hit, timeout)| json!({
+        let extra = json!({
+            "response_bytes": report.bytes.iter().map(|(mode, hit, timeout)| json!({
                 "mode": mode, "hit": hit, "timeout": timeout,
             })).collect::<Vec<_>>(),
-            "idle": idle.map(|cpu| json!({
+            "idle": report.idle_cpu_seconds.map(|cpu| json!({
                 "waiters": args.idle_waiters,
                 "seconds": args.idle_seconds,
                 "cpu_seconds": (cpu * 1000.0).round() / 1000.0,
-                "cpu_percent_of_one_core": (cpu / args.idle_seconds as f64 * 10000.0).round() / 100.0,
+                "cpu_percent_of_one_core": (idle_percent(cpu) * 100.0).round() / 100.0,
             })),
         });
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let document = report_json("wake", &report.runs, extra);
+        println!("{}", serde_json::to_string_pretty(&document)?);
         return Ok(());
     }
-    print_report("wake", &latency, false);
+    println!("{}", runs_table(&report.runs));
+    print_notes(&report.runs);
+    println!(
+        "Wake rows: ops = wake-ups (latency from the start of the broadcast send to a \
+         waiter's return); calls/s counts the waits and sends over all rounds."
+    );
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
         "response_mode",
         "hit bytes",
         "timeout bytes",
     ]);
-    for (mode, hit, timeout) in &bytes {
+    for (mode, hit, timeout) in &report.bytes {
         table.add_row(vec![mode.clone(), hit.to_string(), timeout.to_string()]);
     }
     println!("{table}");
-    if let Some(cpu) = idle {
+    if let Some(cpu) = report.idle_cpu_seconds {
         println!(
             "Idle: {} parked waiters for {} s used {:.3} CPU seconds ({:.2} % of one core)",
             args.idle_waiters,
             args.idle_seconds,
             cpu,
-            cpu / args.idle_seconds as f64 * 100.0
+            idle_percent(cpu)
         );
     }
     Ok(())

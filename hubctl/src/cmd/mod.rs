@@ -1,6 +1,13 @@
 //! One module per hubctl subcommand.
 
 pub mod bench;
+pub mod bench_claims;
+pub mod bench_cpu;
+pub mod bench_messages;
+pub mod bench_ping;
+pub mod bench_report;
+pub mod bench_runner;
+pub mod bench_suite;
 pub mod bench_wake;
 pub mod clean;
 pub mod db;
