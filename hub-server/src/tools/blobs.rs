@@ -24,13 +24,14 @@ use crate::tool_args;
 
 pub fn tools() -> Vec<ToolDef> {
     vec![
-        super::mutating(
+        super::mutating_prepared(
             "store_protocol_blob",
             Category::CompactProtocol,
             "Store a payload as a content-addressed blob and get its SHA-256 hash; identical \
              stored values dedupe. Default compression none stores the payload byte-exact, so \
              the hash equals hash_payload's; lossless_auto zstd-compresses large payloads.",
             Activity::Stream,
+            prepare_store_protocol_blob,
             store_protocol_blob,
         ),
         super::mutating(
@@ -52,7 +53,7 @@ pub fn tools() -> Vec<ToolDef> {
 
 /// send_blob_message: listed with the messaging tools (catalog order).
 pub fn send_blob_message_tool() -> ToolDef {
-    super::mutating(
+    super::mutating_prepared(
         "send_blob_message",
         Category::Messaging,
         "Send a large payload as a message: the payload is stored once as a blob \
@@ -60,6 +61,7 @@ pub fn send_blob_message_tool() -> ToolDef {
          blob-ref envelope. Readers pass resolve_blob_refs:true to read_messages to get the \
          payload back byte-exact. Supports idempotency_key.",
         Activity::Stream,
+        prepare_send_blob_message,
         send_blob_message,
     )
 }
@@ -241,20 +243,27 @@ pub struct StoreProtocolBlobArgs {
 }
 tool_args!(StoreProtocolBlobArgs, caller = agent_id);
 
-fn store_protocol_blob(
-    tx: &mut WriteTx<'_>,
-    ctx: &mut OpCtx,
+/// Compression and hashing, before the write (off the writer thread).
+fn prepare_store_protocol_blob(
     args: StoreProtocolBlobArgs,
-) -> ToolResult {
-    let config = ctx.config.clone();
+    config: &Config,
+) -> (StoreProtocolBlobArgs, Mode, PreparedBlob) {
     let mode: Mode = args
         .compression_mode
         .unwrap_or(BlobCompression::None)
         .into();
+    let blob = prepare_blob(codec::compress(mode, &args.payload, &policy(config, None)));
+    (args, mode, blob)
+}
+
+fn store_protocol_blob(
+    tx: &mut WriteTx<'_>,
+    ctx: &mut OpCtx,
+    (args, mode, blob): (StoreProtocolBlobArgs, Mode, PreparedBlob),
+) -> ToolResult {
+    let config = ctx.config.clone();
     let truncate = int_arg(args.hash_truncate, 16, 8, 64);
-    let compressed = codec::compress(mode, &args.payload, &policy(&config, None));
-    check_blob_size(&config, &compressed, "store_protocol_blob")?;
-    let blob = prepare_blob(compressed);
+    check_blob_size(&config, &blob.compressed, "store_protocol_blob")?;
     let (row, created) = blob_store::put(tx, &blob.hash, &blob.compressed.stored)?;
     ctx.log(
         "store_protocol_blob",
@@ -422,21 +431,28 @@ pub struct SendBlobMessageArgs {
 }
 tool_args!(SendBlobMessageArgs, caller = from_agent, idempotent);
 
-fn send_blob_message(
-    tx: &mut WriteTx<'_>,
-    ctx: &mut OpCtx,
+/// Compression and hashing, before the write (off the writer thread).
+fn prepare_send_blob_message(
     args: SendBlobMessageArgs,
-) -> ToolResult {
-    const TOOL: &str = "send_blob_message";
-    let config = ctx.config.clone();
+    config: &Config,
+) -> (SendBlobMessageArgs, PreparedBlob) {
     let mode: Mode = args
         .compression_mode
         .unwrap_or(BlobCompression::LosslessAuto)
         .into();
+    let blob = prepare_blob(codec::compress(mode, &args.payload, &policy(config, None)));
+    (args, blob)
+}
+
+fn send_blob_message(
+    tx: &mut WriteTx<'_>,
+    ctx: &mut OpCtx,
+    (args, blob): (SendBlobMessageArgs, PreparedBlob),
+) -> ToolResult {
+    const TOOL: &str = "send_blob_message";
+    let config = ctx.config.clone();
     let truncate = int_arg(args.hash_truncate, 16, 8, 64);
-    let compressed = codec::compress(mode, &args.payload, &policy(&config, None));
-    check_blob_size(&config, &compressed, TOOL)?;
-    let blob = prepare_blob(compressed);
+    check_blob_size(&config, &blob.compressed, TOOL)?;
     let envelope_chars = char_len(&blob.envelope);
     if envelope_chars > config.max_message_content_chars {
         return Err(refusal(

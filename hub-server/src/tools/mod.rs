@@ -26,7 +26,7 @@ pub mod live;
 pub mod messages;
 mod onboarding;
 mod pipeline;
-pub use pipeline::{Activity, WaitFuture, WaitOp, mutating, reading, waiting};
+pub use pipeline::{Activity, WaitFuture, WaitOp, mutating, mutating_prepared, reading, waiting};
 pub mod tasks;
 pub use onboarding::PROTOCOL_VERSION;
 pub mod protocol;

@@ -13,10 +13,10 @@ use rmcp::model::JsonObject;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{CallEnv, Category, Hub, OpCtx, ToolArgs, ToolDef, ToolError, ToolResult};
+use super::{CallEnv, CallFn, Category, Hub, OpCtx, ToolArgs, ToolDef, ToolError, ToolResult};
 use crate::auth::{self, AuthDecision, AuthOutcome, Caller};
 use crate::bookkeeping::CallRecord;
-use crate::config::AuthMode;
+use crate::config::{AuthMode, Config};
 use crate::store::bookkeeping::AuthEvent;
 use crate::store::{self, Db, StoreError, StoreResult, WriteTx};
 
@@ -89,13 +89,12 @@ fn fingerprint(raw: &JsonObject) -> String {
     hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
-/// A tool that changes state: everything runs in one writer transaction.
-pub fn mutating<A: ToolArgs>(
+/// A tool definition for args `A` served by `call`.
+fn define<A: ToolArgs>(
     name: &'static str,
     category: Category,
     description: &'static str,
-    activity: Activity,
-    op: fn(&mut WriteTx<'_>, &mut OpCtx, A) -> ToolResult,
+    call: CallFn,
 ) -> ToolDef {
     ToolDef {
         name,
@@ -104,13 +103,62 @@ pub fn mutating<A: ToolArgs>(
         caller_field: A::CALLER_FIELD,
         subject_field: A::SUBJECT_FIELD,
         schema: schema_for_type::<A>(),
-        call: Box::new(move |hub, env, raw| {
+        call,
+    }
+}
+
+/// A tool that changes state: everything runs in one writer transaction.
+pub fn mutating<A: ToolArgs>(
+    name: &'static str,
+    category: Category,
+    description: &'static str,
+    activity: Activity,
+    op: fn(&mut WriteTx<'_>, &mut OpCtx, A) -> ToolResult,
+) -> ToolDef {
+    define::<A>(
+        name,
+        category,
+        description,
+        Box::new(move |hub, env, raw| {
             Box::pin(async move {
                 let (args, call) = parse_args::<A>(name, env, raw, activity)?;
                 Ok(run_write(hub, call, move |tx, ctx| op(tx, ctx, args)).await)
             })
         }),
-    }
+    )
+}
+
+/// A mutating tool with CPU work (compression, hashing) that needs no database: `prepare`
+/// does it on a blocking thread before the write, so the writer thread runs only SQL. It
+/// must not refuse anything (refusals belong to the op, after the caller is admitted).
+pub fn mutating_prepared<A: ToolArgs, P: Send + 'static>(
+    name: &'static str,
+    category: Category,
+    description: &'static str,
+    activity: Activity,
+    prepare: fn(A, &Config) -> P,
+    op: fn(&mut WriteTx<'_>, &mut OpCtx, P) -> ToolResult,
+) -> ToolDef {
+    define::<A>(
+        name,
+        category,
+        description,
+        Box::new(move |hub, env, raw| {
+            Box::pin(async move {
+                let (args, call) = parse_args::<A>(name, env, raw, activity)?;
+                let config = hub.config.clone();
+                let prepared =
+                    match tokio::task::spawn_blocking(move || prepare(args, &config)).await {
+                        Ok(prepared) => prepared,
+                        Err(error) => {
+                            let error = StoreError::Internal(format!("prepare failed: {error}"));
+                            return Ok(internal_failure(name, &error));
+                        }
+                    };
+                Ok(run_write(hub, call, move |tx, ctx| op(tx, ctx, prepared)).await)
+            })
+        }),
+    )
 }
 
 /// A tool that only reads: the query runs on the reader pool; bookkeeping is queued.
@@ -120,20 +168,17 @@ pub fn reading<A: ToolArgs>(
     description: &'static str,
     op: fn(&Db, &mut OpCtx, A) -> ToolResult,
 ) -> ToolDef {
-    ToolDef {
+    define::<A>(
         name,
         category,
         description,
-        caller_field: A::CALLER_FIELD,
-        subject_field: A::SUBJECT_FIELD,
-        schema: schema_for_type::<A>(),
-        call: Box::new(move |hub, env, raw| {
+        Box::new(move |hub, env, raw| {
             Box::pin(async move {
                 let (args, call) = parse_args::<A>(name, env, raw, Activity::Quiet)?;
                 Ok(run_read(hub, call, move |db, ctx| op(db, ctx, args)).await)
             })
         }),
-    }
+    )
 }
 
 /// An op that may wait: it gets the hub, its context and a cancellation token (the client
@@ -149,20 +194,17 @@ pub fn waiting<A: ToolArgs>(
     description: &'static str,
     op: WaitOp<A>,
 ) -> ToolDef {
-    ToolDef {
+    define::<A>(
         name,
         category,
         description,
-        caller_field: A::CALLER_FIELD,
-        subject_field: A::SUBJECT_FIELD,
-        schema: schema_for_type::<A>(),
-        call: Box::new(move |hub, env, raw| {
+        Box::new(move |hub, env, raw| {
             Box::pin(async move {
                 let (args, call) = parse_args::<A>(name, env, raw, Activity::Quiet)?;
                 Ok(run_wait(hub, call, args, op).await)
             })
         }),
-    }
+    )
 }
 
 async fn run_wait<A: ToolArgs>(hub: Arc<Hub>, call: Call, args: A, op: WaitOp<A>) -> Value {
