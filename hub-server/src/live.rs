@@ -8,7 +8,7 @@
 //! to someone else does not end the wait. Quiet bookkeeping never moves a head.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -287,5 +287,29 @@ mod tests {
         assert_eq!(retry_after_ms(1, 500, 1.5, 10_000, 0.0), 500);
         assert_eq!(retry_after_ms(3, 500, 1.5, 10_000, 0.0), 1125);
         assert_eq!(retry_after_ms(30, 500, 1.5, 10_000, 0.0), 5695);
+    }
+}
+
+/// One gate per inbox: reads of an inbox that mark rows read take turns, each waiting until
+/// the previous one's marks have committed (see `tools::reading_marked`).
+#[derive(Debug, Default)]
+pub struct InboxGates {
+    gates: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl InboxGates {
+    /// The gate of `agent_id`'s inbox; calls without a caller share one.
+    pub fn gate(&self, agent_id: Option<&str>) -> Arc<tokio::sync::Mutex<()>> {
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        gates
+            .entry(agent_id.unwrap_or_default().to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Drops the gates nobody holds or waits on.
+    pub fn prune(&self) {
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        gates.retain(|_, gate| Arc::strong_count(gate) > 1);
     }
 }

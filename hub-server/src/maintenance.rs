@@ -33,6 +33,7 @@ pub async fn run_once(hub: &Hub) -> StoreResult<MaintenanceReport> {
     let config = hub.config.clone();
     hub.rate_limiter.prune();
     hub.tasks.prune(hub.store.now_ms());
+    hub.inbox_gates.prune();
     // Presence decisions must see every heartbeat taken so far.
     hub.bookkeeper.flush().await?;
     hub.store

@@ -28,6 +28,7 @@ mod migrations;
 pub mod reports;
 pub mod tasks;
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
@@ -304,8 +305,10 @@ impl Store {
     }
 
     /// Runs `op` on the writer thread inside the next group commit and returns its result
-    /// once that commit is durable. On `Err` the op's writes are rolled back.
-    pub async fn write<T, F>(&self, op: F) -> StoreResult<T>
+    /// once that commit is durable. On `Err` the op's writes are rolled back. The op is
+    /// queued when this is called, not when the future is first polled, so writes queued
+    /// one after another commit in that order.
+    pub fn write<T, F>(&self, op: F) -> impl Future<Output = StoreResult<T>> + Send + use<T, F>
     where
         T: Send + 'static,
         F: FnOnce(&mut WriteTx<'_>) -> StoreResult<T> + Send + 'static,
@@ -319,8 +322,11 @@ impl Store {
             });
             (keep, deliver)
         });
-        self.send(job)?;
-        reply_rx.await.map_err(|_| StoreError::Closed)?
+        let queued = self.send(job);
+        async move {
+            queued?;
+            reply_rx.await.map_err(|_| StoreError::Closed)?
+        }
     }
 
     /// Queues `op` for the next group commit without waiting for it: bookkeeping (heartbeats,

@@ -26,7 +26,10 @@ pub mod live;
 pub mod messages;
 mod onboarding;
 mod pipeline;
-pub use pipeline::{Activity, WaitFuture, WaitOp, mutating, mutating_prepared, reading, waiting};
+pub use pipeline::{
+    Activity, FollowUp, MarkingOp, WaitFuture, WaitOp, mutating, mutating_prepared, reading,
+    reading_marked, waiting,
+};
 pub mod tasks;
 pub use onboarding::PROTOCOL_VERSION;
 pub mod protocol;
@@ -69,6 +72,8 @@ pub struct Hub {
     pub tasks: Arc<tasks::TaskState>,
     /// Coalesces heartbeats, token use, auth events and quiet activity rows.
     pub bookkeeper: Arc<Bookkeeper>,
+    /// Orders the marking reads of each inbox (see [`reading_marked`]).
+    pub inbox_gates: crate::live::InboxGates,
 }
 
 impl Hub {
@@ -82,6 +87,7 @@ impl Hub {
             shutdown: tokio_util::sync::CancellationToken::new(),
             tasks: Arc::new(tasks::TaskState::default()),
             bookkeeper: Arc::new(Bookkeeper::new(store.clone())),
+            inbox_gates: crate::live::InboxGates::default(),
             store,
         })
     }

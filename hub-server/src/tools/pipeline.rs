@@ -546,6 +546,20 @@ async fn run_read<F>(hub: Arc<Hub>, call: Call, op: F) -> Value
 where
     F: FnOnce(&Db, &mut OpCtx) -> ToolResult + Send + 'static,
 {
+    run_read_with(hub, call, move |db, ctx| {
+        op(db, ctx).map(|value| (value, ()))
+    })
+    .await
+    .0
+}
+
+/// Runs `op` on the reader pool; besides the answer it may hand back something the call
+/// still has to do (e.g. the read marks to write).
+async fn run_read_with<F, X>(hub: Arc<Hub>, call: Call, op: F) -> (Value, Option<X>)
+where
+    F: FnOnce(&Db, &mut OpCtx) -> Result<(Value, X), ToolError> + Send + 'static,
+    X: Send + 'static,
+{
     let tool = call.tool;
     let hub_for_read = hub.clone();
     let now_ms = hub.store.now_ms();
@@ -556,21 +570,65 @@ where
             let mut book = CallRecord::default();
             let mut ctx = match admit(&hub_for_read, db, &call, now_ms, &mut book)? {
                 Admission::Admitted(ctx) => ctx,
-                Admission::Refused(refusal) => return Ok((refusal, Vec::new(), book, Vec::new())),
+                Admission::Refused(refusal) => {
+                    return Ok((refusal, None, Vec::new(), book, Vec::new()));
+                }
             };
-            let value = match op(db, &mut ctx) {
-                Ok(value) => value,
-                Err(error) => ctx.refused(&error),
+            let (value, extra) = match op(db, &mut ctx) {
+                Ok((value, extra)) => (value, Some(extra)),
+                Err(error) => (ctx.refused(&error), None),
             };
             let activity = std::mem::take(&mut ctx.activity);
-            Ok((value, ctx.warnings, book, activity))
+            Ok((value, extra, ctx.warnings, book, activity))
         })
         .await;
     match result {
-        Ok((value, warnings, book, activity)) => {
+        Ok((value, extra, warnings, book, activity)) => {
             hub.record(book, activity);
-            merge_warnings(value, warnings, hub.config.auth_mode)
+            (merge_warnings(value, warnings, hub.config.auth_mode), extra)
         }
-        Err(error) => internal_failure(tool, &error),
+        Err(error) => (internal_failure(tool, &error), None),
     }
+}
+
+/// What a marking read leaves to write: e.g. the read marks of the rows it returned.
+pub type FollowUp = Box<dyn FnOnce(&mut WriteTx<'_>) -> StoreResult<()> + Send>;
+pub type MarkingOp<A> = fn(&Db, &mut OpCtx, A) -> Result<(Value, Option<FollowUp>), ToolError>;
+
+/// A read that leaves state behind (read marks): the query runs on the reader pool and the
+/// answer goes out at once; the follow-up write joins the next group commit. The caller's
+/// inbox gate keeps its reads in order: a read starts only after the marks of the previous
+/// read of the same inbox have committed, so an unread-only read never returns a row twice.
+pub fn reading_marked<A: ToolArgs>(
+    name: &'static str,
+    category: Category,
+    description: &'static str,
+    op: MarkingOp<A>,
+) -> ToolDef {
+    define::<A>(
+        name,
+        category,
+        description,
+        Box::new(move |hub, env, raw| {
+            Box::pin(async move {
+                let (args, call) = parse_args::<A>(name, env, raw, Activity::Quiet)?;
+                let gate = hub.inbox_gates.gate(call.caller.as_deref());
+                let turn = gate.lock_owned().await;
+                let store = hub.store.clone();
+                let (value, follow_up) =
+                    run_read_with(hub, call, move |db, ctx| op(db, ctx, args)).await;
+                if let Some(follow_up) = follow_up.flatten() {
+                    // Queued now, so it is in the writer's queue before any later request.
+                    let committed = store.write(follow_up);
+                    tokio::spawn(async move {
+                        if let Err(error) = committed.await {
+                            tracing::warn!(%error, "read marks were not written");
+                        }
+                        drop(turn);
+                    });
+                }
+                Ok(value)
+            })
+        }),
+    )
 }
