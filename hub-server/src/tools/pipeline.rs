@@ -128,6 +128,30 @@ pub fn mutating<A: ToolArgs>(
     )
 }
 
+/// A mutating tool whose op returns a typed outcome: the writer runs only the op (parse →
+/// one service call), and `render` turns the outcome into JSON after the commit.
+pub fn mutating_rendered<A: ToolArgs, O: Send + 'static>(
+    name: &'static str,
+    category: Category,
+    description: &'static str,
+    activity: Activity,
+    op: fn(&mut WriteTx<'_>, &mut OpCtx, A) -> Result<O, ToolError>,
+    render: fn(O) -> Value,
+) -> ToolDef {
+    define::<A>(
+        name,
+        category,
+        description,
+        Box::new(move |hub, env, raw| {
+            Box::pin(async move {
+                let (args, call) = parse_args::<A>(name, env, raw, activity)?;
+                let op = move |tx: &mut WriteTx<'_>, ctx: &mut OpCtx| op(tx, ctx, args);
+                Ok(run_write_rendered(hub, call, op, render).await)
+            })
+        }),
+    )
+}
+
 /// A mutating tool with CPU work (compression, hashing) that needs no database: `prepare`
 /// does it on a blocking thread before the write, so the writer thread runs only SQL. It
 /// must not refuse anything (refusals belong to the op, after the caller is admitted).
@@ -401,34 +425,61 @@ async fn run_write<F>(hub: Arc<Hub>, call: Call, op: F) -> Value
 where
     F: FnOnce(&mut WriteTx<'_>, &mut OpCtx) -> ToolResult + Send + 'static,
 {
+    run_write_rendered(hub, call, op, |value| value).await
+}
+
+/// Runs `op` on the writer and renders its outcome with `render` after the commit, off the
+/// writer thread — except when the call carries an idempotency key: the stored answer
+/// must commit with the op, so that one is rendered on the writer.
+async fn run_write_rendered<F, O>(hub: Arc<Hub>, call: Call, op: F, render: fn(O) -> Value) -> Value
+where
+    F: FnOnce(&mut WriteTx<'_>, &mut OpCtx) -> Result<O, ToolError> + Send + 'static,
+    O: Send + 'static,
+{
     let tool = call.tool;
     let hub_for_job = hub.clone();
     let result = hub
         .store
-        .write(move |tx| write_pipeline(&hub_for_job, tx, call, op))
+        .write(move |tx| write_pipeline(&hub_for_job, tx, call, op, render))
         .await;
     match result {
         Ok(written) => {
             // Off the writer: the bookkeeping goes to the coalescer, warnings into the body.
             hub.bookkeeper.record(written.book);
-            merge_warnings(written.value, written.warnings, hub.config.auth_mode)
+            let value = match written.answer {
+                Answer::Json(value) => value,
+                Answer::Outcome(outcome) => render(outcome),
+            };
+            merge_warnings(value, written.warnings, hub.config.auth_mode)
         }
         Err(error) => internal_failure(tool, &error),
     }
 }
 
+/// An op's answer as it leaves the writer: already JSON, or an outcome still to render.
+enum Answer<O> {
+    Json(Value),
+    Outcome(O),
+}
+
 /// What the writer hands back: the op's answer and what the guard leaves for later.
-struct Written {
-    value: Value,
+struct Written<O> {
+    answer: Answer<O>,
     warnings: Vec<String>,
     book: CallRecord,
 }
 
 /// Runs on the writer thread: only what must commit with the op happens here — the auth
 /// check, idempotency, the op and its stream activity rows.
-fn write_pipeline<F>(hub: &Hub, tx: &mut WriteTx<'_>, call: Call, op: F) -> StoreResult<Written>
+fn write_pipeline<F, O>(
+    hub: &Hub,
+    tx: &mut WriteTx<'_>,
+    call: Call,
+    op: F,
+    render: fn(O) -> Value,
+) -> StoreResult<Written<O>>
 where
-    F: FnOnce(&mut WriteTx<'_>, &mut OpCtx) -> ToolResult,
+    F: FnOnce(&mut WriteTx<'_>, &mut OpCtx) -> Result<O, ToolError>,
 {
     let mut book = CallRecord::default();
     let now_ms = tx.now_ms();
@@ -436,7 +487,7 @@ where
         Admission::Admitted(ctx) => ctx,
         Admission::Refused(value) => {
             return Ok(Written {
-                value,
+                answer: Answer::Json(value),
                 warnings: Vec::new(),
                 book,
             });
@@ -478,7 +529,7 @@ where
             if let Some(value) = replay {
                 settle_activity(tx, &mut ctx, &mut book)?;
                 return Ok(Written {
-                    value,
+                    answer: Answer::Json(value),
                     warnings: ctx.warnings,
                     book,
                 });
@@ -486,28 +537,30 @@ where
         }
     }
     let result = tx.nested(|tx| op(tx, &mut ctx).map_err(OpFailure::Refused));
-    let value = match result {
-        Ok(value) => {
+    let answer = match result {
+        Ok(outcome) => match call
+            .idempotency
+            .as_ref()
+            .filter(|_| !ctx.skip_idempotency_record)
+        {
             // The stored answer must commit with the op, so this one rendering stays here.
-            if let Some((scope, key)) = call
-                .idempotency
-                .as_ref()
-                .filter(|_| !ctx.skip_idempotency_record)
-            {
+            Some((scope, key)) => {
+                let value = render(outcome);
                 let stored = store::idempotency::StoredResponse {
                     fingerprint: call.fingerprint.clone(),
                     response_json: value.to_string(),
                 };
                 store::idempotency::save(tx, scope, call.tool, key, &stored)?;
+                Answer::Json(value)
             }
-            value
-        }
+            None => Answer::Outcome(outcome),
+        },
         Err(OpFailure::Store(error)) => return Err(error),
-        Err(OpFailure::Refused(error)) => ctx.refused(&error),
+        Err(OpFailure::Refused(error)) => Answer::Json(ctx.refused(&error)),
     };
     settle_activity(tx, &mut ctx, &mut book)?;
     Ok(Written {
-        value,
+        answer,
         warnings: ctx.warnings,
         book,
     })
