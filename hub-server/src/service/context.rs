@@ -127,7 +127,7 @@ impl Entry {
             .to_string()
     }
 
-    /// Checks the ids, then the value; writes nothing.
+    /// The row to store for the caller, once the ids pass; writes nothing.
     fn checked(&self, ctx: &Ctx, tool: &str, value: String) -> Result<NewContext, Refusal> {
         let namespace = self.namespace();
         check_ids(tool, ctx.agent(), &self.key, &namespace)?;
@@ -222,7 +222,7 @@ pub fn share_blob(
     const TOOL: &str = "share_blob_context";
     let config = ctx.config.clone();
     // The ids are checked before the payload is compressed: a bad key costs nothing.
-    command.entry.checked(ctx, TOOL, String::new())?;
+    let mut new = command.entry.checked(ctx, TOOL, String::new())?;
     let compressed = codec::compress(command.mode, &command.payload, &policy(&config, Some(0.95)));
     check_blob_size(&config, &compressed, TOOL)?;
     let blob = prepare_blob(compressed);
@@ -239,7 +239,7 @@ pub fn share_blob(
         )
         .with("max_chars", config.max_context_value_chars));
     }
-    let new = command.entry.checked(ctx, TOOL, blob.envelope.clone())?;
+    new.value = blob.envelope.clone();
     // Every check passed: only now is anything written.
     let (_, created) = blob_store::put(tx, &blob.hash, &blob.compressed.stored)?;
     let row = context_store::upsert(tx, &new)?;

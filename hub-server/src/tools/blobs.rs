@@ -1,6 +1,6 @@
 //! Content-addressed blob tools: store_protocol_blob, get_protocol_blob,
-//! list_protocol_blobs, send_blob_message; and the blob-ref resolution that read_messages,
-//! get_context and consensus share.
+//! list_protocol_blobs, send_blob_message, and the blob-ref renderers the read tools share.
+//! Blob preparation and blob-ref resolution are `service::blobs`.
 //!
 //! Every validation runs before the first write, and a refusal rolls the op back, so a
 //! refused call never leaves an orphan blob (defect 22).

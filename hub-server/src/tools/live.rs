@@ -419,6 +419,8 @@ fn stage_failure(stage: &str, cause: ToolError) -> ToolError {
 }
 
 fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) -> ToolResult {
+    // The watched inbox is the subject the pipeline admitted: the caller's own under enforce;
+    // observe and warn still read a named one (with a warning) until they are enforced.
     let Some(watcher) = non_blank(args.agent_id.as_deref())
         .or(non_blank(args.requesting_agent.as_deref()))
         .map(str::to_string)
