@@ -1,12 +1,13 @@
 //! Consensus tallying (tools-more §2), as pure functions: vote parsing and normalisation,
 //! dedupe, quality weights, the weighted tally and the escalation rules in the spec's
 //! order, and vote-source extraction from a context value or a message. No SQL, no MCP:
-//! `tools::consensus` loads blobs and quality stats and persists the decision.
+//! `service::consensus` loads blobs and quality stats and persists the decision.
 
 use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
+use crate::protocol::canonical::normalize;
 use crate::protocol::codec::parse_blob_ref;
 use crate::protocol::{is_sha256_hex, round3};
 
@@ -206,8 +207,13 @@ impl Evaluation {
         self.weighted_accept > 0.0 && self.weighted_reject > 0.0
     }
 
-    /// The `stats` object of responses and persisted decisions.
-    pub fn stats_json(&self) -> Value {
+    /// The `stats` object of responses, persisted decisions and decision blobs, normalised
+    /// like canonical JSON (1.0 → 1) so all three carry identical numbers.
+    pub fn stats(&self) -> Value {
+        normalize(&self.stats_json())
+    }
+
+    fn stats_json(&self) -> Value {
         json!({
             "weighted_accept": round3(self.weighted_accept),
             "weighted_reject": round3(self.weighted_reject),

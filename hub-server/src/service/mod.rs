@@ -5,9 +5,14 @@
 //! as it), the time of the call and the activity rows it leaves; a [`Refusal`] is an
 //! expected failure with a wire error code. Services know neither MCP nor SQL.
 
+pub mod blobs;
+pub mod consensus;
+pub mod context;
+pub mod messages;
+
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
 use crate::config::Config;
@@ -42,6 +47,12 @@ impl Refusal {
     pub fn logged(mut self, action: impl Into<String>, details: impl Into<String>) -> Self {
         self.activity = Some((action.into(), details.into()));
         self
+    }
+
+    /// A refusal that also leaves an activity row `<action>` naming the code.
+    pub fn rejected(code: &'static str, action: &str, message: String) -> Self {
+        let details = format!("{message} ({code})");
+        Refusal::new(code, message).logged(action, details)
     }
 
     pub fn to_json(&self) -> Value {
@@ -110,6 +121,12 @@ impl Ctx {
         });
     }
 
+    /// The acting agent's id, blank when the call named none: only possible outside
+    /// enforce, where such a call still goes through and the op decides what blank means.
+    pub fn agent(&self) -> &str {
+        self.caller.agent_id().unwrap_or("")
+    }
+
     pub fn log_as(&mut self, agent_id: &str, action: &str, details: impl Into<String>) {
         self.activity.push(ActivityRow {
             agent_id: agent_id.to_string(),
@@ -133,4 +150,39 @@ impl Ctx {
     pub fn warn(&mut self, warning: impl Into<String>) {
         self.warnings.push(warning.into());
     }
+}
+
+/// `{success:false, error_code:"FULL_MODE_FORBIDDEN_IN_POLLING", ...}` when a polling read
+/// asks for the full response mode and the hub forbids it (spec §1.9).
+pub fn forbid_full_in_polling(
+    config: &Config,
+    tool: &str,
+    allowed: &[&str],
+) -> Result<(), Refusal> {
+    if !config.disallow_full_in_polling {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        "FULL_MODE_FORBIDDEN_IN_POLLING",
+        format!(
+            "{tool}: response_mode \"full\" is not allowed in polling reads (polling:true or a \
+             delta cursor); use one of {}",
+            allowed.join(", ")
+        ),
+    )
+    .with("allowed_response_modes", json!(allowed)))
+}
+
+/// The sequence a paged read resumes after; CURSOR_INVALID for text this hub never issued.
+/// `shown` is the cursor as the error quotes it.
+pub fn row_cursor_seq(tool: &str, cursor: &str, shown: &str) -> Result<i64, Refusal> {
+    crate::domain::cursor::parse_row_cursor(cursor).ok_or_else(|| {
+        Refusal::new(
+            "CURSOR_INVALID",
+            format!(
+                "{tool}: cursor {shown:?} is not a cursor this hub issued; pass back \
+                 next_cursor unchanged, or omit it to start over"
+            ),
+        )
+    })
 }

@@ -1,6 +1,6 @@
 //! Content-addressed blob tools: store_protocol_blob, get_protocol_blob,
-//! list_protocol_blobs, send_blob_message; and the blob-ref resolution that read_messages,
-//! get_context and consensus share.
+//! list_protocol_blobs, send_blob_message, and the blob-ref renderers the read tools share.
+//! Blob preparation and blob-ref resolution are `service::blobs`.
 //!
 //! Every validation runs before the first write, and a refusal rolls the op back, so a
 //! refused call never leaves an orphan blob (defect 22).
@@ -10,13 +10,17 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::messages::message_metadata;
+use super::messages::sent_message_json;
 use super::text::optional_text;
 use super::text::prefix;
 use super::{Activity, Category, OpCtx, ToolDef, ToolError, ToolResult, int_arg, non_blank};
 use crate::config::Config;
-use crate::protocol::codec::{self, Compressed, Mode, Policy, blob_ref_envelope, parse_blob_ref};
-use crate::protocol::{char_len, sha256_hex};
+use crate::protocol::char_len;
+use crate::protocol::codec::{self, Mode};
+pub use crate::service::blobs::{
+    PreparedBlob, Resolution, check_blob_size, policy, prepare_blob, resolve_envelope,
+};
+use crate::service::messages::message_metadata;
 use crate::store::WriteTx;
 use crate::store::blobs as blob_store;
 use crate::store::messages::{self as message_store, NewMessage};
@@ -94,15 +98,6 @@ impl From<BlobCompression> for Mode {
     }
 }
 
-/// The compression thresholds configured for this hub.
-pub fn policy(config: &Config, auto_max_ratio: Option<f64>) -> Policy {
-    Policy {
-        lossless_min_chars: config.lossless_auto_min_payload_chars,
-        lossless_min_gain_pct: config.lossless_auto_min_gain_pct,
-        auto_max_ratio,
-    }
-}
-
 /// `ceil(n / 4)`.
 pub fn tokens_est(chars: usize) -> usize {
     chars.div_ceil(4)
@@ -110,113 +105,23 @@ pub fn tokens_est(chars: usize) -> usize {
 
 /// A refusal that also leaves an activity row `<action>` naming the code.
 pub fn refusal(code: &'static str, action: &str, message: String) -> ToolError {
-    let details = format!("{message} ({code})");
-    ToolError::new(code, message).logged(action, details)
+    ToolError::rejected(code, action, message)
 }
 
-/// `BLOB_TOO_LONG` when the stored (compressed) form is over the cap.
-pub fn check_blob_size(
-    config: &Config,
-    compressed: &Compressed,
-    tool: &str,
-) -> Result<(), ToolError> {
-    let max = config.max_protocol_blob_chars;
-    if compressed.stored_chars > max {
-        return Err(refusal(
-            "BLOB_TOO_LONG",
-            &format!("{tool}_rejected"),
-            format!(
-                "{tool}: the stored blob would be {} characters (mode {}), over the limit of \
-                 {max}; split the payload or use compression_mode lossless_auto",
-                compressed.stored_chars,
-                compressed.mode.as_str()
-            ),
-        )
-        .with("max_chars", max));
+/// The `blob_ref` object of a full-mode read.
+pub fn blob_ref_json(resolution: &Resolution) -> Value {
+    let mut blob_ref = json!({
+        "hash": resolution.hash,
+        "declared_chars": resolution.declared_chars,
+        "resolved": resolution.found,
+    });
+    if let Some(codec) = &resolution.codec {
+        blob_ref["codec"] = json!(codec);
     }
-    Ok(())
-}
-
-/// A blob-ref envelope found in a message or context value, resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolution {
-    pub hash: String,
-    pub declared_chars: i64,
-    /// The blob exists.
-    pub found: bool,
-    pub codec: Option<String>,
-    pub integrity_ok: Option<bool>,
-    /// The decoded payload; `None` when the blob is missing or failed its checks.
-    pub value: Option<String>,
-}
-
-impl Resolution {
-    pub fn blob_ref_json(&self) -> Value {
-        let mut blob_ref = json!({
-            "hash": self.hash,
-            "declared_chars": self.declared_chars,
-            "resolved": self.found,
-        });
-        if let Some(codec) = &self.codec {
-            blob_ref["codec"] = json!(codec);
-        }
-        if let Some(ok) = self.integrity_ok {
-            blob_ref["integrity_ok"] = json!(ok);
-        }
-        blob_ref
+    if let Some(ok) = resolution.integrity_ok {
+        blob_ref["integrity_ok"] = json!(ok);
     }
-
-    /// First 16 characters of the hash (never splits a character).
-    pub fn short_hash(&self) -> &str {
-        prefix(&self.hash, 16)
-    }
-}
-
-/// If `text` is a blob-ref envelope, looks the blob up (a counted read) and decodes it.
-pub fn resolve_envelope(tx: &mut WriteTx<'_>, text: &str) -> Result<Option<Resolution>, ToolError> {
-    let Some(blob_ref) = parse_blob_ref(text) else {
-        return Ok(None);
-    };
-    let row = blob_store::get_and_touch(tx, &blob_ref.hash)?;
-    let resolution = match row {
-        None => Resolution {
-            hash: blob_ref.hash,
-            declared_chars: blob_ref.declared_chars,
-            found: false,
-            codec: None,
-            integrity_ok: None,
-            value: None,
-        },
-        Some(row) => {
-            let decoded = codec::decode(&row.value);
-            Resolution {
-                hash: blob_ref.hash,
-                declared_chars: blob_ref.declared_chars,
-                found: true,
-                codec: Some(decoded.codec),
-                integrity_ok: Some(decoded.integrity_ok),
-                value: decoded.value,
-            }
-        }
-    };
-    Ok(Some(resolution))
-}
-
-/// The stored blob for a compressed payload, ready to be put: its hash and envelope.
-pub struct PreparedBlob {
-    pub compressed: Compressed,
-    pub hash: String,
-    pub envelope: String,
-}
-
-pub fn prepare_blob(compressed: Compressed) -> PreparedBlob {
-    let hash = sha256_hex(&compressed.stored);
-    let envelope = blob_ref_envelope(&hash, compressed.stored_chars);
-    PreparedBlob {
-        compressed,
-        hash,
-        envelope,
-    }
+    blob_ref
 }
 
 pub fn blob_ref_summary(blob: &PreparedBlob, created: bool, hash_truncate: i64) -> Value {
@@ -493,17 +398,7 @@ fn send_blob_message(
     );
     Ok(json!({
         "success": true,
-        "message": {
-            "id": row.id,
-            "from_agent": row.from_agent,
-            "to_agent": row.to_agent,
-            "content": row.content,
-            "metadata": row.metadata,
-            "trace_id": row.trace_id,
-            "span_id": row.span_id,
-            "created_at": row.created_at,
-            "read": 0,
-        },
+        "message": sent_message_json(&row),
         "blob_ref": blob_ref_summary(&blob, created, truncate),
         "transport": {
             "original_chars": original_chars,

@@ -1,35 +1,20 @@
 //! Consensus tools: resolve_consensus, resolve_consensus_from_context,
-//! resolve_consensus_from_message, list_consensus_decisions.
-//!
-//! The tally itself is `crate::consensus` (pure). Here: loading votes (inline, from a blob,
-//! a context entry or a message), the voter rules, persisting the decision and emitting the
-//! decision blob. Voter rules: every vote must name a registered agent, and in enforce auth
-//! mode a vote may name another agent only when it comes from that agent's own context
-//! entry or message (warn mode: a warning).
+//! resolve_consensus_from_message, list_consensus_decisions — their arguments and response
+//! modes. Gathering votes, the voter rules and persistence are `service::consensus`; the
+//! tally is `crate::consensus` (pure).
 
-use std::collections::BTreeSet;
-
-use crate::store::Db;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::blobs::{policy, refusal};
-use super::text::prefix;
-use super::{Activity, Category, OpCtx, ToolDef, ToolError, ToolResult, int_arg, non_blank};
-use crate::config::AuthMode;
-use crate::consensus::{
-    self, Decision, EmitPolicy, Evaluation, ExtractedVotes, Params, Vote, VotesDocError,
+use super::{Activity, Category, OpCtx, ToolDef, ToolResult, int_arg, non_blank};
+use crate::consensus::{Decision, EmitPolicy, Vote};
+use crate::service::consensus::{
+    self as service, ListDecisions, Resolve, ResolveFromContext, ResolveFromMessage, Resolved,
+    Tally,
 };
-use crate::protocol::canonical::{canonical, normalize};
-use crate::protocol::codec::{self, Mode};
-use crate::protocol::{char_len, round3, sha256_hex};
-use crate::store::WriteTx;
-use crate::store::agents as agent_store;
-use crate::store::blobs as blob_store;
-use crate::store::consensus::{self as consensus_store, DecisionRow, NewDecision};
-use crate::store::context as context_store;
-use crate::store::messages as message_store;
+use crate::store::consensus::DecisionRow;
+use crate::store::{Db, WriteTx};
 use crate::tool_args;
 
 pub fn tools() -> Vec<ToolDef> {
@@ -189,30 +174,6 @@ pub struct ResolveFromMessageArgs {
 }
 tool_args!(ResolveFromMessageArgs, caller = requesting_agent);
 
-/// The votes of one evaluation before blob loading.
-struct VoteInput {
-    inline: Vec<Vote>,
-    inline_invalid: usize,
-    blob_hash: Option<String>,
-}
-
-/// Where context/message votes came from; `owner` may cast votes in its own name.
-struct Binding {
-    json: Value,
-    owner: String,
-}
-
-fn invalid_blob_ref(tool: &str) -> ToolError {
-    refusal(
-        "INVALID_VOTES_BLOB_REF",
-        &format!("{tool}_rejected"),
-        format!(
-            "{tool}: votes_blob_hash / votes_blob_ref do not name a blob (a 64-hex SHA-256, or a \
-             blob-ref envelope with one; both must agree when both are given)"
-        ),
-    )
-}
-
 fn emit_policy(tuning: &Tuning) -> EmitPolicy {
     match tuning.emit_blob_ref_policy {
         Some(EmitPolicyArg::Never) => EmitPolicy::Never,
@@ -224,11 +185,22 @@ fn emit_policy(tuning: &Tuning) -> EmitPolicy {
     }
 }
 
-fn with_binding(error: ToolError, binding: Option<&Binding>) -> ToolError {
-    match binding {
-        Some(b) => error.with("source_binding", b.json.clone()),
-        None => error,
+impl Tuning {
+    fn tally(&self) -> Tally {
+        Tally {
+            disagreement_threshold: self.disagreement_threshold,
+            min_non_abstain_votes: self.min_non_abstain_votes,
+            token_budget_cap: self.token_budget_cap,
+            dedupe_by_agent: self.dedupe_by_agent,
+            quality_weighting: self.quality_weighting.map(|q| q == OnOff::On),
+            emit: emit_policy(self),
+        }
     }
+}
+
+/// A finite id argument, floored.
+fn id_arg(value: f64) -> Option<i64> {
+    value.is_finite().then(|| value.floor() as i64)
 }
 
 fn resolve_consensus(
@@ -236,21 +208,15 @@ fn resolve_consensus(
     ctx: &mut OpCtx,
     args: ResolveConsensusArgs,
 ) -> ToolResult {
-    const TOOL: &str = "resolve_consensus";
-    let blob_hash = consensus::resolve_blob_hash(
-        args.votes_blob_hash.as_deref(),
-        args.votes_blob_ref.as_deref(),
-    )
-    .map_err(|_| invalid_blob_ref(TOOL))?;
-    let mut inline = Vec::new();
-    let mut inline_invalid = 0;
+    let mut votes = Vec::new();
+    let mut invalid_votes = 0;
     for vote in args.votes.unwrap_or_default() {
         let agent_id = vote.agent_id.trim();
         if agent_id.is_empty() {
-            inline_invalid += 1;
+            invalid_votes += 1;
             continue;
         }
-        inline.push(Vote {
+        votes.push(Vote {
             agent_id: agent_id.to_string(),
             decision: match vote.decision {
                 DecisionArg::Accept => Decision::Accept,
@@ -260,43 +226,16 @@ fn resolve_consensus(
             confidence: vote.confidence.filter(|c| c.is_finite()),
         });
     }
-    let input = VoteInput {
-        inline,
-        inline_invalid,
-        blob_hash,
+    let command = Resolve {
+        proposal_id: args.proposal_id,
+        votes,
+        invalid_votes,
+        votes_blob_hash: args.votes_blob_hash,
+        votes_blob_ref: args.votes_blob_ref,
+        tally: args.tuning.tally(),
     };
-    evaluate_and_record(
-        tx,
-        ctx,
-        TOOL,
-        args.requesting_agent.trim(),
-        &args.proposal_id,
-        input,
-        &args.tuning,
-        None,
-    )
-}
-
-/// Turns an extracted vote source into evaluation input.
-fn input_from_extracted(tool: &str, extracted: ExtractedVotes) -> Result<VoteInput, ToolError> {
-    Ok(match extracted {
-        ExtractedVotes::BlobRef(hash) | ExtractedVotes::BlobHash(hash) => VoteInput {
-            inline: Vec::new(),
-            inline_invalid: 0,
-            blob_hash: Some(
-                consensus::resolve_blob_hash(Some(&hash), None)
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| invalid_blob_ref(tool))?,
-            ),
-        },
-        ExtractedVotes::InlineVotes { votes, invalid }
-        | ExtractedVotes::InlineVotesObject { votes, invalid } => VoteInput {
-            inline: votes,
-            inline_invalid: invalid,
-            blob_hash: None,
-        },
-    })
+    let resolved = service::resolve(tx, ctx, command)?;
+    Ok(render_resolved(&resolved, args.tuning.response_mode))
 }
 
 fn resolve_consensus_from_context(
@@ -304,117 +243,15 @@ fn resolve_consensus_from_context(
     ctx: &mut OpCtx,
     args: ResolveFromContextArgs,
 ) -> ToolResult {
-    const TOOL: &str = "resolve_consensus_from_context";
-    let rejected = format!("{TOOL}_rejected");
-    let context_id = args
-        .context_id
-        .filter(|v| v.is_finite())
-        .map(|v| v.floor() as i64);
-    let agent = non_blank(args.context_agent_id.as_deref());
-    let key = non_blank(args.context_key.as_deref());
-    let by_id = match context_id {
-        Some(id) if id > 0 => context_store::get(tx.db(), id)?,
-        _ => None,
+    let command = ResolveFromContext {
+        proposal_id: args.proposal_id,
+        context_id: args.context_id.and_then(id_arg),
+        context_agent_id: non_blank(args.context_agent_id.as_deref()).map(str::to_string),
+        context_key: non_blank(args.context_key.as_deref()).map(str::to_string),
+        tally: args.tuning.tally(),
     };
-    let row = match (by_id, agent, key) {
-        (Some(row), _, _) => row,
-        (None, Some(agent), Some(key)) => context_store::get_by_key(tx.db(), agent, key)?
-            .ok_or_else(|| {
-                refusal(
-                    "CONTEXT_NOT_FOUND",
-                    &rejected,
-                    format!(
-                        "{TOOL}: no context entry for agent {:?} and key {:?}; check the ids, or \
-                         share the votes with share_context first",
-                        prefix(agent, 80),
-                        prefix(key, 80)
-                    ),
-                )
-            })?,
-        (None, _, _) if context_id.is_some() => {
-            return Err(refusal(
-                "CONTEXT_NOT_FOUND",
-                &rejected,
-                format!(
-                    "{TOOL}: no context entry has id {}; pass an id from get_context, or \
-                     context_agent_id + context_key",
-                    context_id.unwrap_or_default()
-                ),
-            ));
-        }
-        (None, _, _) => {
-            return Err(refusal(
-                "CONTEXT_SOURCE_REQUIRED",
-                &rejected,
-                format!(
-                    "{TOOL}: name the context entry holding the votes: context_id, or both \
-                     context_agent_id and context_key"
-                ),
-            ));
-        }
-    };
-    if let Some(agent) = agent
-        && agent != row.agent_id
-    {
-        return Err(refusal(
-            "CONTEXT_AGENT_MISMATCH",
-            &rejected,
-            format!(
-                "{TOOL}: context {} belongs to {:?}, not context_agent_id {:?}",
-                row.id,
-                prefix(&row.agent_id, 80),
-                prefix(agent, 80)
-            ),
-        ));
-    }
-    if let Some(key) = key
-        && key != row.key
-    {
-        return Err(refusal(
-            "CONTEXT_KEY_MISMATCH",
-            &rejected,
-            format!(
-                "{TOOL}: context {} has key {:?}, not context_key {:?}",
-                row.id,
-                prefix(&row.key, 80),
-                prefix(key, 80)
-            ),
-        ));
-    }
-    let Some(extracted) = consensus::extract_votes(&row.value, true) else {
-        return Err(refusal(
-            "UNSUPPORTED_CONTEXT_VOTES_SOURCE",
-            &rejected,
-            format!(
-                "{TOOL}: context {} holds no votes; its value must be a vote array, \
-                 {{\"votes\":[...]}}, {{\"votes_blob_hash\":\"...\"}} or a blob-ref envelope",
-                row.id
-            ),
-        ));
-    };
-    let binding = Binding {
-        json: json!({
-            "kind": "context",
-            "context_id": row.id,
-            "context_agent_id": row.agent_id,
-            "context_key": row.key,
-            "source_kind": extracted.kind(),
-            "source_format": if matches!(extracted, ExtractedVotes::BlobRef(_)) { "blob_ref" } else { "json" },
-        }),
-        owner: row.agent_id.clone(),
-    };
-    let input =
-        input_from_extracted(TOOL, extracted).map_err(|e| with_binding(e, Some(&binding)))?;
-    evaluate_and_record(
-        tx,
-        ctx,
-        TOOL,
-        args.requesting_agent.trim(),
-        &args.proposal_id,
-        input,
-        &args.tuning,
-        Some(&binding),
-    )
+    let resolved = service::resolve_from_context(tx, ctx, command)?;
+    Ok(render_resolved(&resolved, args.tuning.response_mode))
 }
 
 fn resolve_consensus_from_message(
@@ -422,382 +259,44 @@ fn resolve_consensus_from_message(
     ctx: &mut OpCtx,
     args: ResolveFromMessageArgs,
 ) -> ToolResult {
-    const TOOL: &str = "resolve_consensus_from_message";
-    let rejected = format!("{TOOL}_rejected");
-    let requesting_agent = args.requesting_agent.trim().to_string();
-    let message_id = if args.message_id.is_finite() {
-        args.message_id.floor() as i64
-    } else {
-        0
+    let command = ResolveFromMessage {
+        proposal_id: args.proposal_id,
+        message_id: id_arg(args.message_id).unwrap_or(0),
+        from_agent: non_blank(args.from_agent.as_deref()).map(str::to_string),
+        tally: args.tuning.tally(),
     };
-    if message_id <= 0 {
-        return Err(refusal(
-            "INVALID_MESSAGE_ID",
-            &rejected,
-            format!("{TOOL}: message_id must be a positive message id from read_messages"),
-        ));
-    }
-    let message = message_store::get(tx.db(), message_id)?
-        .filter(|m| {
-            m.to_agent.is_none() || m.to_agent.as_deref() == Some(requesting_agent.as_str())
-        })
-        .ok_or_else(|| {
-            refusal(
-                "MESSAGE_NOT_FOUND_OR_FORBIDDEN",
-                &rejected,
-                format!(
-                    "{TOOL}: message {message_id} does not exist or is not addressed to {:?} \
-                     (or broadcast)",
-                    prefix(&requesting_agent, 80)
-                ),
-            )
-        })?;
-    message_store::mark_read(tx, &requesting_agent, &[message.id])?;
-    if let Some(from) = non_blank(args.from_agent.as_deref())
-        && from != message.from_agent
-    {
-        return Err(refusal(
-            "MESSAGE_SENDER_MISMATCH",
-            &rejected,
-            format!(
-                "{TOOL}: message {message_id} was sent by {:?}, not from_agent {:?}",
-                prefix(&message.from_agent, 80),
-                prefix(from, 80)
-            ),
-        ));
-    }
-    let (extracted, format) = match consensus::extract_votes(&message.content, true) {
-        Some(extracted @ ExtractedVotes::BlobRef(_)) => (extracted, "blob_ref"),
-        Some(extracted) => (extracted, "json"),
-        None => {
-            let metadata = if message.metadata.trim().is_empty() {
-                "{}"
-            } else {
-                message.metadata.as_str()
-            };
-            match consensus::extract_votes(metadata, false) {
-                Some(extracted) => (extracted, "metadata_json"),
-                None => {
-                    return Err(refusal(
-                        "UNSUPPORTED_MESSAGE_VOTES_SOURCE",
-                        &rejected,
-                        format!(
-                            "{TOOL}: message {message_id} holds no votes in its content or \
-                             metadata; send a vote array, {{\"votes\":[...]}}, \
-                             {{\"votes_blob_hash\":\"...\"}} or a blob-ref envelope"
-                        ),
-                    ));
-                }
-            }
-        }
-    };
-    let binding = Binding {
-        json: json!({
-            "kind": "message",
-            "message_id": message.id,
-            "from_agent": message.from_agent,
-            "to_agent": message.to_agent,
-            "created_at": message.created_at,
-            "source_kind": extracted.kind(),
-            "source_format": format,
-        }),
-        owner: message.from_agent.clone(),
-    };
-    let input =
-        input_from_extracted(TOOL, extracted).map_err(|e| with_binding(e, Some(&binding)))?;
-    evaluate_and_record(
-        tx,
-        ctx,
-        TOOL,
-        &requesting_agent,
-        &args.proposal_id,
-        input,
-        &args.tuning,
-        Some(&binding),
-    )
+    let resolved = service::resolve_from_message(tx, ctx, command)?;
+    Ok(render_resolved(&resolved, args.tuning.response_mode))
 }
 
-/// Agent ids listed in an error payload (at most 20).
-fn listed(ids: &BTreeSet<String>) -> Value {
-    json!(ids.iter().take(20).collect::<Vec<_>>())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn evaluate_and_record(
-    tx: &mut WriteTx<'_>,
-    ctx: &mut OpCtx,
-    tool: &'static str,
-    requesting_agent: &str,
-    proposal_id: &str,
-    input: VoteInput,
-    tuning: &Tuning,
-    binding: Option<&Binding>,
-) -> ToolResult {
-    evaluate_inner(
-        tx,
-        ctx,
-        tool,
-        requesting_agent,
-        proposal_id,
-        input,
-        tuning,
+/// The response of the three resolve tools in `mode` (full when absent).
+pub fn render_resolved(resolved: &Resolved, mode: Option<ConsensusMode>) -> Value {
+    let Resolved {
+        decision,
+        evaluation,
+        vote_source,
+        emit,
+        decision_blob,
         binding,
-    )
-    .map_err(|e| with_binding(e, binding))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn evaluate_inner(
-    tx: &mut WriteTx<'_>,
-    ctx: &mut OpCtx,
-    tool: &'static str,
-    requesting_agent: &str,
-    proposal_id: &str,
-    input: VoteInput,
-    tuning: &Tuning,
-    binding: Option<&Binding>,
-) -> ToolResult {
-    let config = ctx.config.clone();
-    let rejected = format!("{tool}_rejected");
-    if requesting_agent.is_empty() {
-        return Err(ToolError::new(
-            "AGENT_ID_REQUIRED",
-            format!("{tool}: requesting_agent is blank; pass your registered agent id"),
-        ));
-    }
-    let mut blob_votes: Vec<Vote> = Vec::new();
-    let mut blob_invalid = 0;
-    let mut blob_codec: Option<String> = None;
-    let mut blob_payload_chars: Option<usize> = None;
-    if let Some(hash) = &input.blob_hash {
-        let Some(row) = blob_store::get_and_touch(tx, hash)? else {
-            return Err(refusal(
-                "VOTES_BLOB_NOT_FOUND",
-                &rejected,
-                format!(
-                    "{tool}: no blob has hash {hash}; store the votes with store_protocol_blob first"
-                ),
-            ));
-        };
-        let decoded = codec::decode(&row.value);
-        let Some(text) = decoded.value.filter(|_| decoded.integrity_ok) else {
-            return Err(refusal(
-                "VOTES_BLOB_INTEGRITY_FAILED",
-                &rejected,
-                format!(
-                    "{tool}: the votes blob {hash} failed its integrity check (codec {}); store \
-                     the votes again",
-                    decoded.codec
-                ),
-            ));
-        };
-        let (votes, invalid) = consensus::parse_votes_document(&text).map_err(|e| match e {
-            VotesDocError::InvalidJson => refusal(
-                "VOTES_BLOB_INVALID_JSON",
-                &rejected,
-                format!("{tool}: the votes blob {hash} is not JSON"),
-            ),
-            VotesDocError::InvalidFormat => refusal(
-                "VOTES_BLOB_INVALID_FORMAT",
-                &rejected,
-                format!(
-                    "{tool}: the votes blob {hash} must be a vote array or an object with a \
-                     votes array"
-                ),
-            ),
-        })?;
-        if votes.is_empty() {
-            return Err(refusal(
-                "VOTES_EMPTY",
-                &rejected,
-                format!(
-                    "{tool}: the votes blob {hash} holds no valid vote (each needs agent_id and \
-                     decision accept|reject|abstain)"
-                ),
-            ));
-        }
-        blob_votes = votes;
-        blob_invalid = invalid;
-        blob_codec = Some(decoded.codec);
-        blob_payload_chars = Some(char_len(&text));
-    }
-    let blob_count = blob_votes.len();
-    let inline_count = input.inline.len();
-    let mut combined = blob_votes;
-    combined.extend(input.inline);
-    if combined.is_empty() {
-        return Err(refusal(
-            "VOTES_EMPTY",
-            &rejected,
-            format!(
-                "{tool}: there is no valid vote to evaluate; pass votes (agent_id, decision \
-                 accept|reject|abstain, confidence) or a votes blob"
-            ),
-        ));
-    }
-    let max = config.max_consensus_votes;
-    if combined.len() > max {
-        return Err(refusal(
-            "VOTES_TOO_LARGE",
-            &rejected,
-            format!(
-                "{tool}: {} votes is more than the limit of {max}; split the proposal or \
-                 raise MCP_HUB_MAX_CONSENSUS_VOTES",
-                combined.len()
-            ),
-        )
-        .with("max_votes", max));
-    }
-    let voters: BTreeSet<String> = combined.iter().map(|v| v.agent_id.clone()).collect();
-    let mut unregistered = BTreeSet::new();
-    for voter in &voters {
-        if agent_store::get(tx.db(), voter)?.is_none() {
-            unregistered.insert(voter.clone());
-        }
-    }
-    if !unregistered.is_empty() {
-        return Err(refusal(
-            "VOTER_NOT_REGISTERED",
-            &rejected,
-            format!(
-                "{tool}: {} voter(s) are not registered agents; register them with \
-                 register_agent or remove their votes",
-                unregistered.len()
-            ),
-        )
-        .with("agent_ids", listed(&unregistered)));
-    }
-    let foreign: BTreeSet<String> = voters
-        .iter()
-        .filter(|v| {
-            v.as_str() != requesting_agent && Some(v.as_str()) != binding.map(|b| b.owner.as_str())
-        })
-        .cloned()
-        .collect();
-    if !foreign.is_empty() {
-        let why = "votes in other agents' names must come from those agents' own messages \
-                   (resolve_consensus_from_message) or context entries \
-                   (resolve_consensus_from_context)";
-        match config.auth_mode {
-            AuthMode::Enforce => {
-                return Err(refusal(
-                    "VOTE_NOT_AUTHORIZED",
-                    &rejected,
-                    format!(
-                        "{tool}: {} vote(s) are cast in the name of agents other than {:?} \
-                         without a source they own; {why}",
-                        foreign.len(),
-                        prefix(requesting_agent, 80)
-                    ),
-                )
-                .with("agent_ids", listed(&foreign)));
-            }
-            AuthMode::Warn => ctx.warn(format!(
-                "[vote_auth_warn] {tool}: {} vote(s) name other agents without a source they \
-                 own; this will be refused once MCP_HUB_AUTH_MODE=enforce ({why})",
-                foreign.len()
-            )),
-            AuthMode::Observe => {}
-        }
-    }
-
-    let quality_weighting = match tuning.quality_weighting {
-        Some(OnOff::On) => true,
-        Some(OnOff::Off) => false,
-        None => config.consensus_quality_weighting,
-    };
-    let params = Params::from_args(
-        tuning.disagreement_threshold,
-        tuning.min_non_abstain_votes,
-        tuning.token_budget_cap,
-        tuning.dedupe_by_agent,
-        quality_weighting,
-    );
-    let mut lookup_error = None;
-    let evaluation = {
-        let db = tx.db();
-        consensus::evaluate(
-            &combined,
-            input.inline_invalid + blob_invalid,
-            &params,
-            |agent| match consensus_store::quality_counts(db, agent) {
-                Ok((completed, rollbacks)) => consensus::quality_weight(completed, rollbacks),
-                Err(error) => {
-                    lookup_error = Some(error);
-                    1.0
-                }
-            },
-        )
-    };
-    if let Some(error) = lookup_error {
-        return Err(error.into());
-    }
-    // Normalised like canonical JSON (1.0 → 1), so the response, the persisted row and the
-    // decision blob carry identical numbers.
-    let stats = normalize(&evaluation.stats_json());
-    let reasons = json!(evaluation.reasons);
-    let decision = consensus_store::insert_decision(
-        tx,
-        &NewDecision {
-            proposal_id: proposal_id.to_string(),
-            requesting_agent: requesting_agent.to_string(),
-            outcome: evaluation.outcome.as_str().to_string(),
-            stats_json: canonical(&stats),
-            reasons_json: reasons.to_string(),
-        },
-    )?;
-    let vote_source = json!({
-        "inline_votes": inline_count,
-        "blob_votes": blob_count,
-        "blob_hash": input.blob_hash,
-        "blob_codec": blob_codec,
-        "blob_payload_chars": blob_payload_chars,
-        "dedupe_by_agent": params.dedupe_by_agent,
-        "quality_weighting": if quality_weighting { "on" } else { "off" },
-    });
-    let policy_choice = emit_policy(tuning);
-    let decision_blob_ref = if policy_choice.should_emit(&evaluation) {
-        Some(emit_decision_blob(
-            tx,
-            ctx,
-            &decision,
-            &evaluation,
-            &stats,
-            &vote_source,
-            policy_choice,
-        )?)
-    } else {
-        None
-    };
-    ctx.log(
-        tool,
-        format!(
-            "proposal={} outcome={} wa={} wr={} uncertainty={} decision_id={} votes={}",
-            prefix(proposal_id, 80),
-            evaluation.outcome.as_str(),
-            round3(evaluation.weighted_accept),
-            round3(evaluation.weighted_reject),
-            round3(evaluation.uncertainty),
-            decision.id,
-            evaluation.evaluated_vote_count
-        ),
-    );
-    let emitted = decision_blob_ref.is_some();
-    let mut body = match tuning.response_mode.unwrap_or_default() {
+    } = resolved;
+    let stats = evaluation.stats();
+    let outcome = evaluation.outcome.as_str();
+    let emitted = decision_blob.is_some();
+    let mut body = match mode.unwrap_or_default() {
         ConsensusMode::Full | ConsensusMode::Compact => {
             let mut body = json!({
                 "success": true,
                 "decision_id": decision.id,
-                "proposal_id": proposal_id,
-                "outcome": evaluation.outcome.as_str(),
+                "proposal_id": decision.proposal_id,
+                "outcome": outcome,
                 "stats": stats,
                 "vote_source": vote_source,
-                "emit_blob_ref_policy": policy_choice.as_str(),
+                "emit_blob_ref_policy": emit.as_str(),
                 "decision_blob_emitted": emitted,
-                "decision_blob_ref": decision_blob_ref,
-                "reasons": reasons,
+                "decision_blob_ref": decision_blob,
+                "reasons": evaluation.reasons,
             });
-            if tuning.response_mode == Some(ConsensusMode::Compact) {
+            if mode == Some(ConsensusMode::Compact) {
                 body["reasons"] = json!(evaluation.reasons.iter().take(3).collect::<Vec<_>>());
                 body["reasons_count"] = json!(evaluation.reasons.len());
             }
@@ -806,8 +305,8 @@ fn evaluate_inner(
         ConsensusMode::Tiny => json!({
             "success": true,
             "decision_id": decision.id,
-            "proposal_id": proposal_id,
-            "outcome": evaluation.outcome.as_str(),
+            "proposal_id": decision.proposal_id,
+            "outcome": outcome,
             "stats": {
                 "disagreement_ratio": stats["disagreement_ratio"],
                 "uncertainty": stats["uncertainty"],
@@ -816,52 +315,19 @@ fn evaluate_inner(
             },
             "reasons_count": evaluation.reasons.len(),
             "vote_source": {
-                "inline_votes": inline_count,
-                "blob_votes": blob_count,
-                "dedupe_by_agent": params.dedupe_by_agent,
+                "inline_votes": vote_source.inline_votes,
+                "blob_votes": vote_source.blob_votes,
+                "dedupe_by_agent": vote_source.dedupe_by_agent,
             },
-            "emit_blob_ref_policy": policy_choice.as_str(),
+            "emit_blob_ref_policy": emit.as_str(),
             "decision_blob_emitted": emitted,
-            "decision_blob_ref": decision_blob_ref,
+            "decision_blob_ref": decision_blob,
         }),
     };
     if let Some(binding) = binding {
-        body["source_binding"] = binding.json.clone();
+        body["source_binding"] = binding.to_json();
     }
-    Ok(body)
-}
-
-/// Stores the decision as a lossless_auto blob and returns its `decision_blob_ref`.
-fn emit_decision_blob(
-    tx: &mut WriteTx<'_>,
-    ctx: &OpCtx,
-    decision: &DecisionRow,
-    evaluation: &Evaluation,
-    stats: &Value,
-    vote_source: &Value,
-    policy_choice: EmitPolicy,
-) -> Result<Value, ToolError> {
-    let payload = canonical(&json!({
-        "proposal_id": decision.proposal_id,
-        "outcome": decision.outcome,
-        "reasons": evaluation.reasons,
-        "stats": stats,
-        "vote_source": vote_source,
-        "created_at": decision.created_at,
-        "decision_id": decision.id,
-        "emit_blob_ref_policy": policy_choice.as_str(),
-        "conflict_detected": evaluation.conflict_detected(),
-    }));
-    let compressed = codec::compress(Mode::LosslessAuto, &payload, &policy(&ctx.config, None));
-    let hash = sha256_hex(&compressed.stored);
-    let (_, created) = blob_store::put(tx, &hash, &compressed.stored)?;
-    Ok(json!({
-        "hash": hash,
-        "created": created,
-        "payload_chars": compressed.stored_chars,
-        "codec": compressed.codec,
-        "gain_pct": compressed.gain_pct,
-    }))
+    body
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -888,66 +354,59 @@ fn list_consensus_decisions(
     ctx: &mut OpCtx,
     args: ListConsensusDecisionsArgs,
 ) -> ToolResult {
-    let limit = int_arg(args.limit, 100, 1, 500);
-    let offset = int_arg(args.offset, 0, 0, i64::MAX);
-    let proposal = args.proposal_id.as_deref().filter(|p| !p.is_empty());
-    let rows = consensus_store::list_decisions(db, proposal, limit, offset)?;
-    if ctx.caller.agent_id().is_some() {
-        ctx.log(
-            "list_consensus_decisions",
-            format!(
-                "proposal={} count={} limit={limit} offset={offset}",
-                proposal.map(|p| prefix(p, 80)).unwrap_or("*"),
-                rows.len()
-            ),
-        );
-    }
+    let query = ListDecisions {
+        proposal_id: args.proposal_id.filter(|p| !p.is_empty()),
+        limit: int_arg(args.limit, 100, 1, 500),
+        offset: int_arg(args.offset, 0, 0, i64::MAX),
+    };
+    let rows = service::list(db, ctx, query)?;
     let mode = args.response_mode.unwrap_or_default();
-    let decisions: Vec<Value> = rows
-        .iter()
-        .map(|row| match mode {
-            ConsensusMode::Full => json!({
+    let decisions: Vec<Value> = rows.iter().map(|row| decision_item(row, mode)).collect();
+    Ok(json!({"success": true, "decisions": decisions}))
+}
+
+fn decision_item(row: &DecisionRow, mode: ConsensusMode) -> Value {
+    match mode {
+        ConsensusMode::Full => json!({
+            "id": row.id,
+            "proposal_id": row.proposal_id,
+            "requesting_agent": row.requesting_agent,
+            "outcome": row.outcome,
+            "stats_json": row.stats_json,
+            "reasons_json": row.reasons_json,
+            "created_at": row.created_at,
+        }),
+        ConsensusMode::Compact => {
+            let stats: Option<Value> = serde_json::from_str(&row.stats_json).ok();
+            let stat = |name: &str| {
+                stats
+                    .as_ref()
+                    .and_then(|s| s.get(name))
+                    .filter(|v| v.is_number())
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            };
+            let reasons_count = serde_json::from_str::<Vec<Value>>(&row.reasons_json)
+                .map(|r| r.len())
+                .unwrap_or(0);
+            json!({
                 "id": row.id,
                 "proposal_id": row.proposal_id,
                 "requesting_agent": row.requesting_agent,
                 "outcome": row.outcome,
-                "stats_json": row.stats_json,
-                "reasons_json": row.reasons_json,
                 "created_at": row.created_at,
-            }),
-            ConsensusMode::Compact => {
-                let stats: Option<Value> = serde_json::from_str(&row.stats_json).ok();
-                let stat = |name: &str| {
-                    stats
-                        .as_ref()
-                        .and_then(|s| s.get(name))
-                        .filter(|v| v.is_number())
-                        .cloned()
-                        .unwrap_or(Value::Null)
-                };
-                let reasons_count = serde_json::from_str::<Vec<Value>>(&row.reasons_json)
-                    .map(|r| r.len())
-                    .unwrap_or(0);
-                json!({
-                    "id": row.id,
-                    "proposal_id": row.proposal_id,
-                    "requesting_agent": row.requesting_agent,
-                    "outcome": row.outcome,
-                    "created_at": row.created_at,
-                    "uncertainty": stat("uncertainty"),
-                    "disagreement_ratio": stat("disagreement_ratio"),
-                    "reasons_count": reasons_count,
-                })
-            }
-            ConsensusMode::Tiny => json!({
-                "id": row.id,
-                "proposal_id": row.proposal_id,
-                "outcome": row.outcome,
-                "created_at": row.created_at,
-            }),
-        })
-        .collect();
-    Ok(json!({"success": true, "decisions": decisions}))
+                "uncertainty": stat("uncertainty"),
+                "disagreement_ratio": stat("disagreement_ratio"),
+                "reasons_count": reasons_count,
+            })
+        }
+        ConsensusMode::Tiny => json!({
+            "id": row.id,
+            "proposal_id": row.proposal_id,
+            "outcome": row.outcome,
+            "created_at": row.created_at,
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -9,14 +9,16 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::context::{ContextReadMode, GetContextArgs, get_context};
-use super::messages::{ReadMessagesArgs, ReadMode, parse_row_cursor, read_messages, row_cursor};
+use super::context::{ContextReadMode, render_context};
+use super::messages::{self, ReadMode, parse_row_cursor, render_inbox, row_cursor};
 use super::tasks::{ExecutionMode, ListTasksArgs, TaskListMode, TaskStatus, list_tasks};
 use super::{
     Activity, Category, Hub, OpCtx, ToolDef, ToolError, ToolResult, WaitFuture, int_arg, non_blank,
 };
 use crate::config::WaitResponseMode;
 use crate::live::{self, Cursor, StreamSet, WaitEnd};
+use crate::service::context::{self as context_service, GetContext};
+use crate::service::messages::{self as message_service, ReadInbox};
 use crate::store::{self, Stream, WriteTx};
 
 pub fn tools() -> Vec<ToolDef> {
@@ -370,18 +372,31 @@ pub struct ReadSnapshotArgs {
 
 crate::tool_args!(ReadSnapshotArgs, caller = requesting_agent or agent_id);
 
-/// has_more and next_cursor of a sub-read payload in any response mode.
-fn page_info(payload: &Value) -> (bool, Option<i64>, usize) {
+/// Where a stream's page ended: more rows waiting, and the sequence of its last row.
+#[derive(Clone, Copy)]
+struct PageEnd {
+    has_more: bool,
+    last_seq: Option<i64>,
+    count: usize,
+}
+
+// TODO(merge): TaskPage — list_tasks still answers JSON, so its page end is read back out
+// of the rendered body; service::tasks::list will hand it over typed.
+fn task_page_end(payload: &Value) -> PageEnd {
     let has_more = payload["has_more"] == Value::Bool(true) || payload["h"] == json!(1);
-    let next = payload["next_cursor"]
+    let last_seq = payload["next_cursor"]
         .as_str()
         .or(payload["n"].as_str())
         .and_then(parse_row_cursor);
-    let count = ["messages", "tasks", "contexts", "m", "t", "c"]
+    let count = ["tasks", "t"]
         .iter()
         .find_map(|key| payload[*key].as_array().map(Vec::len))
         .unwrap_or(0);
-    (has_more, next, count)
+    PageEnd {
+        has_more,
+        last_seq,
+        count,
+    }
 }
 
 fn stage_failure(stage: &str, cause: ToolError) -> ToolError {
@@ -404,6 +419,8 @@ fn stage_failure(stage: &str, cause: ToolError) -> ToolError {
 }
 
 fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) -> ToolResult {
+    // The watched inbox is the subject the pipeline admitted: the caller's own under enforce;
+    // observe and warn still read a named one (with a warning) until they are enforced.
     let Some(watcher) = non_blank(args.agent_id.as_deref())
         .or(non_blank(args.requesting_agent.as_deref()))
         .map(str::to_string)
@@ -455,28 +472,28 @@ fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) 
         int_arg(args.context_limit, 100, 1, 500),
     ];
     let segment = |stream: usize| baseline.map(|c| row_cursor(c.0[stream], 0));
-    let resolve = args.resolve_blob_refs;
+    let resolve = args.resolve_blob_refs == Some(true);
 
-    let messages = read_messages(
+    let inbox = message_service::read_inbox(
         tx,
         ctx,
-        ReadMessagesArgs {
-            agent_id: watcher.clone(),
-            from: args.message_from.clone(),
-            unread_only: args.message_unread_only,
-            limit: Some(limits[0] as f64),
-            offset: None,
-            since_ts: None,
+        ReadInbox {
+            subject: Some(watcher.clone()),
+            from_agent: non_blank(args.message_from.as_deref()).map(str::to_string),
+            unread_only: args.message_unread_only == Some(true),
+            limit: limits[0],
+            offset: 0,
+            since_ms: None,
             cursor: segment(0),
-            response_mode: Some(message_mode),
-            polling: Some(true),
+            full_mode: false,
+            polling: true,
             resolve_blob_refs: resolve,
-            auth_token: None,
             // A snapshot marks nothing read (D12).
             peek: true,
         },
     )
     .map_err(|e| stage_failure("messages", e))?;
+    // TODO(merge): TaskPage
     let tasks = list_tasks(
         tx.db(),
         ctx,
@@ -498,22 +515,20 @@ fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) 
         },
     )
     .map_err(|e| stage_failure("tasks", e))?;
-    let context = get_context(
+    let context = context_service::get(
         tx,
         ctx,
-        GetContextArgs {
-            requesting_agent: None,
-            agent_id: args.context_agent_id.clone(),
-            key: args.context_key.clone(),
-            namespace: args.context_namespace.clone(),
-            limit: Some(limits[2] as f64),
-            offset: None,
+        GetContext {
+            agent_id: non_blank(args.context_agent_id.as_deref()).map(str::to_string),
+            key: args.context_key.clone().filter(|k| !k.is_empty()),
+            namespace: non_blank(args.context_namespace.as_deref()).map(str::to_string),
+            limit: limits[2],
+            offset: 0,
             updated_after: None,
             cursor: segment(2),
-            response_mode: Some(context_mode),
-            polling: Some(true),
+            full_mode: false,
+            polling: true,
             resolve_blob_refs: resolve,
-            auth_token: None,
         },
     )
     .map_err(|e| stage_failure("context", e))?;
@@ -528,11 +543,30 @@ fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) 
         heads.get(Stream::Activity),
     ];
     let base = baseline.unwrap_or_default();
-    let pages = [page_info(&messages), page_info(&tasks), page_info(&context)];
+    let pages = [
+        PageEnd {
+            has_more: inbox.has_more,
+            last_seq: inbox.last_seq,
+            count: inbox.items.len(),
+        },
+        task_page_end(&tasks),
+        PageEnd {
+            has_more: context.has_more,
+            last_seq: context.last_seq,
+            count: context.items.len(),
+        },
+    ];
     let mut next = Cursor::default();
     for (stream, slot) in next.0.iter_mut().enumerate() {
         *slot = match (baseline, pages.get(stream)) {
-            (Some(_), Some((true, Some(last), _))) => *last,
+            (
+                Some(_),
+                Some(PageEnd {
+                    has_more: true,
+                    last_seq: Some(last),
+                    ..
+                }),
+            ) => *last,
             _ => watermark[stream].max(base.0[stream]),
         };
     }
@@ -542,22 +576,25 @@ fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) 
         "read_snapshot",
         format!(
             "watcher={watcher} messages={} tasks={} context={} mode={mode_name} cursor_in={} cursor_out={cursor}",
-            pages[0].2,
-            pages[1].2,
-            pages[2].2,
+            pages[0].count,
+            pages[1].count,
+            pages[2].count,
             args.cursor.as_deref().filter(|c| !c.trim().is_empty()).unwrap_or("-"),
         ),
     );
     if mode == SnapshotMode::Nano {
         return Ok(json!({
-            "s": {"m": messages["m"], "t": tasks["t"], "c": context["c"]},
-            "h": {"m": u8::from(pages[0].0), "t": u8::from(pages[1].0)},
+            "s": {"m": messages::nano_items(&inbox), "t": tasks["t"],
+                  "c": super::context::nano_items(&context)},
+            "h": {"m": u8::from(pages[0].has_more), "t": u8::from(pages[1].has_more)},
             "ch": {"m": u8::from(changed[0]), "t": u8::from(changed[1]),
                    "c": u8::from(changed[2]), "a": u8::from(changed[3])},
-            "n": {"m": messages["n"], "t": tasks["n"]},
+            "n": {"m": inbox.next_cursor, "t": tasks["n"]},
             "u": cursor,
         }));
     }
+    let messages = render_inbox(&inbox, message_mode);
+    let context = render_context(&context, context_mode);
     Ok(json!({
         "success": true,
         "response_mode": mode_name,
@@ -565,7 +602,8 @@ fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) 
                     "activity": changed[3]},
         "cursor": cursor,
         "snapshot": {"messages": messages, "tasks": tasks, "context": context},
-        "counts": {"messages": pages[0].2, "tasks": pages[1].2, "context": pages[2].2},
+        "counts": {"messages": pages[0].count, "tasks": pages[1].count,
+                   "context": pages[2].count},
         "limits": {"messages": limits[0], "tasks": limits[1], "context": limits[2]},
     }))
 }

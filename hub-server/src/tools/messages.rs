@@ -1,18 +1,19 @@
-//! Messaging tools: send_message, read_messages.
+//! Messaging tools: send_message, read_messages — their arguments and response modes.
+//! What a send or a read does (limits, paging, marking read) is `service::messages`; the
+//! inbox renderer here is also read_snapshot's.
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::blobs::{Resolution, resolve_envelope};
-use super::text::optional_text;
-use super::text::{char_count, collapse_whitespace, digest, minify_json, prefix};
-use super::{
-    Activity, Category, OpCtx, ToolDef, ToolError, ToolResult, forbid_full_in_polling, int_arg,
-    non_blank,
-};
+use super::blobs::{Resolution, blob_ref_json};
+use super::text::{char_count, digest, prefix};
+use super::{Activity, Category, OpCtx, ToolDef, ToolResult, int_arg, non_blank};
+pub use crate::domain::cursor::{parse_row_cursor, row_cursor};
+pub use crate::service::messages::MessageCompression;
+use crate::service::messages::{self as service, InboxItem, InboxPage, ReadInbox, SendMessage};
 use crate::store::WriteTx;
-use crate::store::messages::{self as message_store, InboxPage, InboxQuery, InboxRow, NewMessage};
+use crate::store::messages::MessageRow;
 use crate::tool_args;
 
 pub fn tools() -> Vec<ToolDef> {
@@ -39,45 +40,6 @@ pub fn tools() -> Vec<ToolDef> {
     ]
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum MessageCompression {
-    /// Store exactly what was sent (default).
-    #[default]
-    None,
-    /// Collapse every whitespace run to one space (lossy).
-    Whitespace,
-    /// Collapse whitespace only when that saves at least 5 % (lossy).
-    Auto,
-}
-
-impl MessageCompression {
-    fn as_str(self) -> &'static str {
-        match self {
-            MessageCompression::None => "none",
-            MessageCompression::Whitespace => "whitespace",
-            MessageCompression::Auto => "auto",
-        }
-    }
-
-    /// The content to store under this mode.
-    fn apply(self, content: &str) -> String {
-        match self {
-            MessageCompression::None => content.to_string(),
-            MessageCompression::Whitespace => collapse_whitespace(content),
-            MessageCompression::Auto => {
-                let collapsed = collapse_whitespace(content);
-                let budget = char_count(content) * 95 / 100;
-                if char_count(&collapsed) <= budget {
-                    collapsed
-                } else {
-                    content.to_string()
-                }
-            }
-        }
-    }
-}
-
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct SendMessageArgs {
     /// The sender (the caller).
@@ -98,93 +60,41 @@ pub struct SendMessageArgs {
 }
 tool_args!(SendMessageArgs, caller = from_agent, idempotent);
 
-/// A message's stored metadata: `{}` when absent; JSON is minified (keys, numbers and
-/// escapes untouched); anything else is kept verbatim. Over the limit → METADATA_TOO_LONG.
-pub(super) fn message_metadata(
-    config: &crate::config::Config,
-    raw: Option<&str>,
-    tool: &str,
-) -> Result<String, ToolError> {
-    let metadata = match raw {
-        None | Some("") => "{}".to_string(),
-        Some(raw) => minify_json(raw).unwrap_or_else(|| raw.to_string()),
-    };
-    let metadata_chars = char_count(&metadata);
-    if metadata_chars > config.max_message_metadata_chars {
-        let error = format!(
-            "{tool}: metadata is {metadata_chars} characters, over the limit of {}; shorten it \
-             or move it into the message body",
-            config.max_message_metadata_chars
-        );
-        return Err(ToolError::new("METADATA_TOO_LONG", error.clone())
-            .with("max_chars", config.max_message_metadata_chars)
-            .logged(
-                format!("{tool}_rejected"),
-                format!("{error} (METADATA_TOO_LONG)"),
-            ));
-    }
-    Ok(metadata)
-}
-
 fn send_message(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: SendMessageArgs) -> ToolResult {
-    let config = ctx.config.clone();
-    let mode = args.compression_mode.unwrap_or_default();
-    let content = mode.apply(&args.content);
-    let original_chars = char_count(&args.content);
-    let stored_chars = char_count(&content);
-    if stored_chars > config.max_message_content_chars {
-        let error = format!(
-            "send_message: content is {stored_chars} characters, over the limit of {}; send \
-             large payloads as a blob",
-            config.max_message_content_chars
-        );
-        return Err(ToolError::new("CONTENT_TOO_LONG", error.clone())
-            .with("max_chars", config.max_message_content_chars)
-            .logged(
-                "send_message_rejected",
-                format!("{error} (CONTENT_TOO_LONG)"),
-            ));
-    }
-    let metadata = message_metadata(&config, args.metadata.as_deref(), "send_message")?;
-    let message = NewMessage {
-        from_agent: args.from_agent.trim().to_string(),
+    let command = SendMessage {
         to_agent: non_blank(args.to_agent.as_deref()).map(str::to_string),
-        content,
-        metadata,
-        trace_id: optional_text(args.trace_id.as_deref()),
-        span_id: optional_text(args.span_id.as_deref()),
+        content: args.content,
+        metadata: args.metadata,
+        trace_id: args.trace_id,
+        span_id: args.span_id,
+        compression: args.compression_mode.unwrap_or_default(),
     };
-    let row = message_store::insert(tx, &message)?;
-    let applied = row.content != args.content;
-    ctx.log(
-        "send_message",
-        format!(
-            "message_id={} to={} chars={stored_chars} compressed={applied} saved_chars={}",
-            row.id,
-            row.to_agent.as_deref().unwrap_or("broadcast"),
-            original_chars.saturating_sub(stored_chars)
-        ),
-    );
+    let sent = service::send(tx, ctx, command)?;
     Ok(json!({
         "success": true,
-        "message": {
-            "id": row.id,
-            "from_agent": row.from_agent,
-            "to_agent": row.to_agent,
-            "content": row.content,
-            "metadata": row.metadata,
-            "trace_id": row.trace_id,
-            "span_id": row.span_id,
-            "created_at": row.created_at,
-            "read": 0,
-        },
+        "message": sent_message_json(&sent.message),
         "compression": {
-            "mode": mode.as_str(),
-            "applied": applied,
-            "original_chars": original_chars,
-            "stored_chars": stored_chars,
+            "mode": sent.compression.as_str(),
+            "applied": sent.applied,
+            "original_chars": sent.original_chars,
+            "stored_chars": sent.stored_chars,
         }
     }))
+}
+
+/// A just-sent message as send_message and send_blob_message return it.
+pub fn sent_message_json(row: &MessageRow) -> Value {
+    json!({
+        "id": row.id,
+        "from_agent": row.from_agent,
+        "to_agent": row.to_agent,
+        "content": row.content,
+        "metadata": row.metadata,
+        "trace_id": row.trace_id,
+        "span_id": row.span_id,
+        "created_at": row.created_at,
+        "read": 0,
+    })
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -220,157 +130,60 @@ pub struct ReadMessagesArgs {
     /// Resolve blob-ref envelopes (send_blob_message): adds blob_ref and resolved_content.
     pub resolve_blob_refs: Option<bool>,
     pub auth_token: Option<String>,
-    /// Not on the wire: read without marking anything read (read_snapshot, D12).
-    #[serde(skip)]
-    #[schemars(skip)]
-    pub peek: bool,
 }
 tool_args!(ReadMessagesArgs, caller = agent_id);
 
-/// A row cursor is `<seq>:<id>` of the last row returned; reads resume strictly after it.
-pub fn parse_row_cursor(cursor: &str) -> Option<i64> {
-    let mut parts = cursor.trim().split(':');
-    let seq = parts
-        .next()?
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|v| *v >= 0)?;
-    match parts.next() {
-        None => Some(seq),
-        Some(id) => id
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|v| *v >= 0)
-            .map(|_| seq),
-    }
-}
-
-pub fn row_cursor(seq: i64, id: i64) -> String {
-    format!("{seq}:{id}")
-}
-
-pub(super) fn read_messages(
-    tx: &mut WriteTx<'_>,
-    ctx: &mut OpCtx,
-    args: ReadMessagesArgs,
-) -> ToolResult {
+fn read_messages(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadMessagesArgs) -> ToolResult {
     let mode = args.response_mode.unwrap_or_default();
-    let limit = int_arg(args.limit, 50, 1, 200);
-    let offset = int_arg(args.offset, 0, 0, i64::MAX);
-    let cursor = non_blank(args.cursor.as_deref());
-    let page = match (cursor, args.since_ts) {
-        (Some(cursor), _) => match parse_row_cursor(cursor) {
-            Some(seq) => InboxPage::AfterSeq(seq),
-            None => {
-                return Err(ToolError::new(
-                    "CURSOR_INVALID",
-                    format!(
-                        "read_messages: cursor {cursor:?} is not a cursor this hub issued; pass \
-                         back next_cursor unchanged, or omit it to start over"
-                    ),
-                ));
-            }
-        },
-        (None, Some(since)) if since.is_finite() => InboxPage::SinceMs(since.floor() as i64),
-        _ => InboxPage::Newest { offset },
-    };
-    let delta = !matches!(page, InboxPage::Newest { .. });
-    if mode == ReadMode::Full && (args.polling == Some(true) || delta) {
-        forbid_full_in_polling(&ctx.config, "read_messages", &["nano", "tiny", "compact"])?;
-    }
-    let agent_id = args.agent_id.trim().to_string();
-    let query = InboxQuery {
-        agent_id: agent_id.clone(),
+    let read = ReadInbox {
+        subject: None,
         from_agent: non_blank(args.from.as_deref()).map(str::to_string),
         unread_only: args.unread_only == Some(true),
-        limit,
-        page,
+        limit: int_arg(args.limit, 50, 1, 200),
+        offset: int_arg(args.offset, 0, 0, i64::MAX),
+        since_ms: args
+            .since_ts
+            .filter(|v| v.is_finite())
+            .map(|v| v.floor() as i64),
+        cursor: non_blank(args.cursor.as_deref()).map(str::to_string),
+        full_mode: mode == ReadMode::Full,
+        polling: args.polling == Some(true),
+        resolve_blob_refs: args.resolve_blob_refs == Some(true),
+        peek: false,
     };
-    let result = message_store::inbox(tx.db(), &query)?;
-    let unread: Vec<i64> = result
-        .rows
-        .iter()
-        .filter(|row| !row.was_read)
-        .map(|row| row.message.id)
-        .collect();
-    if !args.peek {
-        message_store::mark_read(tx, &agent_id, &unread)?;
-    }
-    let resolve = args.resolve_blob_refs == Some(true);
-    let mut resolutions: Vec<Option<Resolution>> = Vec::with_capacity(result.rows.len());
-    for row in &result.rows {
-        resolutions.push(if resolve {
-            resolve_envelope(tx, &row.message.content)?
-        } else {
-            None
-        });
-    }
+    let page = service::read_inbox(tx, ctx, read)?;
+    Ok(render_inbox(&page, mode))
+}
 
-    let next_cursor = if delta {
-        match result.rows.last() {
-            Some(last) => Some(row_cursor(last.message.seq, last.message.id)),
-            None => cursor.map(str::to_string),
-        }
-    } else {
-        None
-    };
-    ctx.log(
-        "read_messages",
-        format!(
-            "count={} limit={limit} offset={} since_ts={} cursor={} resolve_blob_refs={resolve}",
-            result.rows.len(),
-            if delta { 0 } else { offset },
-            args.since_ts
-                .map(|v| (v.floor() as i64).to_string())
-                .unwrap_or_else(|| "-".into()),
-            cursor.unwrap_or("-"),
-        ),
-    );
+/// read_messages' response body for `page` in `mode`; read_snapshot embeds the same body.
+pub fn render_inbox(page: &InboxPage, mode: ReadMode) -> Value {
     let mut body = Map::new();
     if mode == ReadMode::Nano {
-        body.insert(
-            "m".into(),
-            Value::Array(
-                result
-                    .rows
-                    .iter()
-                    .zip(&resolutions)
-                    .map(|(row, res)| nano_item(row, res.as_ref()))
-                    .collect(),
-            ),
-        );
-        body.insert("h".into(), json!(u8::from(result.has_more)));
-        body.insert("n".into(), json!(next_cursor));
+        body.insert("m".into(), nano_items(page));
+        body.insert("h".into(), json!(u8::from(page.has_more)));
+        body.insert("n".into(), json!(page.next_cursor));
     } else {
-        let items = result
-            .rows
-            .iter()
-            .zip(&resolutions)
-            .map(|(row, res)| message_item(row, res.as_ref(), mode))
-            .collect();
-        body.insert("messages".into(), Value::Array(items));
-        body.insert("has_more".into(), json!(result.has_more));
-        body.insert("next_cursor".into(), json!(next_cursor));
+        body.insert(
+            "messages".into(),
+            page.items
+                .iter()
+                .map(|item| message_item(item, mode))
+                .collect(),
+        );
+        body.insert("has_more".into(), json!(page.has_more));
+        body.insert("next_cursor".into(), json!(page.next_cursor));
     }
-    if !delta && result.has_more {
-        body.insert("next_offset".into(), json!(offset + limit));
+    if let Some(next_offset) = page.next_offset {
+        body.insert("next_offset".into(), json!(next_offset));
     }
-    Ok(Value::Object(body))
+    Value::Object(body)
 }
 
-/// The resolved payload when a blob was resolved, else the stored content.
-fn effective_content<'a>(row: &'a InboxRow, resolution: Option<&'a Resolution>) -> &'a str {
-    resolution
-        .and_then(|r| r.value.as_deref())
-        .unwrap_or(&row.message.content)
-}
-
-fn message_item(row: &InboxRow, resolution: Option<&Resolution>, mode: ReadMode) -> Value {
-    let m = &row.message;
-    let read = u8::from(row.was_read);
-    let text = effective_content(row, resolution);
+fn message_item(item: &InboxItem, mode: ReadMode) -> Value {
+    let m = &item.row.message;
+    let read = u8::from(item.row.was_read);
+    let resolution: Option<&Resolution> = item.resolution.as_ref();
+    let text = item.effective_content();
     match mode {
         ReadMode::Full => {
             let mut item = json!({
@@ -385,7 +198,7 @@ fn message_item(row: &InboxRow, resolution: Option<&Resolution>, mode: ReadMode)
             "read": read,
             });
             if let Some(res) = resolution {
-                item["blob_ref"] = res.blob_ref_json();
+                item["blob_ref"] = blob_ref_json(res);
                 item["resolved_content"] = json!(res.value);
             }
             item
@@ -414,15 +227,21 @@ fn message_item(row: &InboxRow, resolution: Option<&Resolution>, mode: ReadMode)
     }
 }
 
-fn nano_item(row: &InboxRow, resolution: Option<&Resolution>) -> Value {
-    let m = &row.message;
-    let text = effective_content(row, resolution);
+/// The nano rows of a page (`m`), also read_snapshot's nano `s.m`.
+pub fn nano_items(page: &InboxPage) -> Value {
+    page.items.iter().map(nano_item).collect()
+}
+
+fn nano_item(item: &InboxItem) -> Value {
+    let m = &item.row.message;
+    let resolution = item.resolution.as_ref();
+    let text = item.effective_content();
     let mut item = json!({
         "i": m.id,
         "f": m.from_agent,
         "t": m.to_agent,
         "u": m.created_at,
-        "r": u8::from(row.was_read),
+        "r": u8::from(item.row.was_read),
         "c": char_count(text),
         "d": digest(text, 12),
     });
@@ -437,30 +256,4 @@ fn nano_item(row: &InboxRow, resolution: Option<&Resolution>) -> Value {
         item["z"] = json!(u8::from(res.found));
     }
     item
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn row_cursors_round_trip_and_reject_garbage() {
-        assert_eq!(parse_row_cursor(&row_cursor(17, 4)), Some(17));
-        assert_eq!(parse_row_cursor("0"), Some(0));
-        assert_eq!(parse_row_cursor("abc"), None);
-        assert_eq!(parse_row_cursor("5:x"), None);
-        assert_eq!(parse_row_cursor("-1:2"), None);
-    }
-
-    #[test]
-    fn compression_is_lossless_unless_asked() {
-        let code = "fn main() {\n    println!(\"hi\");\n}\n";
-        assert_eq!(MessageCompression::default().apply(code), code);
-        assert_eq!(MessageCompression::Whitespace.apply(" a  b "), "a b");
-        // auto keeps the original when collapsing saves under 5 %.
-        assert_eq!(
-            MessageCompression::Auto.apply("a b c d e f g h i j k"),
-            "a b c d e f g h i j k"
-        );
-    }
 }

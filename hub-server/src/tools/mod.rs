@@ -33,7 +33,8 @@ pub use pipeline::{
 pub mod tasks;
 pub use onboarding::PROTOCOL_VERSION;
 pub mod protocol;
-mod text;
+// Tools render with the same text helpers the services decide with.
+use crate::domain::text;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -48,7 +49,7 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, RoleServer};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::auth;
 use crate::bookkeeping::{Bookkeeper, CallRecord};
@@ -107,7 +108,7 @@ impl Hub {
     }
 }
 
-pub use crate::service::{Ctx as OpCtx, Refusal as ToolError};
+pub use crate::service::{Ctx as OpCtx, Refusal as ToolError, forbid_full_in_polling};
 
 pub type ToolResult = Result<Value, ToolError>;
 
@@ -396,25 +397,4 @@ impl rmcp::ServerHandler for HubServer {
         let value = (def.call)(self.hub.clone(), env, arguments).await?;
         Ok(render(&value).into())
     }
-}
-
-/// `{success:false, error_code:"FULL_MODE_FORBIDDEN_IN_POLLING", ...}` when a polling read
-/// asks for the full response mode and the hub forbids it (spec §1.9).
-pub fn forbid_full_in_polling(
-    config: &Config,
-    tool: &str,
-    allowed: &[&str],
-) -> Result<(), ToolError> {
-    if !config.disallow_full_in_polling {
-        return Ok(());
-    }
-    Err(ToolError::new(
-        "FULL_MODE_FORBIDDEN_IN_POLLING",
-        format!(
-            "{tool}: response_mode \"full\" is not allowed in polling reads (polling:true or a \
-             delta cursor); use one of {}",
-            allowed.join(", ")
-        ),
-    )
-    .with("allowed_response_modes", json!(allowed)))
 }

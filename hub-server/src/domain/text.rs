@@ -1,5 +1,5 @@
-//! Text helpers shared by tool renderers: character-safe prefixes, digests, whitespace
-//! collapse and lossless JSON minification.
+//! Text rules shared by services (limits, compression) and tool renderers: character-safe
+//! prefixes, digests, whitespace collapse and lossless JSON minification. Pure: no I/O.
 
 use sha2::{Digest, Sha256};
 

@@ -1,0 +1,49 @@
+//! Row cursors of the paged reads (inbox, task board, context): `<seq>:<id>` of the last row
+//! returned, opaque to clients. Pure; the 4-segment live cursor is `crate::live::Cursor`.
+
+/// The sequence a row cursor resumes after; `None` for text this hub never issued.
+pub fn parse_row_cursor(cursor: &str) -> Option<i64> {
+    let mut parts = cursor.trim().split(':');
+    let seq = parts
+        .next()?
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|v| *v >= 0)?;
+    match parts.next() {
+        None => Some(seq),
+        Some(id) => id
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|v| *v >= 0)
+            .map(|_| seq),
+    }
+}
+
+pub fn row_cursor(seq: i64, id: i64) -> String {
+    format!("{seq}:{id}")
+}
+
+/// Where a delta page ends: after its last row `(seq, id)`, else where the reader already
+/// was (an empty page must not send it back to the start).
+pub fn resume_cursor(last: Option<(i64, i64)>, cursor: Option<&str>) -> Option<String> {
+    match last {
+        Some((seq, id)) => Some(row_cursor(seq, id)),
+        None => cursor.map(str::to_string),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_cursors_round_trip_and_reject_garbage() {
+        assert_eq!(parse_row_cursor(&row_cursor(17, 4)), Some(17));
+        assert_eq!(parse_row_cursor("0"), Some(0));
+        assert_eq!(parse_row_cursor("abc"), None);
+        assert_eq!(parse_row_cursor("5:x"), None);
+        assert_eq!(parse_row_cursor("-1:2"), None);
+    }
+}

@@ -1,0 +1,297 @@
+//! Messaging: sending a message as the caller and reading the caller's inbox as a typed
+//! page. Owns the content and metadata limits, message compression and the inbox paging
+//! rules (cursor, delta reads, marking read). Must not render (response modes are
+//! `tools::messages`) nor touch SQL (`store::messages`).
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::blobs::{Resolution, resolve_envelope};
+use super::{Ctx, Refusal, forbid_full_in_polling, row_cursor_seq};
+use crate::config::Config;
+use crate::domain::cursor::resume_cursor;
+use crate::domain::text::{char_count, collapse_whitespace, minify_json, optional_text};
+use crate::store::WriteTx;
+use crate::store::messages::{
+    self as message_store, InboxPage as InboxPosition, InboxQuery, InboxRow, MessageRow, NewMessage,
+};
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageCompression {
+    /// Store exactly what was sent (default).
+    #[default]
+    None,
+    /// Collapse every whitespace run to one space (lossy).
+    Whitespace,
+    /// Collapse whitespace only when that saves at least 5 % (lossy).
+    Auto,
+}
+
+impl MessageCompression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageCompression::None => "none",
+            MessageCompression::Whitespace => "whitespace",
+            MessageCompression::Auto => "auto",
+        }
+    }
+
+    /// The content to store under this mode.
+    pub fn apply(self, content: &str) -> String {
+        match self {
+            MessageCompression::None => content.to_string(),
+            MessageCompression::Whitespace => collapse_whitespace(content),
+            MessageCompression::Auto => {
+                let collapsed = collapse_whitespace(content);
+                let budget = char_count(content) * 95 / 100;
+                if char_count(&collapsed) <= budget {
+                    collapsed
+                } else {
+                    content.to_string()
+                }
+            }
+        }
+    }
+}
+
+/// A message's stored metadata: `{}` when absent; JSON is minified (keys, numbers and
+/// escapes untouched); anything else is kept verbatim. Over the limit → METADATA_TOO_LONG.
+pub fn message_metadata(config: &Config, raw: Option<&str>, tool: &str) -> Result<String, Refusal> {
+    let metadata = match raw {
+        None | Some("") => "{}".to_string(),
+        Some(raw) => minify_json(raw).unwrap_or_else(|| raw.to_string()),
+    };
+    let metadata_chars = char_count(&metadata);
+    if metadata_chars > config.max_message_metadata_chars {
+        let error = format!(
+            "{tool}: metadata is {metadata_chars} characters, over the limit of {}; shorten it \
+             or move it into the message body",
+            config.max_message_metadata_chars
+        );
+        return Err(Refusal::new("METADATA_TOO_LONG", error.clone())
+            .with("max_chars", config.max_message_metadata_chars)
+            .logged(
+                format!("{tool}_rejected"),
+                format!("{error} (METADATA_TOO_LONG)"),
+            ));
+    }
+    Ok(metadata)
+}
+
+/// send_message: the sender is the caller.
+pub struct SendMessage {
+    /// `None` broadcasts.
+    pub to_agent: Option<String>,
+    pub content: String,
+    pub metadata: Option<String>,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub compression: MessageCompression,
+}
+
+pub struct Sent {
+    pub message: MessageRow,
+    pub compression: MessageCompression,
+    /// The stored content differs from what was sent.
+    pub applied: bool,
+    pub original_chars: usize,
+    pub stored_chars: usize,
+}
+
+pub fn send(tx: &mut WriteTx<'_>, ctx: &mut Ctx, command: SendMessage) -> Result<Sent, Refusal> {
+    let config = ctx.config.clone();
+    let mode = command.compression;
+    let content = mode.apply(&command.content);
+    let original_chars = char_count(&command.content);
+    let stored_chars = char_count(&content);
+    if stored_chars > config.max_message_content_chars {
+        let error = format!(
+            "send_message: content is {stored_chars} characters, over the limit of {}; send \
+             large payloads as a blob",
+            config.max_message_content_chars
+        );
+        return Err(Refusal::new("CONTENT_TOO_LONG", error.clone())
+            .with("max_chars", config.max_message_content_chars)
+            .logged(
+                "send_message_rejected",
+                format!("{error} (CONTENT_TOO_LONG)"),
+            ));
+    }
+    let metadata = message_metadata(&config, command.metadata.as_deref(), "send_message")?;
+    let message = NewMessage {
+        from_agent: ctx.agent().to_string(),
+        to_agent: command.to_agent,
+        content,
+        metadata,
+        trace_id: optional_text(command.trace_id.as_deref()),
+        span_id: optional_text(command.span_id.as_deref()),
+    };
+    let row = message_store::insert(tx, &message)?;
+    let applied = row.content != command.content;
+    ctx.log(
+        "send_message",
+        format!(
+            "message_id={} to={} chars={stored_chars} compressed={applied} saved_chars={}",
+            row.id,
+            row.to_agent.as_deref().unwrap_or("broadcast"),
+            original_chars.saturating_sub(stored_chars)
+        ),
+    );
+    Ok(Sent {
+        message: row,
+        compression: mode,
+        applied,
+        original_chars,
+        stored_chars,
+    })
+}
+
+/// One page of an inbox read.
+pub struct ReadInbox {
+    /// Whose inbox, when a tool names one besides the caller (read_snapshot's `agent_id`):
+    /// the pipeline has already refused a foreign one under enforce and warned under warn.
+    /// `None` reads the caller's own.
+    pub subject: Option<String>,
+    pub from_agent: Option<String>,
+    pub unread_only: bool,
+    /// 1-200.
+    pub limit: i64,
+    /// Newest-first reads only.
+    pub offset: i64,
+    /// Delta read by time; a cursor wins over it.
+    pub since_ms: Option<i64>,
+    /// The previous page's `next_cursor`, verbatim.
+    pub cursor: Option<String>,
+    /// The caller asked for the full response mode, refused in polling and delta reads
+    /// when the hub forbids it.
+    pub full_mode: bool,
+    /// The caller says it reads in a polling loop.
+    pub polling: bool,
+    pub resolve_blob_refs: bool,
+    /// Leave every message unread (read_snapshot, D12).
+    pub peek: bool,
+}
+
+pub struct InboxItem {
+    pub row: InboxRow,
+    /// Set when blob refs were to be resolved and the content is an envelope.
+    pub resolution: Option<Resolution>,
+}
+
+impl InboxItem {
+    /// The resolved payload when a blob was resolved, else the stored content.
+    pub fn effective_content(&self) -> &str {
+        self.resolution
+            .as_ref()
+            .and_then(|r| r.value.as_deref())
+            .unwrap_or(&self.row.message.content)
+    }
+}
+
+pub struct InboxPage {
+    pub items: Vec<InboxItem>,
+    pub has_more: bool,
+    /// Delta reads only: resume after the last row (or where the caller was, on an empty page).
+    pub next_cursor: Option<String>,
+    /// The sequence of the last row returned, when any.
+    pub last_seq: Option<i64>,
+    /// Newest-first reads with more rows: the offset of the next page.
+    pub next_offset: Option<i64>,
+}
+
+pub fn read_inbox(
+    tx: &mut WriteTx<'_>,
+    ctx: &mut Ctx,
+    read: ReadInbox,
+) -> Result<InboxPage, Refusal> {
+    let cursor = read.cursor.as_deref();
+    let position = match (cursor, read.since_ms) {
+        (Some(cursor), _) => {
+            InboxPosition::AfterSeq(row_cursor_seq("read_messages", cursor, cursor)?)
+        }
+        (None, Some(since)) => InboxPosition::SinceMs(since),
+        (None, None) => InboxPosition::Newest {
+            offset: read.offset,
+        },
+    };
+    let delta = !matches!(position, InboxPosition::Newest { .. });
+    if read.full_mode && (read.polling || delta) {
+        forbid_full_in_polling(&ctx.config, "read_messages", &["nano", "tiny", "compact"])?;
+    }
+    let owner = read
+        .subject
+        .clone()
+        .unwrap_or_else(|| ctx.agent().to_string());
+    let query = InboxQuery {
+        agent_id: owner.clone(),
+        from_agent: read.from_agent.clone(),
+        unread_only: read.unread_only,
+        limit: read.limit,
+        page: position,
+    };
+    let result = message_store::inbox(tx.db(), &query)?;
+    if !read.peek {
+        let unread: Vec<i64> = result
+            .rows
+            .iter()
+            .filter(|row| !row.was_read)
+            .map(|row| row.message.id)
+            .collect();
+        message_store::mark_read(tx, &owner, &unread)?;
+    }
+    let mut items = Vec::with_capacity(result.rows.len());
+    for row in result.rows {
+        let resolution = if read.resolve_blob_refs {
+            resolve_envelope(tx, &row.message.content)?
+        } else {
+            None
+        };
+        items.push(InboxItem { row, resolution });
+    }
+    let last = items
+        .last()
+        .map(|item| (item.row.message.seq, item.row.message.id));
+    ctx.log(
+        "read_messages",
+        format!(
+            "count={} limit={} offset={} since_ts={} cursor={} resolve_blob_refs={}",
+            items.len(),
+            read.limit,
+            if delta { 0 } else { read.offset },
+            read.since_ms
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "-".into()),
+            cursor.unwrap_or("-"),
+            read.resolve_blob_refs,
+        ),
+    );
+    Ok(InboxPage {
+        has_more: result.has_more,
+        next_cursor: if delta {
+            resume_cursor(last, cursor)
+        } else {
+            None
+        },
+        last_seq: last.map(|(seq, _)| seq),
+        next_offset: (!delta && result.has_more).then(|| read.offset + read.limit),
+        items,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_is_lossless_unless_asked() {
+        let code = "fn main() {\n    println!(\"hi\");\n}\n";
+        assert_eq!(MessageCompression::default().apply(code), code);
+        assert_eq!(MessageCompression::Whitespace.apply(" a  b "), "a b");
+        // auto keeps the original when collapsing saves under 5 %.
+        assert_eq!(
+            MessageCompression::Auto.apply("a b c d e f g h i j k"),
+            "a b c d e f g h i j k"
+        );
+    }
+}
