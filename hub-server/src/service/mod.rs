@@ -5,6 +5,9 @@
 //! as it), the time of the call and the activity rows it leaves; a [`Refusal`] is an
 //! expected failure with a wire error code. Services know neither MCP nor SQL.
 
+pub mod claims;
+pub mod tasks;
+
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -78,7 +81,7 @@ pub struct Ctx {
     pub token: Option<String>,
     pub now_ms: i64,
     /// Task-board state shared by the whole hub.
-    pub tasks: Arc<crate::tools::tasks::TaskState>,
+    pub tasks: Arc<tasks::TaskState>,
     pub(crate) quiet: bool,
     pub(crate) activity: Vec<ActivityRow>,
     pub(crate) warnings: Vec<String>,

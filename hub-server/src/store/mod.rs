@@ -23,6 +23,7 @@ pub mod context;
 pub mod idempotency;
 pub mod inspect;
 pub mod messages;
+pub mod quality;
 mod migrations;
 pub mod reports;
 pub mod tasks;

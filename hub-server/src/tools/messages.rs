@@ -227,29 +227,8 @@ pub struct ReadMessagesArgs {
 }
 tool_args!(ReadMessagesArgs, caller = agent_id);
 
-/// A row cursor is `<seq>:<id>` of the last row returned; reads resume strictly after it.
-pub fn parse_row_cursor(cursor: &str) -> Option<i64> {
-    let mut parts = cursor.trim().split(':');
-    let seq = parts
-        .next()?
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|v| *v >= 0)?;
-    match parts.next() {
-        None => Some(seq),
-        Some(id) => id
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|v| *v >= 0)
-            .map(|_| seq),
-    }
-}
-
-pub fn row_cursor(seq: i64, id: i64) -> String {
-    format!("{seq}:{id}")
-}
+// Row cursors are shared by every paged read; their format lives in `domain::cursor`.
+pub use crate::domain::cursor::{parse_row_cursor, row_cursor};
 
 pub(super) fn read_messages(
     tx: &mut WriteTx<'_>,
