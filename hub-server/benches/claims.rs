@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group};
 use hub_server::clock::ManualClock;
-use hub_server::store::claims;
 use hub_server::domain::task::{Consistency, ExecutionMode, Priority, TaskStatus};
+use hub_server::store::claims;
 use hub_server::store::tasks::{self, NewTask, PollQuery, StatusSource};
 use hub_server::store::{Store, StoreResult, SyncMode, WriteTx};
 

@@ -242,7 +242,11 @@ mod tests {
         type Case = (&'static str, fn(&mut GateInput), Result<f64, GateCode>);
         let cases: Vec<Case> = vec![
             ("cheap pass", |_| {}, Ok(0.9)),
-            ("no confidence", |i| i.confidence = None, Err(DoneGateFailed)),
+            (
+                "no confidence",
+                |i| i.confidence = None,
+                Err(DoneGateFailed),
+            ),
             (
                 "nan confidence",
                 |i| i.confidence = Some(f64::NAN),

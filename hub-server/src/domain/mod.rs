@@ -2,7 +2,7 @@
 //! tool arguments convert to these types at the edges; services apply the rules.
 
 pub mod cursor;
-pub mod role;
 pub mod done_gate;
+pub mod role;
 pub mod task;
 pub mod task_rules;

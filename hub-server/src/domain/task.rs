@@ -302,7 +302,11 @@ mod tests {
         ] {
             assert_eq!(StatusSource::parse(source.as_str()), Some(source));
         }
-        for runtime in [RuntimeMode::Repo, RuntimeMode::Isolated, RuntimeMode::Unknown] {
+        for runtime in [
+            RuntimeMode::Repo,
+            RuntimeMode::Isolated,
+            RuntimeMode::Unknown,
+        ] {
             assert_eq!(RuntimeMode::parse(runtime.as_str()), runtime);
         }
         assert_eq!(TaskStatus::parse("IN_PROGRESS"), None);

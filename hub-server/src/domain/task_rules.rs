@@ -329,7 +329,11 @@ mod tests {
         for (caller, lifts, update, delete) in cases {
             let who = actor(caller, lifts);
             assert_eq!(may_update(who, owners), update, "update by {caller}");
-            assert_eq!(may_delete(who, owners.created_by), delete, "delete by {caller}");
+            assert_eq!(
+                may_delete(who, owners.created_by),
+                delete,
+                "delete by {caller}"
+            );
         }
         let unowned = Owners {
             created_by: "maker",
@@ -347,8 +351,14 @@ mod tests {
             lease_expires_at: 1_000,
         };
         use FenceRefusal::*;
-        let cases: [(Option<ClaimFacts<'_>>, &str, Option<&str>, i64, Result<(), FenceRefusal>);
-            8] = [
+        type Case<'a> = (
+            Option<ClaimFacts<'a>>,
+            &'a str,
+            Option<&'a str>,
+            i64,
+            Result<(), FenceRefusal>,
+        );
+        let cases: [Case<'_>; 8] = [
             (None, "w", None, 0, Err(Expired)),
             (Some(claim), "w", None, 1_000, Err(Expired)),
             (Some(claim), "other", Some("c1"), 999, Err(NotOwner)),
@@ -416,10 +426,25 @@ mod tests {
             (None, Priority::Medium, false, Cheap),
             (None, Priority::Medium, true, Strict),
             (None, Priority::Critical, false, Strict),
-            (Some(CreateConsistency::Auto), Priority::Critical, false, Strict),
+            (
+                Some(CreateConsistency::Auto),
+                Priority::Critical,
+                false,
+                Strict,
+            ),
             (Some(CreateConsistency::Auto), Priority::Low, false, Cheap),
-            (Some(CreateConsistency::Cheap), Priority::Critical, true, Cheap),
-            (Some(CreateConsistency::Strict), Priority::Low, false, Strict),
+            (
+                Some(CreateConsistency::Cheap),
+                Priority::Critical,
+                true,
+                Cheap,
+            ),
+            (
+                Some(CreateConsistency::Strict),
+                Priority::Low,
+                false,
+                Strict,
+            ),
         ];
         for (requested, priority, default_strict, expected) in cases {
             assert_eq!(
@@ -447,7 +472,10 @@ mod tests {
         for (stored, requested, done, creator, expected) in cases {
             let outcome = update_consistency(stored, requested, done, creator)
                 .map(|mode| (mode.strict, mode.reported));
-            assert_eq!(outcome, expected, "{stored:?} {requested:?} {done} {creator}");
+            assert_eq!(
+                outcome, expected,
+                "{stored:?} {requested:?} {done} {creator}"
+            );
         }
         assert_eq!(release_consistency(Cheap, None), Cheap);
         assert_eq!(release_consistency(Cheap, Some(Strict)), Strict);

@@ -54,7 +54,7 @@ pub struct PollCommand {
 
 #[derive(Debug, Clone)]
 pub enum PollResult {
-    Claimed(Claimed),
+    Claimed(Box<Claimed>),
     Miss {
         message: String,
         retry_after_ms: i64,
@@ -151,11 +151,11 @@ pub fn poll(
         ),
     );
     Ok(PollOutcome {
-        result: PollResult::Claimed(Claimed {
+        result: PollResult::Claimed(Box::new(Claimed {
             task,
             claim,
             depends_on,
-        }),
+        })),
         runtime_mode,
         warning,
     })
@@ -322,7 +322,8 @@ fn owned_live_claim(
         lease_expires_at: c.lease_expires_at,
     });
     let verdict = task_rules::claim_fence(facts, caller, claim_id, ctx.now_ms);
-    let refusal = |fence: FenceRefusal, message: String| failed(tool, task_id, fence.code(), message);
+    let refusal =
+        |fence: FenceRefusal, message: String| failed(tool, task_id, fence.code(), message);
     match (verdict, claim) {
         (Ok(()), Some(claim)) => Ok(claim),
         (Err(FenceRefusal::NotOwner), Some(claim)) => Err(refusal(
@@ -388,7 +389,11 @@ pub fn renew(
     let caller = acting(ctx);
     sweep_if_due(tx, ctx)?;
     let Some(task_id) = command.task.id() else {
-        return Err(task_not_found(TOOL, command.task, "renew_task_claim_failed"));
+        return Err(task_not_found(
+            TOOL,
+            command.task,
+            "renew_task_claim_failed",
+        ));
     };
     let claim = owned_live_claim(tx, ctx, TOOL, task_id, &caller, command.claim_id.as_deref())?;
     let Some(claim) = claim_store::renew(tx, task_id, &caller, &claim.claim_id, command.lease_ms)?

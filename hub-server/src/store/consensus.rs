@@ -1,5 +1,5 @@
-//! Consensus decisions (one row per evaluation, never upserted) and the agent quality
-//! counters that weight votes.
+//! Consensus decisions (one row per evaluation, never upserted). The agent quality counters
+//! that weight votes belong to `store::quality`; their old names here are re-exports.
 
 use rusqlite::params;
 

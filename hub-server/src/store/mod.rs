@@ -23,8 +23,8 @@ pub mod context;
 pub mod idempotency;
 pub mod inspect;
 pub mod messages;
-pub mod quality;
 mod migrations;
+pub mod quality;
 pub mod reports;
 pub mod tasks;
 

@@ -158,7 +158,13 @@ mod tests {
         let cases = [
             (5, None, None, false, ListPage::Newest { offset: 5 }),
             (5, Some(10.7), None, true, ListPage::UpdatedAfter(10)),
-            (5, Some(f64::NAN), None, false, ListPage::Newest { offset: 5 }),
+            (
+                5,
+                Some(f64::NAN),
+                None,
+                false,
+                ListPage::Newest { offset: 5 },
+            ),
             (5, Some(10.0), Some("7:3"), true, ListPage::AfterSeq(7)),
         ];
         for (offset, after, cursor, delta, page) in cases {

@@ -117,7 +117,9 @@ pub struct TaskRef(pub f64);
 
 impl TaskRef {
     pub fn id(self) -> Option<i64> {
-        (1.0..9.0e15).contains(&self.0).then(|| self.0.floor() as i64)
+        (1.0..9.0e15)
+            .contains(&self.0)
+            .then(|| self.0.floor() as i64)
     }
 }
 

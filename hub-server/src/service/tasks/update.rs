@@ -34,7 +34,11 @@ pub struct UpdateTaskCommand {
 }
 
 /// The applied field updates as the activity row reports them (never the token — D5).
-fn applied_fields(update: &TaskUpdate, status: Option<TaskStatus>, deps: Option<&Vec<i64>>) -> Value {
+fn applied_fields(
+    update: &TaskUpdate,
+    status: Option<TaskStatus>,
+    deps: Option<&Vec<i64>>,
+) -> Value {
     let mut applied = Map::new();
     let mut put = |key: &str, value: Value| {
         applied.insert(key.into(), value);

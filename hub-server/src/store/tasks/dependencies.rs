@@ -166,4 +166,3 @@ pub fn set_dependencies(tx: &mut WriteTx<'_>, task: &TaskRow, deps: &[i64]) -> S
     }
     Ok(true)
 }
-

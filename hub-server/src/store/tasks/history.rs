@@ -32,4 +32,3 @@ pub fn history(db: &Db, task_id: i64) -> StoreResult<Vec<HistoryRow>> {
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?)
 }
-

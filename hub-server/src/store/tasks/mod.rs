@@ -25,11 +25,10 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::{Db, StoreResult, Stream, WriteTx};
 pub use crate::domain::task::StatusSource;
 use crate::domain::task::{Consistency, ExecutionMode, Priority, TaskStatus};
-pub use dependencies::{
-    cycle_through, dependencies, missing_ids, open_dependents, set_dependencies,
-    unmet_dependencies,
-};
 use dependencies::{adjust_unblocks, adjust_unmet};
+pub use dependencies::{
+    cycle_through, dependencies, missing_ids, open_dependents, set_dependencies, unmet_dependencies,
+};
 pub use evidence::{add_evidence, evidence_count, evidence_total_with};
 pub use history::{HistoryRow, history};
 pub use queue::{ListPage, ListQuery, PollQuery, list, next_candidate, poll_query_plan};
@@ -53,7 +52,13 @@ macro_rules! sql_text_enum {
         }
     )*};
 }
-sql_text_enum!(TaskStatus, Priority, ExecutionMode, Consistency, StatusSource);
+sql_text_enum!(
+    TaskStatus,
+    Priority,
+    ExecutionMode,
+    Consistency,
+    StatusSource
+);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskRow {

@@ -163,7 +163,6 @@ pub fn list(db: &Db, query: &ListQuery) -> StoreResult<(Vec<TaskRow>, bool)> {
     Ok((rows, has_more))
 }
 
-
 /// `EXPLAIN QUERY PLAN` of the unassigned poll branch, one line per plan row.
 pub fn poll_query_plan(db: &Db, namespace: Option<&str>) -> StoreResult<Vec<String>> {
     let sql = match namespace {
@@ -195,10 +194,7 @@ pub fn poll_query_plan(db: &Db, namespace: Option<&str>) -> StoreResult<Vec<Stri
     }
     let mut stmt = db.conn.prepare(sql)?;
     let rows = stmt
-        .query_map(params_from_iter(plan_params), |r| {
-            r.get::<_, String>(3)
-        })?
+        .query_map(params_from_iter(plan_params), |r| r.get::<_, String>(3))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
-

@@ -2,8 +2,8 @@
 //! the tasks stream head.
 
 use super::*;
-use crate::domain::task::{Consistency, ExecutionMode, Priority, StatusSource, TaskStatus};
 use crate::clock::ManualClock;
+use crate::domain::task::{Consistency, ExecutionMode, Priority, StatusSource, TaskStatus};
 use crate::store::claims;
 use crate::store::{Store, SyncMode};
 
@@ -64,8 +64,7 @@ async fn counters_stay_exact_through_status_changes_dependency_edits_and_deletes
             // a unblocks two tasks, d none: a first although both are ready.
             assert_eq!(poll(tx, "w"), Some(a.id));
 
-            let (a_row, _) =
-                claims::claim(tx, &a_row, "w", 60_000, StatusSource::PollAndClaim)?;
+            let (a_row, _) = claims::claim(tx, &a_row, "w", 60_000, StatusSource::PollAndClaim)?;
             assert_eq!(poll(tx, "w"), Some(d.id), "b and c wait for a");
             claims::delete_for_task(tx, a.id)?;
             let a_row = change_status(
@@ -79,8 +78,14 @@ async fn counters_stay_exact_through_status_changes_dependency_edits_and_deletes
             assert!(counter_mismatches(tx.db())?.is_empty());
             assert_eq!(poll(tx, "w"), Some(b.id), "b unblocks c");
             // Reopen a (still assigned to w): b and c wait again; only w gets a.
-            let a_row =
-                change_status(tx, &a_row, TaskStatus::Pending, None, "x", StatusSource::UpdateTask)?;
+            let a_row = change_status(
+                tx,
+                &a_row,
+                TaskStatus::Pending,
+                None,
+                "x",
+                StatusSource::UpdateTask,
+            )?;
             assert!(counter_mismatches(tx.db())?.is_empty());
             assert_eq!(poll(tx, "w"), Some(a.id));
             assert_eq!(poll(tx, "other"), Some(d.id));
@@ -135,8 +140,10 @@ async fn orphan_requeue_takes_unprotected_work_only_and_keeps_pre_assignments() 
                 (unclaimed.status, unclaimed.assigned_to),
                 (TaskStatus::Pending, None)
             );
-            assert_eq!(get(tx.db(), leased.id)?.unwrap().status,
-                TaskStatus::InProgress);
+            assert_eq!(
+                get(tx.db(), leased.id)?.unwrap().status,
+                TaskStatus::InProgress
+            );
             assert_eq!(
                 get(tx.db(), pre.id)?.unwrap().assigned_to.as_deref(),
                 Some("ghost")

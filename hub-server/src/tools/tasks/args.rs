@@ -13,9 +13,7 @@ pub use crate::domain::task::{
     Consistency, CreateConsistency, ExecutionMode, NextStatus, Priority, TaskStatus,
 };
 use crate::service::claims::{ClaimCommand, PollCommand, ReleaseCommand, RenewCommand};
-use crate::service::tasks::{
-    CreateTaskCommand, DeleteTaskCommand, TaskRef, UpdateTaskCommand,
-};
+use crate::service::tasks::{CreateTaskCommand, DeleteTaskCommand, TaskRef, UpdateTaskCommand};
 use crate::store::tasks::TaskUpdate;
 use crate::tool_args;
 
@@ -46,7 +44,8 @@ fn non_blank_string(value: Option<&str>) -> Option<String> {
     non_blank(value).map(str::to_string)
 }
 
-/// The done-gate inputs, shared by update_task and release_task_claim.
+// The done-gate inputs, shared by update_task and release_task_claim. A doc comment here
+// would become the description of both tools' whole schema (schemars flattening).
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct DoneGateArgs {
     /// Done gate: your confidence that the task is complete (0-1).

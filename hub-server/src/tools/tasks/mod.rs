@@ -149,14 +149,22 @@ fn poll_and_claim(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: PollAndClaimArgs)
     let command = args.command();
     let include_artifacts = command.include_artifacts;
     let outcome = claim_service::poll(tx, ctx, command)?;
-    Ok(render::polled(outcome, Some(acting(ctx)), include_artifacts))
+    Ok(render::polled(
+        outcome,
+        Some(acting(ctx)),
+        include_artifacts,
+    ))
 }
 
 fn claim_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ClaimTaskArgs) -> ToolResult {
     let command = args.command();
     let include_artifacts = command.include_artifacts;
     let outcome = claim_service::claim(tx, ctx, command)?;
-    Ok(render::claimed_task(outcome, Some(acting(ctx)), include_artifacts))
+    Ok(render::claimed_task(
+        outcome,
+        Some(acting(ctx)),
+        include_artifacts,
+    ))
 }
 
 fn renew_task_claim(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: RenewTaskClaimArgs) -> ToolResult {

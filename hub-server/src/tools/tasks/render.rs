@@ -114,7 +114,11 @@ pub fn claim_list(claims: &[ClaimListing], viewer: Option<&str>) -> Value {
 /// One page of list_tasks in `mode`: `{tasks, has_more, next_cursor}` (nano `{t, h, n}`),
 /// plus `next_offset` when an offset page has more.
 pub fn render_task_page(page: &TaskPage, mode: TaskListMode) -> Value {
-    let items: Vec<Value> = page.items.iter().map(|item| list_item(item, mode)).collect();
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|item| list_item(item, mode))
+        .collect();
     let mut body = Map::new();
     if mode == TaskListMode::Nano {
         body.insert("t".into(), Value::Array(items));
