@@ -27,15 +27,15 @@ impl GateConfig {
     }
 }
 
-/// The gate's inputs, shared by update_task and release_task_claim as they arrive on the
-/// wire (the service turns them into a [`GateInput`] with the looked-up facts).
+/// What a call brings to the gate, shared by update_task and release_task_claim (the
+/// service adds the looked-up facts to make a [`GateInput`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DoneClaim {
     pub confidence: Option<f64>,
     /// `verification_passed` was exactly `true` (anything else, also `"true"`, is not).
     pub verification_passed: bool,
     pub verified_by: Option<String>,
-    /// Normalised ([`normalize_evidence`]).
+    /// As sent; the service normalises them ([`normalize_evidence`]) against its limits.
     pub evidence_refs: Vec<String>,
 }
 
