@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group};
 use hub_server::clock::ManualClock;
+use hub_server::domain::task::{Consistency, ExecutionMode, Priority, TaskStatus};
 use hub_server::store::claims;
 use hub_server::store::tasks::{self, NewTask, PollQuery, StatusSource};
 use hub_server::store::{Store, StoreResult, SyncMode, WriteTx};
@@ -47,11 +48,20 @@ fn board(pending: usize) -> Board {
                             title: format!("bench task {i}"),
                             description: String::new(),
                             namespace: if i % 2 == 0 { "alpha" } else { "beta" }.into(),
-                            execution_mode: ["any", "repo", "isolated"][i % 3].into(),
-                            consistency_mode: "cheap".into(),
+                            execution_mode: [
+                                ExecutionMode::Any,
+                                ExecutionMode::Repo,
+                                ExecutionMode::Isolated,
+                            ][i % 3],
+                            consistency_mode: Consistency::Cheap,
                             assigned_to: None,
                             created_by: "bench".into(),
-                            priority: ["low", "medium", "high", "critical"][i % 4].into(),
+                            priority: [
+                                Priority::Low,
+                                Priority::Medium,
+                                Priority::High,
+                                Priority::Critical,
+                            ][i % 4],
                             trace_id: None,
                             span_id: None,
                             depends_on: match previous {
@@ -84,7 +94,7 @@ fn poll_claim(tx: &mut WriteTx<'_>, agent: &str) -> StoreResult<Option<(i64, Str
     let now = tx.now_ms();
     let query = PollQuery {
         agent_id: agent,
-        execution_modes: &["any", "repo"],
+        execution_modes: &[ExecutionMode::Any, ExecutionMode::Repo],
         namespace: None,
         now_ms: now,
     };
@@ -103,7 +113,7 @@ fn release(tx: &mut WriteTx<'_>, task_id: i64, agent: &str, claim_id: &str) -> S
     tasks::change_status(
         tx,
         &task,
-        "pending",
+        TaskStatus::Pending,
         Some(None),
         agent,
         StatusSource::ReleaseTaskClaim,
@@ -138,7 +148,7 @@ fn poll_and_release(c: &mut Criterion) {
                             conn,
                             &PollQuery {
                                 agent_id: "bench-worker",
-                                execution_modes: &["any", "repo"],
+                                execution_modes: &[ExecutionMode::Any, ExecutionMode::Repo],
                                 namespace: Some("beta"),
                                 now_ms: 1_800_000_000_000,
                             },

@@ -39,11 +39,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn row_cursors_round_trip_and_reject_garbage() {
-        assert_eq!(parse_row_cursor(&row_cursor(17, 4)), Some(17));
-        assert_eq!(parse_row_cursor("0"), Some(0));
-        assert_eq!(parse_row_cursor("abc"), None);
-        assert_eq!(parse_row_cursor("5:x"), None);
-        assert_eq!(parse_row_cursor("-1:2"), None);
+    fn row_cursor_table() {
+        let cases = [
+            ("12:3", Some(12)),
+            (" 12 : 3 ", Some(12)),
+            ("12", Some(12)),
+            ("0:0", Some(0)),
+            ("-1:3", None),
+            ("12:-3", None),
+            ("12:x", None),
+            ("abc", None),
+            ("", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_row_cursor(text), expected, "{text:?}");
+        }
+        assert_eq!(parse_row_cursor(&row_cursor(7, 9)), Some(7));
     }
 }

@@ -2,5 +2,8 @@
 //! tool arguments convert to these types at the edges; services apply the rules.
 
 pub mod cursor;
+pub mod done_gate;
 pub mod role;
+pub mod task;
+pub mod task_rules;
 pub mod text;

@@ -6,9 +6,11 @@
 //! expected failure with a wire error code. Services know neither MCP nor SQL.
 
 pub mod blobs;
+pub mod claims;
 pub mod consensus;
 pub mod context;
 pub mod messages;
+pub mod tasks;
 
 use std::sync::Arc;
 
@@ -89,7 +91,7 @@ pub struct Ctx {
     pub token: Option<String>,
     pub now_ms: i64,
     /// Task-board state shared by the whole hub.
-    pub tasks: Arc<crate::tools::tasks::TaskState>,
+    pub tasks: Arc<tasks::TaskState>,
     pub(crate) quiet: bool,
     pub(crate) activity: Vec<ActivityRow>,
     pub(crate) warnings: Vec<String>,

@@ -8,8 +8,9 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::tasks::{self, StatusSource, TaskRow};
+use super::tasks::{self, TaskRow};
 use super::{Db, StoreResult, WriteTx};
+use crate::domain::task::{Priority, StatusSource, TaskStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimRow {
@@ -97,7 +98,7 @@ pub fn claim(
     let task = tasks::change_status(
         tx,
         task,
-        "in_progress",
+        TaskStatus::InProgress,
         Some(Some(agent_id)),
         agent_id,
         source,
@@ -170,10 +171,10 @@ fn drop_claims_and_requeue(
     for claim in claims {
         delete_for_task(tx, claim.task_id)?;
         if let Some(task) = tasks::get(tx.db(), claim.task_id)?
-            && task.status == "in_progress"
+            && task.status == TaskStatus::InProgress
             && task.assigned_to.as_deref() == Some(claim.agent_id.as_str())
         {
-            tasks::change_status(tx, &task, "pending", Some(None), "system", source)?;
+            tasks::change_status(tx, &task, TaskStatus::Pending, Some(None), "system", source)?;
             requeued += 1;
         }
     }
@@ -224,7 +225,7 @@ pub fn release_agent(tx: &mut WriteTx<'_>, agent_id: &str) -> StoreResult<usize>
         tasks::change_status(
             tx,
             &task,
-            "pending",
+            TaskStatus::Pending,
             Some(None),
             "system",
             StatusSource::Maintenance,
@@ -244,7 +245,7 @@ pub fn requeue_orphans(tx: &mut WriteTx<'_>) -> StoreResult<usize> {
         tasks::change_status(
             tx,
             task,
-            "pending",
+            TaskStatus::Pending,
             Some(None),
             "system",
             StatusSource::Maintenance,
@@ -258,8 +259,8 @@ pub fn requeue_orphans(tx: &mut WriteTx<'_>) -> StoreResult<usize> {
 pub struct ClaimListing {
     pub claim: ClaimRow,
     pub task_title: String,
-    pub task_status: String,
-    pub task_priority: String,
+    pub task_status: TaskStatus,
+    pub task_priority: Priority,
 }
 
 /// Live claims (optionally of one agent), soonest expiry first.

@@ -1,7 +1,7 @@
-//! Consensus decisions (one row per evaluation, never upserted) and the agent quality
-//! counters that weight votes.
+//! Consensus decisions (one row per evaluation, never upserted). The agent quality counters
+//! that weight votes belong to `store::quality`; their old names here are re-exports.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use super::{Db, StoreResult, WriteTx};
 
@@ -86,33 +86,5 @@ pub fn list_decisions(
     Ok(rows)
 }
 
-/// `(completed_count, rollback_count)` of an agent; a missing row reads as zeros.
-pub fn quality_counts(db: &Db, agent_id: &str) -> StoreResult<(i64, i64)> {
-    Ok(db
-        .conn
-        .prepare_cached(
-            "SELECT completed_count, rollback_count FROM agent_quality WHERE agent_id = ?1",
-        )?
-        .query_row([agent_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
-        .unwrap_or((0, 0)))
-}
-
-/// Sets an agent's quality counters (the task board maintains them; tests seed them).
-pub fn set_quality_counts(
-    tx: &mut WriteTx<'_>,
-    agent_id: &str,
-    completed: i64,
-    rollbacks: i64,
-) -> StoreResult<()> {
-    let now = tx.now_ms();
-    tx.conn()
-        .prepare_cached(
-            "INSERT INTO agent_quality (agent_id, completed_count, rollback_count, last_updated)
-             VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (agent_id) DO UPDATE SET completed_count = excluded.completed_count,
-                 rollback_count = excluded.rollback_count, last_updated = excluded.last_updated",
-        )?
-        .execute(params![agent_id, completed, rollbacks, now])?;
-    Ok(())
-}
+// Agent quality counters live in `store::quality`; these names stay for existing callers.
+pub use super::quality::{counts as quality_counts, set as set_quality_counts};

@@ -25,6 +25,7 @@ pub mod idempotency;
 pub mod inspect;
 pub mod messages;
 mod migrations;
+pub mod quality;
 pub mod reports;
 pub mod tasks;
 

@@ -7,6 +7,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{Db, StoreResult};
+use crate::domain::task::TaskStatus;
 
 fn table_exists(db: &Db, table: &str) -> StoreResult<bool> {
     Ok(db
@@ -89,10 +90,10 @@ pub fn current(db: &Db, now_ms: i64) -> StoreResult<CurrentSnapshot> {
             [now_ms - 300_000],
         )?,
         tasks_total: count_in(db, "tasks", "SELECT COUNT(*) FROM tasks", [])?,
-        tasks_pending: status("pending")?,
-        tasks_in_progress: status("in_progress")?,
-        tasks_blocked: status("blocked")?,
-        tasks_done: status("done")?,
+        tasks_pending: status(TaskStatus::Pending.as_str())?,
+        tasks_in_progress: status(TaskStatus::InProgress.as_str())?,
+        tasks_blocked: status(TaskStatus::Blocked.as_str())?,
+        tasks_done: status(TaskStatus::Done.as_str())?,
         claims_active: count_in(
             db,
             "task_claims",

@@ -70,7 +70,7 @@ pub struct Hub {
     /// Cancelled at shutdown: ends long-polls and streams.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Task-board state kept in memory (poll miss streaks, sweep throttle).
-    pub tasks: Arc<tasks::TaskState>,
+    pub tasks: Arc<crate::service::tasks::TaskState>,
     /// Coalesces heartbeats, token use, auth events and quiet activity rows.
     pub bookkeeper: Arc<Bookkeeper>,
     /// Orders the marking reads of each inbox (see [`reading_marked`]).
@@ -86,7 +86,7 @@ impl Hub {
             wait_streaks: crate::live::Streaks::default(),
             waiters: std::sync::atomic::AtomicUsize::new(0),
             shutdown: tokio_util::sync::CancellationToken::new(),
-            tasks: Arc::new(tasks::TaskState::default()),
+            tasks: Arc::new(crate::service::tasks::TaskState::default()),
             bookkeeper: Arc::new(Bookkeeper::new(store.clone())),
             inbox_gates: crate::live::InboxGates::default(),
             store,

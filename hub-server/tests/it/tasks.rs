@@ -77,7 +77,13 @@ async fn history_sources(hub: &TestHub, task_id: i64) -> Vec<(String, String, St
         .await
         .unwrap()
         .into_iter()
-        .map(|h| (h.from_status, h.to_status, h.source))
+        .map(|h| {
+            (
+                h.from_status.as_str().to_string(),
+                h.to_status.as_str().to_string(),
+                h.source.as_str().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -1251,7 +1257,7 @@ async fn update_task_ownership_status_rules_quality_and_history() {
         .handle
         .hub
         .store
-        .read(|conn| hub_server::store::tasks::quality(conn, "w1"))
+        .read(|conn| hub_server::store::quality::counts(conn, "w1"))
         .await
         .unwrap();
     assert_eq!(quality, (1, 1));

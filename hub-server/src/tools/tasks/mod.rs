@@ -1,0 +1,188 @@
+//! Task board tools: create_task, update_task, list_tasks, delete_task, poll_and_claim,
+//! claim_task, renew_task_claim, release_task_claim, list_task_claims.
+//!
+//! Each handler is three steps: parse the arguments into a command (`args`), make one call
+//! into `service::tasks` / `service::claims`, render the outcome (`render`). The rules live
+//! in `domain/`, the SQL in `store/`; this module must contain neither.
+
+mod args;
+mod render;
+
+pub use self::args::{
+    ClaimTaskArgs, CreateTaskArgs, DeleteTaskArgs, DoneGateArgs, ExecutionMode, ListTaskClaimsArgs,
+    ListTasksArgs, PollAndClaimArgs, ReleaseTaskClaimArgs, RenewTaskClaimArgs, TaskListMode,
+    TaskStatus, UpdateTaskArgs,
+};
+pub use self::render::render_task_page;
+use super::{
+    Activity, Category, OpCtx, ToolDef, ToolResult, forbid_full_in_polling, int_arg, non_blank,
+};
+use crate::service::claims as claim_service;
+use crate::service::tasks::{self as task_service, TaskListQuery};
+use crate::store::{Db, WriteTx};
+
+pub fn tools() -> Vec<ToolDef> {
+    vec![
+        super::mutating(
+            "create_task",
+            Category::Tasks,
+            "Create a task (status pending). Optional depends_on (task ids; unknown ids are \
+             refused), priority low|medium|high|critical, namespace, execution_mode \
+             any|repo|isolated, consistency_mode auto|cheap|strict, assigned_to (pre-assigns; \
+             the task stays pending). Supports idempotency_key.",
+            Activity::Stream,
+            create_task,
+        ),
+        super::mutating(
+            "update_task",
+            Category::Tasks,
+            "Update a task you created, are assigned or hold the claim of (orchestrators: any). \
+             in_progress is entered and left only through the claim tools. status done runs the \
+             done gate: pass confidence, verification_passed:true, evidence_refs and, when \
+             required, verified_by (another registered agent).",
+            Activity::Stream,
+            update_task,
+        ),
+        super::reading(
+            "list_tasks",
+            Category::Tasks,
+            "List tasks with filters (status, assigned_to, namespace, execution_mode, \
+             ready_only). For loops pass next_cursor back as cursor: every change arrives once, \
+             in order. response_mode full/compact/tiny/nano; full is refused in polling reads.",
+            list_tasks,
+        ),
+        super::mutating(
+            "delete_task",
+            Category::Tasks,
+            "Delete a task you created (archived by default). Refused while a live claim exists, \
+             and while unfinished tasks depend on it unless force:true.",
+            Activity::Stream,
+            delete_task,
+        ),
+        super::mutating(
+            "poll_and_claim",
+            Category::Tasks,
+            "Claim the best ready task for you (priority, then tasks it unblocks, then oldest), \
+             routed by your runtime profile. Returns task + claim (keep claim.claim_id), or \
+             task:null with retry_after_ms: wait that long before polling again.",
+            Activity::Stream,
+            poll_and_claim,
+        ),
+        super::mutating(
+            "claim_task",
+            Category::Tasks,
+            "Claim one task by id (lease_seconds 30-86400, default 300). Claiming a task you \
+             already hold rotates its claim_id and extends the lease.",
+            Activity::Stream,
+            claim_task,
+        ),
+        super::mutating(
+            "renew_task_claim",
+            Category::Tasks,
+            "Extend the lease of your live claim (pass claim_id). An expired, foreign or stale \
+             claim is refused and nothing changes.",
+            Activity::Stream,
+            renew_task_claim,
+        ),
+        super::mutating(
+            "release_task_claim",
+            Category::Tasks,
+            "Release your claim with next_status pending|blocked|done (default pending). done \
+             runs the done gate: confidence, verification_passed:true, evidence_refs, and \
+             verified_by when required.",
+            Activity::Stream,
+            release_task_claim,
+        ),
+        super::reading(
+            "list_task_claims",
+            Category::Tasks,
+            "List live claims, soonest expiry first (agent_id filters by owner). claim_id is \
+             shown only to its owner (requesting_agent).",
+            list_task_claims,
+        ),
+    ]
+}
+
+/// The acting agent as claim views see it: a blank caller field acts as "" (outside enforce).
+fn acting(ctx: &OpCtx) -> &str {
+    ctx.caller.agent_id().unwrap_or_default()
+}
+
+fn create_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: CreateTaskArgs) -> ToolResult {
+    let outcome = task_service::create(tx, ctx, args.command())?;
+    Ok(render::created(outcome))
+}
+
+fn update_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: UpdateTaskArgs) -> ToolResult {
+    let outcome = task_service::update(tx, ctx, args.command())?;
+    Ok(render::done(outcome))
+}
+
+fn delete_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: DeleteTaskArgs) -> ToolResult {
+    let outcome = task_service::delete(tx, ctx, args.command())?;
+    Ok(render::deleted(outcome))
+}
+
+/// list_tasks; also called by read_snapshot with `polling` set.
+pub(super) fn list_tasks(db: &Db, ctx: &mut OpCtx, args: ListTasksArgs) -> ToolResult {
+    let mode = args.response_mode.unwrap_or_default();
+    let mut query = TaskListQuery::new(
+        int_arg(args.limit, 100, 1, 500),
+        int_arg(args.offset, 0, 0, i64::MAX),
+        args.updated_after,
+        non_blank(args.cursor.as_deref()),
+    )?;
+    if mode == TaskListMode::Full && (args.polling == Some(true) || query.is_delta()) {
+        forbid_full_in_polling(&ctx.config, "list_tasks", &["nano", "tiny", "compact"])?;
+    }
+    query.status = args.status;
+    query.assigned_to = args.assigned_to;
+    query.namespace = args.namespace;
+    query.execution_mode = args.execution_mode;
+    query.ready_only = args.ready_only == Some(true);
+    query.include_dependencies = args.include_dependencies == Some(true);
+    let page = task_service::list(db, ctx, &query)?;
+    Ok(render_task_page(&page, mode))
+}
+
+fn poll_and_claim(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: PollAndClaimArgs) -> ToolResult {
+    let command = args.command();
+    let include_artifacts = command.include_artifacts;
+    let outcome = claim_service::poll(tx, ctx, command)?;
+    Ok(render::polled(
+        outcome,
+        Some(acting(ctx)),
+        include_artifacts,
+    ))
+}
+
+fn claim_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ClaimTaskArgs) -> ToolResult {
+    let command = args.command();
+    let include_artifacts = command.include_artifacts;
+    let outcome = claim_service::claim(tx, ctx, command)?;
+    Ok(render::claimed_task(
+        outcome,
+        Some(acting(ctx)),
+        include_artifacts,
+    ))
+}
+
+fn renew_task_claim(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: RenewTaskClaimArgs) -> ToolResult {
+    let outcome = claim_service::renew(tx, ctx, args.command())?;
+    Ok(render::renewed(outcome, Some(acting(ctx))))
+}
+
+fn release_task_claim(
+    tx: &mut WriteTx<'_>,
+    ctx: &mut OpCtx,
+    args: ReleaseTaskClaimArgs,
+) -> ToolResult {
+    let outcome = claim_service::release(tx, ctx, args.command())?;
+    Ok(render::done(outcome))
+}
+
+fn list_task_claims(db: &Db, ctx: &mut OpCtx, args: ListTaskClaimsArgs) -> ToolResult {
+    let claims = claim_service::list(db, ctx, non_blank(args.agent_id.as_deref()))?;
+    let viewer = ctx.caller.agent_id();
+    Ok(render::claim_list(&claims, viewer))
+}
