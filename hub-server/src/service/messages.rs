@@ -6,15 +6,16 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::blobs::{Resolution, resolve_envelope};
+use super::blobs::{Resolution, resolve_envelope_from};
 use super::{Ctx, Refusal, forbid_full_in_polling, row_cursor_seq};
 use crate::config::Config;
 use crate::domain::cursor::resume_cursor;
 use crate::domain::text::{char_count, collapse_whitespace, minify_json, optional_text};
-use crate::store::WriteTx;
+use crate::store::blobs as blob_store;
 use crate::store::messages::{
     self as message_store, InboxPage as InboxPosition, InboxQuery, InboxRow, MessageRow, NewMessage,
 };
+use crate::store::{Db, StoreResult, WriteTx};
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -200,11 +201,44 @@ pub struct InboxPage {
     pub next_offset: Option<i64>,
 }
 
+/// What an inbox read leaves to write: read marks for the unread rows it returned, and the
+/// access counts of the blobs it resolved.
+#[derive(Debug, Default)]
+pub struct InboxEffects {
+    owner: String,
+    mark_read: Vec<i64>,
+    resolved_blobs: Vec<String>,
+}
+
+impl InboxEffects {
+    pub fn is_empty(&self) -> bool {
+        self.mark_read.is_empty() && self.resolved_blobs.is_empty()
+    }
+
+    pub fn apply(self, tx: &mut WriteTx<'_>) -> StoreResult<()> {
+        message_store::mark_read(tx, &self.owner, &self.mark_read)?;
+        blob_store::touch(tx, &self.resolved_blobs)
+    }
+}
+
+/// Reads a page and applies its effects in the same transaction.
 pub fn read_inbox(
     tx: &mut WriteTx<'_>,
     ctx: &mut Ctx,
     read: ReadInbox,
 ) -> Result<InboxPage, Refusal> {
+    let (page, effects) = read_inbox_from(tx.db(), ctx, read)?;
+    effects.apply(tx)?;
+    Ok(page)
+}
+
+/// Reads a page on any connection (the reader pool for read_messages); the marks and blob
+/// counts it implies come back as [`InboxEffects`] for the writer.
+pub fn read_inbox_from(
+    db: &Db,
+    ctx: &mut Ctx,
+    read: ReadInbox,
+) -> Result<(InboxPage, InboxEffects), Refusal> {
     let cursor = read.cursor.as_deref();
     let position = match (cursor, read.since_ms) {
         (Some(cursor), _) => {
@@ -230,23 +264,29 @@ pub fn read_inbox(
         limit: read.limit,
         page: position,
     };
-    let result = message_store::inbox(tx.db(), &query)?;
+    let result = message_store::inbox(db, &query)?;
+    let mut effects = InboxEffects {
+        owner,
+        ..InboxEffects::default()
+    };
     if !read.peek {
-        let unread: Vec<i64> = result
+        effects.mark_read = result
             .rows
             .iter()
             .filter(|row| !row.was_read)
             .map(|row| row.message.id)
             .collect();
-        message_store::mark_read(tx, &owner, &unread)?;
     }
     let mut items = Vec::with_capacity(result.rows.len());
     for row in result.rows {
         let resolution = if read.resolve_blob_refs {
-            resolve_envelope(tx, &row.message.content)?
+            resolve_envelope_from(db, &row.message.content)?
         } else {
             None
         };
+        if let Some(found) = resolution.as_ref().filter(|r| r.found) {
+            effects.resolved_blobs.push(found.hash.clone());
+        }
         items.push(InboxItem { row, resolution });
     }
     let last = items
@@ -266,7 +306,7 @@ pub fn read_inbox(
             read.resolve_blob_refs,
         ),
     );
-    Ok(InboxPage {
+    let page = InboxPage {
         has_more: result.has_more,
         next_cursor: if delta {
             resume_cursor(last, cursor)
@@ -276,7 +316,8 @@ pub fn read_inbox(
         last_seq: last.map(|(seq, _)| seq),
         next_offset: (!delta && result.has_more).then(|| read.offset + read.limit),
         items,
-    })
+    };
+    Ok((page, effects))
 }
 
 #[cfg(test)]

@@ -65,6 +65,31 @@ pub fn put(tx: &mut WriteTx<'_>, hash: &str, value: &str) -> StoreResult<(BlobRo
 }
 
 /// Reads a blob by exact hash, counting the read: `access_count + 1`, `updated_at = now`.
+/// Reads a blob without counting the access (the caller counts it later with [`touch`]).
+pub fn get(db: &Db, hash: &str) -> StoreResult<Option<BlobRow>> {
+    Ok(db
+        .conn
+        .prepare_cached(
+            "SELECT hash, value, created_at, updated_at, access_count FROM protocol_blobs
+             WHERE hash = ?1",
+        )?
+        .query_row([hash], from_row)
+        .optional()?)
+}
+
+/// Counts one access of each blob in `hashes` (unknown hashes are skipped).
+pub fn touch(tx: &mut WriteTx<'_>, hashes: &[String]) -> StoreResult<()> {
+    let now = tx.now_ms();
+    let mut stmt = tx.conn().prepare_cached(
+        "UPDATE protocol_blobs SET access_count = access_count + 1, updated_at = ?2
+         WHERE hash = ?1",
+    )?;
+    for hash in hashes {
+        stmt.execute(params![hash, now])?;
+    }
+    Ok(())
+}
+
 pub fn get_and_touch(tx: &mut WriteTx<'_>, hash: &str) -> StoreResult<Option<BlobRow>> {
     let now = tx.now_ms();
     Ok(tx

@@ -8,12 +8,14 @@ use serde_json::{Map, Value, json};
 
 use super::blobs::{Resolution, blob_ref_json};
 use super::text::{char_count, digest, prefix};
-use super::{Activity, Category, OpCtx, ToolDef, ToolResult, int_arg, non_blank};
+use super::{
+    Activity, Category, FollowUp, OpCtx, ToolDef, ToolError, ToolResult, int_arg, non_blank,
+};
 pub use crate::domain::cursor::{parse_row_cursor, row_cursor};
 pub use crate::service::messages::MessageCompression;
 use crate::service::messages::{self as service, InboxItem, InboxPage, ReadInbox, SendMessage};
-use crate::store::WriteTx;
 use crate::store::messages::MessageRow;
+use crate::store::{Db, WriteTx};
 use crate::tool_args;
 
 pub fn tools() -> Vec<ToolDef> {
@@ -28,13 +30,12 @@ pub fn tools() -> Vec<ToolDef> {
             send_message,
         ),
         super::blobs::send_blob_message_tool(),
-        super::mutating(
+        super::reading_marked(
             "read_messages",
             Category::Messaging,
             "Read your inbox (direct and broadcast messages). For loops pass the returned \
              next_cursor back as cursor: every message arrives exactly once, in order. \
              response_mode full/compact/tiny/nano; full is refused in polling reads.",
-            Activity::Quiet,
             read_messages,
         ),
     ]
@@ -133,7 +134,12 @@ pub struct ReadMessagesArgs {
 }
 tool_args!(ReadMessagesArgs, caller = agent_id);
 
-fn read_messages(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadMessagesArgs) -> ToolResult {
+/// Runs on the reader pool; the read marks follow through the writer (`reading_marked`).
+fn read_messages(
+    db: &Db,
+    ctx: &mut OpCtx,
+    args: ReadMessagesArgs,
+) -> Result<(Value, Option<FollowUp>), ToolError> {
     let mode = args.response_mode.unwrap_or_default();
     let read = ReadInbox {
         subject: None,
@@ -151,8 +157,10 @@ fn read_messages(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadMessagesArgs) 
         resolve_blob_refs: args.resolve_blob_refs == Some(true),
         peek: false,
     };
-    let page = service::read_inbox(tx, ctx, read)?;
-    Ok(render_inbox(&page, mode))
+    let (page, effects) = service::read_inbox_from(db, ctx, read)?;
+    let follow_up: Option<FollowUp> = (!effects.is_empty())
+        .then(|| Box::new(move |tx: &mut WriteTx<'_>| effects.apply(tx)) as FollowUp);
+    Ok((render_inbox(&page, mode), follow_up))
 }
 
 /// read_messages' response body for `page` in `mode`; read_snapshot embeds the same body.

@@ -527,3 +527,61 @@ async fn restart_keeps_agents_tokens_messages_and_cursors() {
     assert_eq!(agents.ok()["summary"]["total"], 2);
     hub.stop().await;
 }
+
+/// read_messages runs on the reader pool and its read marks follow through the writer:
+/// concurrent unread-only reads of one inbox (several sessions of the same agent) still hand
+/// out every message exactly once, and a restart keeps the marks.
+#[tokio::test]
+async fn concurrent_unread_reads_of_one_inbox_never_repeat_a_message() {
+    let hub = TestHub::start_with(&[("MCP_HUB_RATE_LIMIT_RPS", "0")]).await;
+    let sender = hub.client().await;
+    for i in 0..120 {
+        send(&sender, "s", Some("reader"), &format!("m{i}")).await;
+    }
+    let mut sessions = Vec::new();
+    for _ in 0..6 {
+        sessions.push(hub.client().await);
+    }
+    let mut readers = Vec::new();
+    for session in sessions {
+        readers.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            loop {
+                let page = session
+                    .call(
+                        "read_messages",
+                        json!({"agent_id": "reader", "unread_only": true, "limit": 7,
+                               "response_mode": "nano"}),
+                    )
+                    .await;
+                let rows = page.ok()["m"].as_array().unwrap().clone();
+                if rows.is_empty() {
+                    break;
+                }
+                seen.extend(rows.iter().map(|row| row["i"].as_i64().unwrap()));
+            }
+            session.close().await;
+            seen
+        }));
+    }
+    let mut all = Vec::new();
+    for reader in readers {
+        all.extend(reader.await.unwrap());
+    }
+    all.sort();
+    let unique: std::collections::BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), 120, "every message once: {all:?}");
+    assert_eq!(unique.len(), 120);
+    let hub = hub.restart().await;
+    let client = hub.client().await;
+    let after = client
+        .call(
+            "read_messages",
+            json!({"agent_id": "reader", "unread_only": true}),
+        )
+        .await;
+    assert!(after.ok()["messages"].as_array().unwrap().is_empty(), "marks survived");
+    sender.close().await;
+    client.close().await;
+    hub.stop().await;
+}
