@@ -8,19 +8,19 @@ use serde_json::{Map, Value, json};
 
 use super::blobs::{Resolution, blob_ref_json};
 use super::text::{char_count, digest, prefix};
-use super::{
-    Activity, Category, FollowUp, OpCtx, ToolDef, ToolError, ToolResult, int_arg, non_blank,
-};
+use super::{Activity, Category, FollowUp, OpCtx, ToolDef, ToolError, int_arg, non_blank};
 pub use crate::domain::cursor::{parse_row_cursor, row_cursor};
 pub use crate::service::messages::MessageCompression;
-use crate::service::messages::{self as service, InboxItem, InboxPage, ReadInbox, SendMessage};
+use crate::service::messages::{
+    self as service, InboxItem, InboxPage, ReadInbox, SendMessage, Sent,
+};
 use crate::store::messages::MessageRow;
 use crate::store::{Db, WriteTx};
 use crate::tool_args;
 
 pub fn tools() -> Vec<ToolDef> {
     vec![
-        super::mutating(
+        super::mutating_rendered(
             "send_message",
             Category::Messaging,
             "Send a message to one agent (to_agent) or to all (omit to_agent). Content is \
@@ -28,6 +28,7 @@ pub fn tools() -> Vec<ToolDef> {
              trace_id/span_id and idempotency_key.",
             Activity::Stream,
             send_message,
+            render_sent,
         ),
         super::blobs::send_blob_message_tool(),
         super::reading_marked(
@@ -61,7 +62,11 @@ pub struct SendMessageArgs {
 }
 tool_args!(SendMessageArgs, caller = from_agent, idempotent);
 
-fn send_message(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: SendMessageArgs) -> ToolResult {
+fn send_message(
+    tx: &mut WriteTx<'_>,
+    ctx: &mut OpCtx,
+    args: SendMessageArgs,
+) -> Result<Sent, ToolError> {
     let command = SendMessage {
         to_agent: non_blank(args.to_agent.as_deref()).map(str::to_string),
         content: args.content,
@@ -70,8 +75,12 @@ fn send_message(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: SendMessageArgs) ->
         span_id: args.span_id,
         compression: args.compression_mode.unwrap_or_default(),
     };
-    let sent = service::send(tx, ctx, command)?;
-    Ok(json!({
+    service::send(tx, ctx, command)
+}
+
+/// Rendered after the commit, off the writer thread.
+fn render_sent(sent: Sent) -> Value {
+    json!({
         "success": true,
         "message": sent_message_json(&sent.message),
         "compression": {
@@ -80,7 +89,7 @@ fn send_message(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: SendMessageArgs) ->
             "original_chars": sent.original_chars,
             "stored_chars": sent.stored_chars,
         }
-    }))
+    })
 }
 
 /// A just-sent message as send_message and send_blob_message return it.

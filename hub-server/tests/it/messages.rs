@@ -580,7 +580,10 @@ async fn concurrent_unread_reads_of_one_inbox_never_repeat_a_message() {
             json!({"agent_id": "reader", "unread_only": true}),
         )
         .await;
-    assert!(after.ok()["messages"].as_array().unwrap().is_empty(), "marks survived");
+    assert!(
+        after.ok()["messages"].as_array().unwrap().is_empty(),
+        "marks survived"
+    );
     sender.close().await;
     client.close().await;
     hub.stop().await;

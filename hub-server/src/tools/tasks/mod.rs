@@ -14,16 +14,21 @@ pub use self::args::{
     TaskStatus, UpdateTaskArgs,
 };
 pub use self::render::render_task_page;
+use serde_json::Value;
+
 use super::{
-    Activity, Category, OpCtx, ToolDef, ToolResult, forbid_full_in_polling, int_arg, non_blank,
+    Activity, Category, OpCtx, ToolDef, ToolError, ToolResult, forbid_full_in_polling, int_arg,
+    non_blank,
 };
-use crate::service::claims as claim_service;
-use crate::service::tasks::{self as task_service, TaskListQuery};
+use crate::service::claims::{self as claim_service, ClaimOutcome, PollOutcome, RenewOutcome};
+use crate::service::tasks::{
+    self as task_service, CreateTaskOutcome, DeleteTaskOutcome, DoneOutcome, TaskListQuery,
+};
 use crate::store::{Db, WriteTx};
 
 pub fn tools() -> Vec<ToolDef> {
     vec![
-        super::mutating(
+        super::mutating_rendered(
             "create_task",
             Category::Tasks,
             "Create a task (status pending). Optional depends_on (task ids; unknown ids are \
@@ -32,8 +37,9 @@ pub fn tools() -> Vec<ToolDef> {
              the task stays pending). Supports idempotency_key.",
             Activity::Stream,
             create_task,
+            render::created,
         ),
-        super::mutating(
+        super::mutating_rendered(
             "update_task",
             Category::Tasks,
             "Update a task you created, are assigned or hold the claim of (orchestrators: any). \
@@ -42,6 +48,7 @@ pub fn tools() -> Vec<ToolDef> {
              required, verified_by (another registered agent).",
             Activity::Stream,
             update_task,
+            render::done,
         ),
         super::reading(
             "list_tasks",
@@ -51,15 +58,16 @@ pub fn tools() -> Vec<ToolDef> {
              in order. response_mode full/compact/tiny/nano; full is refused in polling reads.",
             list_tasks,
         ),
-        super::mutating(
+        super::mutating_rendered(
             "delete_task",
             Category::Tasks,
             "Delete a task you created (archived by default). Refused while a live claim exists, \
              and while unfinished tasks depend on it unless force:true.",
             Activity::Stream,
             delete_task,
+            render::deleted,
         ),
-        super::mutating(
+        super::mutating_rendered(
             "poll_and_claim",
             Category::Tasks,
             "Claim the best ready task for you (priority, then tasks it unblocks, then oldest), \
@@ -67,24 +75,27 @@ pub fn tools() -> Vec<ToolDef> {
              task:null with retry_after_ms: wait that long before polling again.",
             Activity::Stream,
             poll_and_claim,
+            render_polled,
         ),
-        super::mutating(
+        super::mutating_rendered(
             "claim_task",
             Category::Tasks,
             "Claim one task by id (lease_seconds 30-86400, default 300). Claiming a task you \
              already hold rotates its claim_id and extends the lease.",
             Activity::Stream,
             claim_task,
+            render_claimed,
         ),
-        super::mutating(
+        super::mutating_rendered(
             "renew_task_claim",
             Category::Tasks,
             "Extend the lease of your live claim (pass claim_id). An expired, foreign or stale \
              claim is refused and nothing changes.",
             Activity::Stream,
             renew_task_claim,
+            render_renewed,
         ),
-        super::mutating(
+        super::mutating_rendered(
             "release_task_claim",
             Category::Tasks,
             "Release your claim with next_status pending|blocked|done (default pending). done \
@@ -92,6 +103,7 @@ pub fn tools() -> Vec<ToolDef> {
              verified_by when required.",
             Activity::Stream,
             release_task_claim,
+            render::done,
         ),
         super::reading(
             "list_task_claims",
@@ -108,19 +120,31 @@ fn acting(ctx: &OpCtx) -> &str {
     ctx.caller.agent_id().unwrap_or_default()
 }
 
-fn create_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: CreateTaskArgs) -> ToolResult {
-    let outcome = task_service::create(tx, ctx, args.command())?;
-    Ok(render::created(outcome))
+// The mutating handlers run on the writer and return typed outcomes; the pipeline renders
+// them after the commit (`mutating_rendered`), so the writer thread runs only SQL.
+
+fn create_task(
+    tx: &mut WriteTx<'_>,
+    ctx: &mut OpCtx,
+    args: CreateTaskArgs,
+) -> Result<CreateTaskOutcome, ToolError> {
+    task_service::create(tx, ctx, args.command())
 }
 
-fn update_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: UpdateTaskArgs) -> ToolResult {
-    let outcome = task_service::update(tx, ctx, args.command())?;
-    Ok(render::done(outcome))
+fn update_task(
+    tx: &mut WriteTx<'_>,
+    ctx: &mut OpCtx,
+    args: UpdateTaskArgs,
+) -> Result<DoneOutcome, ToolError> {
+    task_service::update(tx, ctx, args.command())
 }
 
-fn delete_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: DeleteTaskArgs) -> ToolResult {
-    let outcome = task_service::delete(tx, ctx, args.command())?;
-    Ok(render::deleted(outcome))
+fn delete_task(
+    tx: &mut WriteTx<'_>,
+    ctx: &mut OpCtx,
+    args: DeleteTaskArgs,
+) -> Result<DeleteTaskOutcome, ToolError> {
+    task_service::delete(tx, ctx, args.command())
 }
 
 /// list_tasks; also called by read_snapshot with `polling` set.
@@ -145,40 +169,59 @@ pub(super) fn list_tasks(db: &Db, ctx: &mut OpCtx, args: ListTasksArgs) -> ToolR
     Ok(render_task_page(&page, mode))
 }
 
-fn poll_and_claim(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: PollAndClaimArgs) -> ToolResult {
+/// A claim outcome with what its view needs: who is looking (claim ids are shown only to
+/// their owner) and whether artifacts were asked for.
+type Viewed<O> = (O, String, bool);
+
+fn poll_and_claim(
+    tx: &mut WriteTx<'_>,
+    ctx: &mut OpCtx,
+    args: PollAndClaimArgs,
+) -> Result<Viewed<PollOutcome>, ToolError> {
     let command = args.command();
     let include_artifacts = command.include_artifacts;
     let outcome = claim_service::poll(tx, ctx, command)?;
-    Ok(render::polled(
-        outcome,
-        Some(acting(ctx)),
-        include_artifacts,
-    ))
+    Ok((outcome, acting(ctx).to_string(), include_artifacts))
 }
 
-fn claim_task(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ClaimTaskArgs) -> ToolResult {
+fn render_polled((outcome, viewer, include_artifacts): Viewed<PollOutcome>) -> Value {
+    render::polled(outcome, Some(&viewer), include_artifacts)
+}
+
+fn claim_task(
+    tx: &mut WriteTx<'_>,
+    ctx: &mut OpCtx,
+    args: ClaimTaskArgs,
+) -> Result<Viewed<ClaimOutcome>, ToolError> {
     let command = args.command();
     let include_artifacts = command.include_artifacts;
     let outcome = claim_service::claim(tx, ctx, command)?;
-    Ok(render::claimed_task(
-        outcome,
-        Some(acting(ctx)),
-        include_artifacts,
-    ))
+    Ok((outcome, acting(ctx).to_string(), include_artifacts))
 }
 
-fn renew_task_claim(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: RenewTaskClaimArgs) -> ToolResult {
+fn render_claimed((outcome, viewer, include_artifacts): Viewed<ClaimOutcome>) -> Value {
+    render::claimed_task(outcome, Some(&viewer), include_artifacts)
+}
+
+fn renew_task_claim(
+    tx: &mut WriteTx<'_>,
+    ctx: &mut OpCtx,
+    args: RenewTaskClaimArgs,
+) -> Result<Viewed<RenewOutcome>, ToolError> {
     let outcome = claim_service::renew(tx, ctx, args.command())?;
-    Ok(render::renewed(outcome, Some(acting(ctx))))
+    Ok((outcome, acting(ctx).to_string(), false))
+}
+
+fn render_renewed((outcome, viewer, _): Viewed<RenewOutcome>) -> Value {
+    render::renewed(outcome, Some(&viewer))
 }
 
 fn release_task_claim(
     tx: &mut WriteTx<'_>,
     ctx: &mut OpCtx,
     args: ReleaseTaskClaimArgs,
-) -> ToolResult {
-    let outcome = claim_service::release(tx, ctx, args.command())?;
-    Ok(render::done(outcome))
+) -> Result<DoneOutcome, ToolError> {
+    claim_service::release(tx, ctx, args.command())
 }
 
 fn list_task_claims(db: &Db, ctx: &mut OpCtx, args: ListTaskClaimsArgs) -> ToolResult {
