@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::blobs::{BlobCompression, blob_ref_json, blob_ref_summary, tokens_est};
 use super::text::{char_count, digest, prefix};
-use super::{Activity, Category, OpCtx, ToolDef, ToolResult, int_arg, non_blank};
+use super::{Activity, Category, OpCtx, ToolDef, ToolResult, int_arg, non_blank_string};
 use crate::protocol::round3;
 use crate::service::context::{
     self as service, ContextItem, ContextPage, Entry, GetContext, ShareBlobContext, ShareContext,
@@ -234,19 +234,25 @@ fn entropy(text: &str) -> f64 {
         .sum()
 }
 
+/// The key filter of get_context and read_snapshot: matched exactly as given (keys are not
+/// trimmed); only an empty key means no filter.
+pub(super) fn key_filter(key: Option<&str>) -> Option<String> {
+    key.filter(|k| !k.is_empty()).map(str::to_string)
+}
+
 fn get_context(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: GetContextArgs) -> ToolResult {
     let mode = args.response_mode.unwrap_or_default();
     let read = GetContext {
-        agent_id: non_blank(args.agent_id.as_deref()).map(str::to_string),
-        key: args.key.filter(|k| !k.is_empty()),
-        namespace: non_blank(args.namespace.as_deref()).map(str::to_string),
+        agent_id: non_blank_string(args.agent_id.as_deref()),
+        key: key_filter(args.key.as_deref()),
+        namespace: non_blank_string(args.namespace.as_deref()),
         limit: int_arg(args.limit, 100, 1, 500),
         offset: int_arg(args.offset, 0, 0, i64::MAX),
         updated_after: args
             .updated_after
             .filter(|v| v.is_finite())
             .map(|v| v.floor() as i64),
-        cursor: non_blank(args.cursor.as_deref()).map(str::to_string),
+        cursor: non_blank_string(args.cursor.as_deref()),
         full_mode: mode == ContextReadMode::Full,
         polling: args.polling == Some(true),
         resolve_blob_refs: args.resolve_blob_refs == Some(true),

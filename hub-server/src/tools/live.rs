@@ -9,16 +9,18 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::context::{ContextReadMode, render_context};
-use super::messages::{self, ReadMode, parse_row_cursor, render_inbox, row_cursor};
-use super::tasks::{ExecutionMode, ListTasksArgs, TaskListMode, TaskStatus, list_tasks};
+use super::context::{ContextReadMode, key_filter, render_context};
+use super::messages::{self, ReadMode, render_inbox, row_cursor};
+use super::tasks::{ExecutionMode, TaskListMode, TaskStatus, render_task_page};
 use super::{
     Activity, Category, Hub, OpCtx, ToolDef, ToolError, ToolResult, WaitFuture, int_arg, non_blank,
+    non_blank_string,
 };
 use crate::config::WaitResponseMode;
 use crate::live::{self, Cursor, StreamSet, WaitEnd};
 use crate::service::context::{self as context_service, GetContext};
 use crate::service::messages::{self as message_service, ReadInbox};
+use crate::service::tasks::{self as task_service, TaskListQuery};
 use crate::store::{self, Stream, WriteTx};
 
 pub fn tools() -> Vec<ToolDef> {
@@ -380,25 +382,6 @@ struct PageEnd {
     count: usize,
 }
 
-// TODO(merge): TaskPage — list_tasks still answers JSON, so its page end is read back out
-// of the rendered body; service::tasks::list will hand it over typed.
-fn task_page_end(payload: &Value) -> PageEnd {
-    let has_more = payload["has_more"] == Value::Bool(true) || payload["h"] == json!(1);
-    let last_seq = payload["next_cursor"]
-        .as_str()
-        .or(payload["n"].as_str())
-        .and_then(parse_row_cursor);
-    let count = ["tasks", "t"]
-        .iter()
-        .find_map(|key| payload[*key].as_array().map(Vec::len))
-        .unwrap_or(0);
-    PageEnd {
-        has_more,
-        last_seq,
-        count,
-    }
-}
-
 fn stage_failure(stage: &str, cause: ToolError) -> ToolError {
     let fallback = match stage {
         "messages" => "READ_MESSAGES_FAILED",
@@ -479,7 +462,7 @@ fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) 
         ctx,
         ReadInbox {
             subject: Some(watcher.clone()),
-            from_agent: non_blank(args.message_from.as_deref()).map(str::to_string),
+            from_agent: non_blank_string(args.message_from.as_deref()),
             unread_only: args.message_unread_only == Some(true),
             limit: limits[0],
             offset: 0,
@@ -493,35 +476,25 @@ fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) 
         },
     )
     .map_err(|e| stage_failure("messages", e))?;
-    // TODO(merge): TaskPage
-    let tasks = list_tasks(
-        tx.db(),
-        ctx,
-        ListTasksArgs {
-            agent_id: None,
-            status: args.task_status,
-            assigned_to: args.task_assigned_to.clone(),
-            namespace: args.task_namespace.clone(),
-            execution_mode: args.task_execution_mode,
-            ready_only: args.task_ready_only,
-            include_dependencies: args.include_dependencies,
-            limit: Some(limits[1] as f64),
-            offset: None,
-            updated_after: None,
-            cursor: segment(1),
-            response_mode: Some(task_mode),
-            polling: Some(true),
-            auth_token: None,
-        },
-    )
-    .map_err(|e| stage_failure("tasks", e))?;
+    // The board filters pass as list_tasks passes them (assigned_to and namespace verbatim).
+    let board = TaskListQuery::new(limits[1], 0, None, segment(1).as_deref())
+        .and_then(|mut query| {
+            query.status = args.task_status;
+            query.assigned_to = args.task_assigned_to.clone();
+            query.namespace = args.task_namespace.clone();
+            query.execution_mode = args.task_execution_mode;
+            query.ready_only = args.task_ready_only == Some(true);
+            query.include_dependencies = args.include_dependencies == Some(true);
+            task_service::list(tx.db(), ctx, &query)
+        })
+        .map_err(|e| stage_failure("tasks", e))?;
     let context = context_service::get(
         tx,
         ctx,
         GetContext {
-            agent_id: non_blank(args.context_agent_id.as_deref()).map(str::to_string),
-            key: args.context_key.clone().filter(|k| !k.is_empty()),
-            namespace: non_blank(args.context_namespace.as_deref()).map(str::to_string),
+            agent_id: non_blank_string(args.context_agent_id.as_deref()),
+            key: key_filter(args.context_key.as_deref()),
+            namespace: non_blank_string(args.context_namespace.as_deref()),
             limit: limits[2],
             offset: 0,
             updated_after: None,
@@ -549,7 +522,11 @@ fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) 
             last_seq: inbox.last_seq,
             count: inbox.items.len(),
         },
-        task_page_end(&tasks),
+        PageEnd {
+            has_more: board.has_more,
+            last_seq: board.items.last().map(|item| item.task.seq),
+            count: board.items.len(),
+        },
         PageEnd {
             has_more: context.has_more,
             last_seq: context.last_seq,
@@ -584,16 +561,17 @@ fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) 
     );
     if mode == SnapshotMode::Nano {
         return Ok(json!({
-            "s": {"m": messages::nano_items(&inbox), "t": tasks["t"],
+            "s": {"m": messages::nano_items(&inbox), "t": super::tasks::nano_items(&board),
                   "c": super::context::nano_items(&context)},
             "h": {"m": u8::from(pages[0].has_more), "t": u8::from(pages[1].has_more)},
             "ch": {"m": u8::from(changed[0]), "t": u8::from(changed[1]),
                    "c": u8::from(changed[2]), "a": u8::from(changed[3])},
-            "n": {"m": inbox.next_cursor, "t": tasks["n"]},
+            "n": {"m": inbox.next_cursor, "t": board.next_cursor},
             "u": cursor,
         }));
     }
     let messages = render_inbox(&inbox, message_mode);
+    let tasks = render_task_page(&board, task_mode);
     let context = render_context(&context, context_mode);
     Ok(json!({
         "success": true,

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::blobs::{Resolution, blob_ref_json};
 use super::text::{char_count, digest, prefix};
-use super::{Activity, Category, FollowUp, OpCtx, ToolDef, ToolError, int_arg, non_blank};
+use super::{Activity, Category, FollowUp, OpCtx, ToolDef, ToolError, int_arg, non_blank_string};
 pub use crate::domain::cursor::{parse_row_cursor, row_cursor};
 pub use crate::service::messages::MessageCompression;
 use crate::service::messages::{
@@ -68,7 +68,7 @@ fn send_message(
     args: SendMessageArgs,
 ) -> Result<Sent, ToolError> {
     let command = SendMessage {
-        to_agent: non_blank(args.to_agent.as_deref()).map(str::to_string),
+        to_agent: non_blank_string(args.to_agent.as_deref()),
         content: args.content,
         metadata: args.metadata,
         trace_id: args.trace_id,
@@ -152,7 +152,7 @@ fn read_messages(
     let mode = args.response_mode.unwrap_or_default();
     let read = ReadInbox {
         subject: None,
-        from_agent: non_blank(args.from.as_deref()).map(str::to_string),
+        from_agent: non_blank_string(args.from.as_deref()),
         unread_only: args.unread_only == Some(true),
         limit: int_arg(args.limit, 50, 1, 200),
         offset: int_arg(args.offset, 0, 0, i64::MAX),
@@ -160,7 +160,7 @@ fn read_messages(
             .since_ts
             .filter(|v| v.is_finite())
             .map(|v| v.floor() as i64),
-        cursor: non_blank(args.cursor.as_deref()).map(str::to_string),
+        cursor: non_blank_string(args.cursor.as_deref()),
         full_mode: mode == ReadMode::Full,
         polling: args.polling == Some(true),
         resolve_blob_refs: args.resolve_blob_refs == Some(true),

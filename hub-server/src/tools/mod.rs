@@ -189,6 +189,11 @@ pub fn non_blank(value: Option<&str>) -> Option<&str> {
     value.map(str::trim).filter(|v| !v.is_empty())
 }
 
+/// [`non_blank`], owned: how optional filters and ids pass from the wire into commands.
+pub fn non_blank_string(value: Option<&str>) -> Option<String> {
+    non_blank(value).map(str::to_string)
+}
+
 /// An integer argument floored and clamped; absent or non-finite → `default`.
 pub fn int_arg(value: Option<f64>, default: i64, min: i64, max: i64) -> i64 {
     value

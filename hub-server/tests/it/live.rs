@@ -482,6 +482,78 @@ async fn read_snapshot_resumes_truncated_streams_and_marks_nothing_read() {
 }
 
 #[tokio::test]
+async fn read_snapshot_resumes_a_truncated_task_stream_in_nano_and_compact() {
+    let hub = TestHub::start().await;
+    let client = hub.client().await;
+    let mut created = Vec::new();
+    for n in 0..5 {
+        let task = client
+            .call(
+                "create_task",
+                json!({"title": format!("t{n}"), "created_by": "s"}),
+            )
+            .await;
+        created.push(task.ok()["task"]["id"].as_i64().unwrap());
+    }
+    for mode in ["nano", "compact"] {
+        let (rows, more, next) = if mode == "nano" {
+            (&["s", "t"][..], &["h", "t"][..], &["n", "t"][..])
+        } else {
+            (
+                &["snapshot", "tasks", "tasks"][..],
+                &["snapshot", "tasks", "has_more"][..],
+                &["snapshot", "tasks", "next_cursor"][..],
+            )
+        };
+        let at = |body: &Value, path: &[&str]| {
+            path.iter()
+                .fold(body.clone(), |value, key| value[*key].clone())
+        };
+        let mut cursor = "0.0.0.0".to_string();
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            pages += 1;
+            assert!(pages <= 5, "{mode}: the task stream never ended");
+            let snapshot = client
+                .call(
+                    "read_snapshot",
+                    json!({"agent_id": "board", "cursor": cursor, "task_limit": 2,
+                           "response_mode": mode}),
+                )
+                .await;
+            let body = snapshot.ok();
+            let page = at(body, rows);
+            let ids: Vec<i64> = page
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t[if mode == "nano" { "i" } else { "id" }].as_i64().unwrap())
+                .collect();
+            let truncated =
+                matches!(at(body, more), Value::Bool(true)) || at(body, more) == json!(1);
+            if !ids.is_empty() {
+                assert!(
+                    at(body, next).is_string(),
+                    "{mode}: a delta page names its end"
+                );
+            }
+            seen.extend(ids);
+            cursor = body[if mode == "nano" { "u" } else { "cursor" }]
+                .as_str()
+                .unwrap()
+                .to_string();
+            if !truncated {
+                break;
+            }
+        }
+        assert_eq!(pages, 3, "{mode}: 5 tasks in pages of 2");
+        assert_eq!(seen, created, "{mode}: every task once, in order (D13)");
+    }
+    hub.stop().await;
+}
+
+#[tokio::test]
 async fn read_snapshot_refusals_and_compact_shape() {
     let hub = TestHub::start().await;
     let client = hub.client().await;

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::super::text::optional_text;
-use super::super::{int_arg, non_blank};
+use super::super::{int_arg, non_blank, non_blank_string};
 use crate::domain::done_gate::DoneClaim;
 pub use crate::domain::task::{
     Consistency, CreateConsistency, ExecutionMode, NextStatus, Priority, TaskStatus,
@@ -38,10 +38,6 @@ pub fn normalize_dependencies(values: &[Value], own_id: Option<i64>) -> Vec<i64>
 /// Lease in ms: seconds absent/non-finite → 300, floored, clamped to [30, 86400].
 pub fn lease_ms(seconds: Option<f64>) -> i64 {
     int_arg(seconds, 300, 30, 86_400) * 1000
-}
-
-fn non_blank_string(value: Option<&str>) -> Option<String> {
-    non_blank(value).map(str::to_string)
 }
 
 // The done-gate inputs, shared by update_task and release_task_claim. A doc comment here

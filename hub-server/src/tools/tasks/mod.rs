@@ -13,7 +13,7 @@ pub use self::args::{
     ListTasksArgs, PollAndClaimArgs, ReleaseTaskClaimArgs, RenewTaskClaimArgs, TaskListMode,
     TaskStatus, UpdateTaskArgs,
 };
-pub use self::render::render_task_page;
+pub use self::render::{nano_items, render_task_page};
 use serde_json::Value;
 
 use super::{
@@ -147,8 +147,7 @@ fn delete_task(
     task_service::delete(tx, ctx, args.command())
 }
 
-/// list_tasks; also called by read_snapshot with `polling` set.
-pub(super) fn list_tasks(db: &Db, ctx: &mut OpCtx, args: ListTasksArgs) -> ToolResult {
+fn list_tasks(db: &Db, ctx: &mut OpCtx, args: ListTasksArgs) -> ToolResult {
     let mode = args.response_mode.unwrap_or_default();
     let mut query = TaskListQuery::new(
         int_arg(args.limit, 100, 1, 500),

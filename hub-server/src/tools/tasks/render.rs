@@ -135,6 +135,14 @@ pub fn render_task_page(page: &TaskPage, mode: TaskListMode) -> Value {
     Value::Object(body)
 }
 
+/// The nano rows of `page` (list_tasks' `t`); read_snapshot embeds the same array.
+pub fn nano_items(page: &TaskPage) -> Value {
+    page.items
+        .iter()
+        .map(|item| list_item(item, TaskListMode::Nano))
+        .collect()
+}
+
 fn short(value: Option<&str>) -> Value {
     match value.filter(|v| !v.is_empty()) {
         Some(v) => json!(prefix(v, 12)),
