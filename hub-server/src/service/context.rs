@@ -7,17 +7,17 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::blobs::{
-    PreparedBlob, Resolution, check_blob_size, policy, prepare_blob, resolve_envelope,
+    PreparedBlob, Resolution, check_blob_size, policy, prepare_blob, resolve_envelope_from,
 };
 use super::{Ctx, Refusal, forbid_full_in_polling, row_cursor_seq};
 use crate::domain::cursor::resume_cursor;
 use crate::domain::text::{char_count, collapse_whitespace, minify_json, optional_text, prefix};
 use crate::protocol::codec::{self, Mode};
-use crate::store::WriteTx;
 use crate::store::blobs as blob_store;
 use crate::store::context::{
     self as context_store, ContextPage as ContextPosition, ContextQuery, ContextRow, NewContext,
 };
+use crate::store::{Db, WriteTx};
 
 /// Longest key or namespace accepted.
 pub const MAX_KEY_CHARS: usize = 512;
@@ -312,7 +312,20 @@ pub struct ContextPage {
     pub next_offset: Option<i64>,
 }
 
+/// Reads a page and counts the blob accesses in the same transaction.
 pub fn get(tx: &mut WriteTx<'_>, ctx: &mut Ctx, read: GetContext) -> Result<ContextPage, Refusal> {
+    let (page, resolved) = get_from(tx.db(), ctx, read)?;
+    blob_store::touch(tx, &resolved)?;
+    Ok(page)
+}
+
+/// Reads a page on any connection (the reader pool for get_context and read_snapshot); the
+/// hashes of the blobs it resolved come back for the writer to count.
+pub fn get_from(
+    db: &Db,
+    ctx: &mut Ctx,
+    read: GetContext,
+) -> Result<(ContextPage, Vec<String>), Refusal> {
     if read.full_mode && read.polling {
         forbid_full_in_polling(
             &ctx.config,
@@ -338,14 +351,18 @@ pub fn get(tx: &mut WriteTx<'_>, ctx: &mut Ctx, read: GetContext) -> Result<Cont
         limit: read.limit,
         page: position,
     };
-    let result = context_store::list(tx.db(), &query)?;
+    let result = context_store::list(db, &query)?;
     let mut items = Vec::with_capacity(result.rows.len());
+    let mut resolved = Vec::new();
     for row in result.rows {
         let resolution = if read.resolve_blob_refs {
-            resolve_envelope(tx, &row.value)?
+            resolve_envelope_from(db, &row.value)?
         } else {
             None
         };
+        if let Some(found) = resolution.as_ref().filter(|r| r.found) {
+            resolved.push(found.hash.clone());
+        }
         items.push(ContextItem { row, resolution });
     }
     let last = items.last().map(|item| (item.row.seq, item.row.id));
@@ -368,7 +385,7 @@ pub fn get(tx: &mut WriteTx<'_>, ctx: &mut Ctx, read: GetContext) -> Result<Cont
             items.len(),
         ),
     );
-    Ok(ContextPage {
+    let page = ContextPage {
         has_more: result.has_more,
         next_cursor: if delta {
             resume_cursor(last, cursor)
@@ -378,7 +395,8 @@ pub fn get(tx: &mut WriteTx<'_>, ctx: &mut Ctx, read: GetContext) -> Result<Cont
         last_seq: last.map(|(seq, _)| seq),
         next_offset: (!delta && result.has_more).then(|| read.offset + read.limit),
         items,
-    })
+    };
+    Ok((page, resolved))
 }
 
 #[cfg(test)]

@@ -90,6 +90,9 @@ pub struct Ctx {
     /// The token presented with the call (argument or bearer header).
     pub token: Option<String>,
     pub now_ms: i64,
+    /// The stream heads published when the call was admitted: a read that starts after
+    /// admission sees at least every change up to them.
+    pub heads: crate::store::StreamHeads,
     /// Task-board state shared by the whole hub.
     pub tasks: Arc<tasks::TaskState>,
     pub(crate) quiet: bool,

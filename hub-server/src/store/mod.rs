@@ -109,6 +109,23 @@ pub struct Db {
     conn: Connection,
 }
 
+impl Db {
+    /// Runs `op` in one read transaction: every query in it sees the same committed state,
+    /// and no commit can fall between them (a snapshot's rows and its cursor agree).
+    pub fn in_snapshot<T, E: From<StoreError>>(
+        &self,
+        op: impl FnOnce(&Db) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.conn
+            .execute_batch("BEGIN DEFERRED")
+            .map_err(|e| E::from(e.into()))?;
+        let result = op(self);
+        // A read transaction has nothing to keep; ending it cannot lose anything.
+        let _ = self.conn.execute_batch("COMMIT");
+        result
+    }
+}
+
 /// The writer's view of one request inside the group transaction.
 pub struct WriteTx<'a> {
     db: &'a Db,
@@ -290,6 +307,11 @@ impl Store {
 
     pub fn now_ms(&self) -> i64 {
         self.inner.clock.now_ms()
+    }
+
+    /// The heads published by the latest commit.
+    pub fn heads(&self) -> StreamHeads {
+        *self.inner.heads.borrow()
     }
 
     /// Follows the per-stream heads; changes after every commit that touched a stream.

@@ -15,14 +15,17 @@ use serde_json::{Map, Value, json};
 
 use super::blobs::{BlobCompression, blob_ref_json, blob_ref_summary, tokens_est};
 use super::text::{char_count, digest, prefix};
-use super::{Activity, Category, OpCtx, ToolDef, ToolResult, int_arg, non_blank_string};
+use super::{
+    Activity, Category, FollowUp, OpCtx, ToolDef, ToolError, ToolResult, count_blob_reads, int_arg,
+    non_blank_string,
+};
 use crate::protocol::round3;
 use crate::service::context::{
     self as service, ContextItem, ContextPage, Entry, GetContext, ShareBlobContext, ShareContext,
 };
 pub use crate::service::context::{ContextCompression, MAX_KEY_CHARS};
-use crate::store::WriteTx;
 use crate::store::context::ContextRow;
+use crate::store::{Db, WriteTx};
 use crate::tool_args;
 
 pub fn tools() -> Vec<ToolDef> {
@@ -46,14 +49,14 @@ pub fn tools() -> Vec<ToolDef> {
             Activity::Stream,
             share_blob_context,
         ),
-        super::mutating(
+        super::reading_marked(
             "get_context",
             Category::Context,
             "Read shared context (filters agent_id, key, namespace). For change feeds pass the \
              returned next_cursor back as cursor (or updated_after): changes arrive oldest \
              first, each once, with has_more. response_mode full/compact/tiny/nano/summary; \
              full is refused with polling:true. resolve_blob_refs:true inlines blob values.",
-            Activity::Quiet,
+            super::FollowUpOrder::Unordered,
             get_context,
         ),
     ]
@@ -240,7 +243,12 @@ pub(super) fn key_filter(key: Option<&str>) -> Option<String> {
     key.filter(|k| !k.is_empty()).map(str::to_string)
 }
 
-fn get_context(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: GetContextArgs) -> ToolResult {
+/// Runs on the reader pool; the blob access counts follow through the writer.
+fn get_context(
+    db: &Db,
+    ctx: &mut OpCtx,
+    args: GetContextArgs,
+) -> Result<(Value, Option<FollowUp>), ToolError> {
     let mode = args.response_mode.unwrap_or_default();
     let read = GetContext {
         agent_id: non_blank_string(args.agent_id.as_deref()),
@@ -257,8 +265,8 @@ fn get_context(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: GetContextArgs) -> T
         polling: args.polling == Some(true),
         resolve_blob_refs: args.resolve_blob_refs == Some(true),
     };
-    let page = service::get(tx, ctx, read)?;
-    Ok(render_context(&page, mode))
+    let (page, resolved) = service::get_from(db, ctx, read)?;
+    Ok((render_context(&page, mode), count_blob_reads(resolved)))
 }
 
 /// get_context's response body for `page` in `mode`; read_snapshot embeds the same body.

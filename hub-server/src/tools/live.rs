@@ -13,15 +13,15 @@ use super::context::{ContextReadMode, key_filter, render_context};
 use super::messages::{self, ReadMode, render_inbox, row_cursor};
 use super::tasks::{ExecutionMode, TaskListMode, TaskStatus, render_task_page};
 use super::{
-    Activity, Category, Hub, OpCtx, ToolDef, ToolError, ToolResult, WaitFuture, int_arg, non_blank,
-    non_blank_string,
+    Category, FollowUp, Hub, OpCtx, ToolDef, ToolError, ToolResult, WaitFuture, count_blob_reads,
+    int_arg, non_blank, non_blank_string,
 };
 use crate::config::WaitResponseMode;
 use crate::live::{self, Cursor, StreamSet, WaitEnd};
 use crate::service::context::{self as context_service, GetContext};
 use crate::service::messages::{self as message_service, ReadInbox};
 use crate::service::tasks::{self as task_service, TaskListQuery};
-use crate::store::{self, Stream, WriteTx};
+use crate::store::{self, Db, Stream, WriteTx};
 
 pub fn tools() -> Vec<ToolDef> {
     vec![
@@ -34,14 +34,14 @@ pub fn tools() -> Vec<ToolDef> {
          retry_after_ms on timeouts. response_mode nano {c,s,u,r} is the smallest.",
             wait_for_updates,
         ),
-        super::mutating(
+        super::reading_marked(
             "read_snapshot",
             Category::Observability,
             "One call for a polling loop: your inbox, the task board and shared context with a \
              single resumable cursor (m.t.c.a). Pass the returned cursor back: every change \
              arrives once, also when a stream had more rows than its limit. Marks nothing \
              read. response_mode compact/tiny/nano.",
-            Activity::Quiet,
+            super::FollowUpOrder::Unordered,
             read_snapshot,
         ),
     ]
@@ -401,7 +401,21 @@ fn stage_failure(stage: &str, cause: ToolError) -> ToolError {
     .with("cause", cause.to_json())
 }
 
-fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) -> ToolResult {
+/// Runs on the reader pool in one read transaction; blob access counts (resolve_blob_refs)
+/// follow through the writer.
+fn read_snapshot(
+    db: &Db,
+    ctx: &mut OpCtx,
+    args: ReadSnapshotArgs,
+) -> Result<(Value, Option<FollowUp>), ToolError> {
+    db.in_snapshot(|db| snapshot(db, ctx, args))
+}
+
+fn snapshot(
+    db: &Db,
+    ctx: &mut OpCtx,
+    args: ReadSnapshotArgs,
+) -> Result<(Value, Option<FollowUp>), ToolError> {
     // The watched inbox is the subject the pipeline admitted: the caller's own under enforce;
     // observe and warn still read a named one (with a warning) until they are enforced.
     let Some(watcher) = non_blank(args.agent_id.as_deref())
@@ -457,8 +471,8 @@ fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) 
     let segment = |stream: usize| baseline.map(|c| row_cursor(c.0[stream], 0));
     let resolve = args.resolve_blob_refs == Some(true);
 
-    let inbox = message_service::read_inbox(
-        tx,
+    let (inbox, inbox_effects) = message_service::read_inbox_from(
+        db,
         ctx,
         ReadInbox {
             subject: Some(watcher.clone()),
@@ -485,11 +499,11 @@ fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) 
             query.execution_mode = args.task_execution_mode;
             query.ready_only = args.task_ready_only == Some(true);
             query.include_dependencies = args.include_dependencies == Some(true);
-            task_service::list(tx.db(), ctx, &query)
+            task_service::list(db, ctx, &query)
         })
         .map_err(|e| stage_failure("tasks", e))?;
-    let context = context_service::get(
-        tx,
+    let (context, context_blobs) = context_service::get_from(
+        db,
         ctx,
         GetContext {
             agent_id: non_blank_string(args.context_agent_id.as_deref()),
@@ -506,11 +520,13 @@ fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) 
     )
     .map_err(|e| stage_failure("context", e))?;
 
-    // The new cursor. Everything here runs in one writer transaction, so no commit can fall
-    // between the reads and the watermark. A truncated stream resumes after its last row (D13).
-    let heads = tx.heads();
+    // The new cursor. The reads share one snapshot, which holds at least every change up to
+    // the heads published before it began (`ctx.heads`); rows past them that the snapshot
+    // already holds move the cursor too, so nothing is delivered twice or skipped. A
+    // truncated stream resumes after its last row (D13).
+    let heads = ctx.heads;
     let watermark = [
-        store::messages::latest_visible_seq(tx.db(), &watcher)?,
+        store::messages::latest_visible_seq(db, &watcher)?,
         heads.get(Stream::Tasks),
         heads.get(Stream::Context),
         heads.get(Stream::Activity),
@@ -544,9 +560,23 @@ fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) 
                     ..
                 }),
             ) => *last,
-            _ => watermark[stream].max(base.0[stream]),
+            (_, page) => {
+                let last_row = page.and_then(|p| p.last_seq).unwrap_or(0);
+                watermark[stream].max(base.0[stream]).max(last_row)
+            }
         };
     }
+    let blobs_read = count_blob_reads(context_blobs);
+    let follow_up: Option<FollowUp> = match (inbox_effects.is_empty(), blobs_read) {
+        (true, blobs_read) => blobs_read,
+        (false, None) => Some(Box::new(move |tx: &mut WriteTx<'_>| {
+            inbox_effects.apply(tx)
+        })),
+        (false, Some(blobs_read)) => Some(Box::new(move |tx: &mut WriteTx<'_>| {
+            inbox_effects.apply(tx)?;
+            blobs_read(tx)
+        })),
+    };
     let changed: Vec<bool> = (0..4).map(|i| next.0[i] > base.0[i]).collect();
     let cursor = next.encode();
     ctx.log(
@@ -560,7 +590,7 @@ fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) 
         ),
     );
     if mode == SnapshotMode::Nano {
-        return Ok(json!({
+        let body = json!({
             "s": {"m": messages::nano_items(&inbox), "t": super::tasks::nano_items(&board),
                   "c": super::context::nano_items(&context)},
             "h": {"m": u8::from(pages[0].has_more), "t": u8::from(pages[1].has_more)},
@@ -568,12 +598,13 @@ fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) 
                    "c": u8::from(changed[2]), "a": u8::from(changed[3])},
             "n": {"m": inbox.next_cursor, "t": board.next_cursor},
             "u": cursor,
-        }));
+        });
+        return Ok((body, follow_up));
     }
     let messages = render_inbox(&inbox, message_mode);
     let tasks = render_task_page(&board, task_mode);
     let context = render_context(&context, context_mode);
-    Ok(json!({
+    let body = json!({
         "success": true,
         "response_mode": mode_name,
         "changed": {"messages": changed[0], "tasks": changed[1], "context": changed[2],
@@ -583,5 +614,6 @@ fn read_snapshot(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ReadSnapshotArgs) 
         "counts": {"messages": pages[0].count, "tasks": pages[1].count,
                    "context": pages[2].count},
         "limits": {"messages": limits[0], "tasks": limits[1], "context": limits[2]},
-    }))
+    });
+    Ok((body, follow_up))
 }

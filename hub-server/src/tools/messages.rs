@@ -37,6 +37,7 @@ pub fn tools() -> Vec<ToolDef> {
             "Read your inbox (direct and broadcast messages). For loops pass the returned \
              next_cursor back as cursor: every message arrives exactly once, in order. \
              response_mode full/compact/tiny/nano; full is refused in polling reads.",
+            super::FollowUpOrder::PerCaller,
             read_messages,
         ),
     ]

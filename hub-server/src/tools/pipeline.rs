@@ -313,6 +313,7 @@ fn admit(
         caller,
         token: call.token.clone(),
         now_ms,
+        heads: hub.store.heads(),
         tasks: hub.tasks.clone(),
         quiet: call.quiet,
         activity: Vec::new(),
@@ -646,16 +647,32 @@ where
 
 /// What a marking read leaves to write: e.g. the read marks of the rows it returned.
 pub type FollowUp = Box<dyn FnOnce(&mut WriteTx<'_>) -> StoreResult<()> + Send>;
+
+/// The follow-up that counts one access of each blob a read resolved, if any.
+pub fn count_blob_reads(hashes: Vec<String>) -> Option<FollowUp> {
+    (!hashes.is_empty())
+        .then(|| Box::new(move |tx: &mut WriteTx<'_>| store::blobs::touch(tx, &hashes)) as FollowUp)
+}
 pub type MarkingOp<A> = fn(&Db, &mut OpCtx, A) -> Result<(Value, Option<FollowUp>), ToolError>;
 
-/// A read that leaves state behind (read marks): the query runs on the reader pool and the
-/// answer goes out at once; the follow-up write joins the next group commit. The caller's
-/// inbox gate keeps its reads in order: a read starts only after the marks of the previous
-/// read of the same inbox have committed, so an unread-only read never returns a row twice.
+/// Whether a marking read's follow-up changes what the caller's next read returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowUpOrder {
+    /// Read marks: the caller's reads take turns, each after the previous one's marks
+    /// committed, so an unread-only read never returns a row twice.
+    PerCaller,
+    /// Access counters: nothing a later read returns depends on them.
+    Unordered,
+}
+
+/// A read that leaves state behind (read marks, blob access counts): the query runs on the
+/// reader pool and the answer goes out at once; the follow-up write is queued for the next
+/// group commit, ordered as `order` says.
 pub fn reading_marked<A: ToolArgs>(
     name: &'static str,
     category: Category,
     description: &'static str,
+    order: FollowUpOrder,
     op: MarkingOp<A>,
 ) -> ToolDef {
     define::<A>(
@@ -665,8 +682,15 @@ pub fn reading_marked<A: ToolArgs>(
         Box::new(move |hub, env, raw| {
             Box::pin(async move {
                 let (args, call) = parse_args::<A>(name, env, raw, Activity::Quiet)?;
-                let gate = hub.inbox_gates.gate(call.caller.as_deref());
-                let turn = gate.lock_owned().await;
+                let turn = match order {
+                    FollowUpOrder::PerCaller => Some(
+                        hub.inbox_gates
+                            .gate(call.caller.as_deref())
+                            .lock_owned()
+                            .await,
+                    ),
+                    FollowUpOrder::Unordered => None,
+                };
                 let store = hub.store.clone();
                 let (value, follow_up) =
                     run_read_with(hub, call, move |db, ctx| op(db, ctx, args)).await;
@@ -675,7 +699,7 @@ pub fn reading_marked<A: ToolArgs>(
                     let committed = store.write(follow_up);
                     tokio::spawn(async move {
                         if let Err(error) = committed.await {
-                            tracing::warn!(%error, "read marks were not written");
+                            tracing::warn!(%error, "a read's follow-up write failed");
                         }
                         drop(turn);
                     });
