@@ -34,6 +34,25 @@ pub fn resume_cursor(last: Option<(i64, i64)>, cursor: Option<&str>) -> Option<S
     }
 }
 
+/// Where a page leaves its reader: `(next_cursor, last_seq, next_offset)`. Delta reads
+/// (`delta`) resume after the last row `(seq, id)`; newest-first reads page by offset.
+pub fn page_end(
+    delta: bool,
+    last: Option<(i64, i64)>,
+    cursor: Option<&str>,
+    has_more: bool,
+    offset: i64,
+    limit: i64,
+) -> (Option<String>, Option<i64>, Option<i64>) {
+    let next_cursor = if delta {
+        resume_cursor(last, cursor)
+    } else {
+        None
+    };
+    let next_offset = (!delta && has_more).then_some(offset + limit);
+    (next_cursor, last.map(|(seq, _)| seq), next_offset)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

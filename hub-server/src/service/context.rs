@@ -10,7 +10,7 @@ use super::blobs::{
     PreparedBlob, Resolution, check_blob_size, policy, prepare_blob, resolve_envelope_from,
 };
 use super::{Ctx, Refusal, forbid_full_in_polling, row_cursor_seq};
-use crate::domain::cursor::resume_cursor;
+use crate::domain::cursor::page_end;
 use crate::domain::text::{char_count, collapse_whitespace, minify_json, optional_text, prefix};
 use crate::protocol::codec::{self, Mode};
 use crate::store::blobs as blob_store;
@@ -385,15 +385,19 @@ pub fn get_from(
             items.len(),
         ),
     );
+    let (next_cursor, last_seq, next_offset) = page_end(
+        delta,
+        last,
+        cursor,
+        result.has_more,
+        read.offset,
+        read.limit,
+    );
     let page = ContextPage {
         has_more: result.has_more,
-        next_cursor: if delta {
-            resume_cursor(last, cursor)
-        } else {
-            None
-        },
-        last_seq: last.map(|(seq, _)| seq),
-        next_offset: (!delta && result.has_more).then(|| read.offset + read.limit),
+        next_cursor,
+        last_seq,
+        next_offset,
         items,
     };
     Ok((page, resolved))

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::blobs::{Resolution, resolve_envelope_from};
 use super::{Ctx, Refusal, forbid_full_in_polling, row_cursor_seq};
 use crate::config::Config;
-use crate::domain::cursor::resume_cursor;
+use crate::domain::cursor::page_end;
 use crate::domain::text::{char_count, collapse_whitespace, minify_json, optional_text};
 use crate::store::blobs as blob_store;
 use crate::store::messages::{
@@ -306,15 +306,19 @@ pub fn read_inbox_from(
             read.resolve_blob_refs,
         ),
     );
+    let (next_cursor, last_seq, next_offset) = page_end(
+        delta,
+        last,
+        cursor,
+        result.has_more,
+        read.offset,
+        read.limit,
+    );
     let page = InboxPage {
         has_more: result.has_more,
-        next_cursor: if delta {
-            resume_cursor(last, cursor)
-        } else {
-            None
-        },
-        last_seq: last.map(|(seq, _)| seq),
-        next_offset: (!delta && result.has_more).then(|| read.offset + read.limit),
+        next_cursor,
+        last_seq,
+        next_offset,
         items,
     };
     Ok((page, effects))

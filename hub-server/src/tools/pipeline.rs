@@ -115,16 +115,13 @@ pub fn mutating<A: ToolArgs>(
     activity: Activity,
     op: fn(&mut WriteTx<'_>, &mut OpCtx, A) -> ToolResult,
 ) -> ToolDef {
-    define::<A>(
+    mutating_rendered(
         name,
         category,
         description,
-        Box::new(move |hub, env, raw| {
-            Box::pin(async move {
-                let (args, call) = parse_args::<A>(name, env, raw, activity)?;
-                Ok(run_write(hub, call, move |tx, ctx| op(tx, ctx, args)).await)
-            })
-        }),
+        activity,
+        op,
+        std::convert::identity,
     )
 }
 
