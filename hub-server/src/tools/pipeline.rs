@@ -38,6 +38,7 @@ struct Call {
     token: Option<String>,
     connection_key: String,
     idempotency: Option<(String, String)>,
+    /// Of the arguments; computed only for calls with an idempotency key.
     fingerprint: String,
     quiet: bool,
     cancel: tokio_util::sync::CancellationToken,
@@ -49,7 +50,15 @@ fn parse_args<A: ToolArgs>(
     raw: JsonObject,
     activity: Activity,
 ) -> Result<(A, Call), ErrorData> {
-    let fingerprint = fingerprint(&raw);
+    let keyed = raw
+        .get("idempotency_key")
+        .and_then(Value::as_str)
+        .is_some_and(|key| !key.trim().is_empty());
+    let fingerprint = if keyed {
+        fingerprint(&raw)
+    } else {
+        String::new()
+    };
     let cancel = env.cancel.clone();
     let args: A = serde_json::from_value(Value::Object(raw))
         .map_err(|e| ErrorData::invalid_params(format!("-32602 {tool}: {e}"), None))?;
