@@ -393,6 +393,11 @@ impl Store {
                 .ok_or_else(|| StoreError::Internal("reader pool empty".into()))?;
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| op(&conn)))
                 .unwrap_or_else(|_| Err(StoreError::Internal("read panicked".into())));
+            // A read that panicked inside `Db::in_snapshot` must not hand the next reader a
+            // connection stuck in its old snapshot.
+            if !conn.conn.is_autocommit() {
+                let _ = conn.conn.execute_batch("ROLLBACK");
+            }
             inner
                 .readers
                 .lock()
@@ -638,5 +643,35 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(persisted, 200);
+    }
+
+    #[tokio::test]
+    async fn a_panicked_snapshot_read_leaves_no_stale_snapshot_behind() {
+        let (_dir, store) = open_temp();
+        for _ in 0..READERS {
+            let failed = store
+                .read(|db| db.in_snapshot(|_| -> StoreResult<()> { panic!("boom") }))
+                .await;
+            assert!(failed.is_err());
+        }
+        let seq = store
+            .write(|tx| Ok(tx.next_seq(Stream::Messages)))
+            .await
+            .unwrap();
+        for _ in 0..READERS {
+            let seen = store
+                .read(|db| {
+                    db.in_snapshot(|db| {
+                        Ok(db.conn.query_row(
+                            "SELECT value FROM hub_meta WHERE key='seq'",
+                            [],
+                            |r| r.get::<_, i64>(0),
+                        )?)
+                    })
+                })
+                .await
+                .unwrap();
+            assert_eq!(seen, seq, "every reader sees the latest commit");
+        }
     }
 }
