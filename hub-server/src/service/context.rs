@@ -10,6 +10,7 @@ use super::blobs::{
     PreparedBlob, Resolution, check_blob_size, policy, prepare_blob, resolve_envelope_from,
 };
 use super::{Ctx, Refusal, forbid_full_in_polling, row_cursor_seq};
+use crate::config::Config;
 use crate::domain::cursor::page_end;
 use crate::domain::text::{char_count, collapse_whitespace, minify_json, optional_text, prefix};
 use crate::protocol::codec::{self, Mode};
@@ -145,7 +146,21 @@ impl Entry {
 pub struct ShareContext {
     pub entry: Entry,
     pub value: String,
+    /// `value` after `compression`: computed before the write (see [`ShareContext::new`]).
+    stored_value: String,
     pub compression: ContextCompression,
+}
+
+impl ShareContext {
+    /// Applies the compression here, so a caller can build the command off the writer.
+    pub fn new(entry: Entry, value: String, compression: ContextCompression) -> ShareContext {
+        ShareContext {
+            stored_value: compression.apply(&value),
+            entry,
+            value,
+            compression,
+        }
+    }
 }
 
 pub struct Shared {
@@ -165,7 +180,7 @@ pub fn share(
     let mode = command.compression;
     let new = command
         .entry
-        .checked(ctx, "share_context", mode.apply(&command.value))?;
+        .checked(ctx, "share_context", command.stored_value)?;
     let original_chars = char_count(&command.value);
     let stored_chars = char_count(&new.value);
     if stored_chars > max {
@@ -202,8 +217,19 @@ pub fn share(
 
 pub struct ShareBlobContext {
     pub entry: Entry,
-    pub payload: String,
-    pub mode: Mode,
+    /// The payload compressed and hashed, before the write (see [`ShareBlobContext::new`]).
+    blob: PreparedBlob,
+}
+
+impl ShareBlobContext {
+    /// Compresses and hashes the payload here, so a caller can do it off the writer.
+    pub fn new(entry: Entry, payload: &str, mode: Mode, config: &Config) -> ShareBlobContext {
+        let compressed = codec::compress(mode, payload, &policy(config, Some(0.95)));
+        ShareBlobContext {
+            entry,
+            blob: prepare_blob(compressed),
+        }
+    }
 }
 
 pub struct SharedBlob {
@@ -221,11 +247,9 @@ pub fn share_blob(
 ) -> Result<SharedBlob, Refusal> {
     const TOOL: &str = "share_blob_context";
     let config = ctx.config.clone();
-    // The ids are checked before the payload is compressed: a bad key costs nothing.
     let mut new = command.entry.checked(ctx, TOOL, String::new())?;
-    let compressed = codec::compress(command.mode, &command.payload, &policy(&config, Some(0.95)));
-    check_blob_size(&config, &compressed, TOOL)?;
-    let blob = prepare_blob(compressed);
+    let blob = command.blob;
+    check_blob_size(&config, &blob.compressed, TOOL)?;
     let envelope_chars = char_count(&blob.envelope);
     if envelope_chars > config.max_context_value_chars {
         return Err(Refusal::rejected(

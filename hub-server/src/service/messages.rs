@@ -85,6 +85,8 @@ pub struct SendMessage {
     /// `None` broadcasts.
     pub to_agent: Option<String>,
     pub content: String,
+    /// `content` after `compression`: computed before the write (see [`SendMessage::new`]).
+    stored_content: String,
     pub metadata: Option<String>,
     pub trace_id: Option<String>,
     pub span_id: Option<String>,
@@ -100,10 +102,32 @@ pub struct Sent {
     pub stored_chars: usize,
 }
 
+impl SendMessage {
+    /// Applies the compression here, so a caller can build the command off the writer.
+    pub fn new(
+        to_agent: Option<String>,
+        content: String,
+        metadata: Option<String>,
+        trace_id: Option<String>,
+        span_id: Option<String>,
+        compression: MessageCompression,
+    ) -> SendMessage {
+        SendMessage {
+            stored_content: compression.apply(&content),
+            to_agent,
+            content,
+            metadata,
+            trace_id,
+            span_id,
+            compression,
+        }
+    }
+}
+
 pub fn send(tx: &mut WriteTx<'_>, ctx: &mut Ctx, command: SendMessage) -> Result<Sent, Refusal> {
     let config = ctx.config.clone();
     let mode = command.compression;
-    let content = mode.apply(&command.content);
+    let content = command.stored_content;
     let original_chars = char_count(&command.content);
     let stored_chars = char_count(&content);
     if stored_chars > config.max_message_content_chars {

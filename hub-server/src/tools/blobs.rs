@@ -37,6 +37,7 @@ pub fn tools() -> Vec<ToolDef> {
             Activity::Stream,
             prepare_store_protocol_blob,
             store_protocol_blob,
+            std::convert::identity,
         ),
         super::mutating(
             "get_protocol_blob",
@@ -67,6 +68,7 @@ pub fn send_blob_message_tool() -> ToolDef {
         Activity::Stream,
         prepare_send_blob_message,
         send_blob_message,
+        std::convert::identity,
     )
 }
 

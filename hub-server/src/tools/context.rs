@@ -19,6 +19,7 @@ use super::{
     Activity, Category, FollowUp, OpCtx, ToolDef, ToolError, ToolResult, count_blob_reads, int_arg,
     non_blank_string,
 };
+use crate::config::Config;
 use crate::protocol::round3;
 use crate::service::context::{
     self as service, ContextItem, ContextPage, Entry, GetContext, ShareBlobContext, ShareContext,
@@ -30,7 +31,7 @@ use crate::tool_args;
 
 pub fn tools() -> Vec<ToolDef> {
     vec![
-        super::mutating(
+        super::mutating_prepared(
             "share_context",
             Category::Context,
             "Share a value under (your agent_id, key) for every agent to read with get_context; \
@@ -38,16 +39,20 @@ pub fn tools() -> Vec<ToolDef> {
              compression_mode is named. For large values use share_blob_context. Supports \
              idempotency_key.",
             Activity::Stream,
+            prepare_share_context,
             share_context,
+            std::convert::identity,
         ),
-        super::mutating(
+        super::mutating_prepared(
             "share_blob_context",
             Category::Context,
             "Share a large value as context: the payload is stored once as a blob (lossless_auto: \
              zstd when it pays) and the context value is a small blob-ref envelope; readers pass \
              resolve_blob_refs:true to get_context. Supports idempotency_key.",
             Activity::Stream,
+            prepare_share_blob_context,
             share_blob_context,
+            std::convert::identity,
         ),
         super::reading_marked(
             "get_context",
@@ -95,17 +100,18 @@ pub struct ShareContextArgs {
 }
 tool_args!(ShareContextArgs, caller = agent_id, idempotent);
 
-fn share_context(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: ShareContextArgs) -> ToolResult {
-    let command = ShareContext {
-        entry: Entry {
-            key: args.key,
-            namespace: args.namespace,
-            trace_id: args.trace_id,
-            span_id: args.span_id,
-        },
-        value: args.value,
-        compression: args.compression_mode.unwrap_or_default(),
+/// The command, compression applied, built before the write (off the writer thread).
+fn prepare_share_context(args: ShareContextArgs, _config: &Config) -> ShareContext {
+    let entry = Entry {
+        key: args.key,
+        namespace: args.namespace,
+        trace_id: args.trace_id,
+        span_id: args.span_id,
     };
+    ShareContext::new(entry, args.value, args.compression_mode.unwrap_or_default())
+}
+
+fn share_context(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, command: ShareContext) -> ToolResult {
     let shared = service::share(tx, ctx, command)?;
     Ok(json!({
         "success": true,
@@ -141,25 +147,31 @@ pub struct ShareBlobContextArgs {
 }
 tool_args!(ShareBlobContextArgs, caller = agent_id, idempotent);
 
+/// Compression and hashing of the payload, before the write (off the writer thread).
+fn prepare_share_blob_context(
+    args: ShareBlobContextArgs,
+    config: &Config,
+) -> (ShareBlobContext, i64) {
+    let truncate = int_arg(args.hash_truncate, 16, 8, 64);
+    let entry = Entry {
+        key: args.key,
+        namespace: args.namespace,
+        trace_id: args.trace_id,
+        span_id: args.span_id,
+    };
+    let mode = args
+        .compression_mode
+        .unwrap_or(BlobCompression::LosslessAuto)
+        .into();
+    let command = ShareBlobContext::new(entry, &args.payload, mode, config);
+    (command, truncate)
+}
+
 fn share_blob_context(
     tx: &mut WriteTx<'_>,
     ctx: &mut OpCtx,
-    args: ShareBlobContextArgs,
+    (command, truncate): (ShareBlobContext, i64),
 ) -> ToolResult {
-    let truncate = int_arg(args.hash_truncate, 16, 8, 64);
-    let command = ShareBlobContext {
-        entry: Entry {
-            key: args.key,
-            namespace: args.namespace,
-            trace_id: args.trace_id,
-            span_id: args.span_id,
-        },
-        payload: args.payload,
-        mode: args
-            .compression_mode
-            .unwrap_or(BlobCompression::LosslessAuto)
-            .into(),
-    };
     let shared = service::share_blob(tx, ctx, command)?;
     let original_chars = shared.blob.compressed.original_chars;
     let envelope_chars = shared.envelope_chars;

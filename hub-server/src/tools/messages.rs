@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use super::blobs::{Resolution, blob_ref_json};
 use super::text::{char_count, digest, prefix};
 use super::{Activity, Category, FollowUp, OpCtx, ToolDef, ToolError, int_arg, non_blank_string};
+use crate::config::Config;
 pub use crate::domain::cursor::{parse_row_cursor, row_cursor};
 pub use crate::service::messages::MessageCompression;
 use crate::service::messages::{
@@ -20,14 +21,15 @@ use crate::tool_args;
 
 pub fn tools() -> Vec<ToolDef> {
     vec![
-        super::mutating_rendered(
+        super::mutating_prepared(
             "send_message",
             Category::Messaging,
             "Send a message to one agent (to_agent) or to all (omit to_agent). Content is \
              stored exactly as sent unless a compression_mode is asked for. Supports \
              trace_id/span_id and idempotency_key.",
             Activity::Stream,
-            send_message,
+            prepare_send_message,
+            service::send,
             render_sent,
         ),
         super::blobs::send_blob_message_tool(),
@@ -63,20 +65,16 @@ pub struct SendMessageArgs {
 }
 tool_args!(SendMessageArgs, caller = from_agent, idempotent);
 
-fn send_message(
-    tx: &mut WriteTx<'_>,
-    ctx: &mut OpCtx,
-    args: SendMessageArgs,
-) -> Result<Sent, ToolError> {
-    let command = SendMessage {
-        to_agent: non_blank_string(args.to_agent.as_deref()),
-        content: args.content,
-        metadata: args.metadata,
-        trace_id: args.trace_id,
-        span_id: args.span_id,
-        compression: args.compression_mode.unwrap_or_default(),
-    };
-    service::send(tx, ctx, command)
+/// The command, compression applied, built before the write (off the writer thread).
+fn prepare_send_message(args: SendMessageArgs, _config: &Config) -> SendMessage {
+    SendMessage::new(
+        non_blank_string(args.to_agent.as_deref()),
+        args.content,
+        args.metadata,
+        args.trace_id,
+        args.span_id,
+        args.compression_mode.unwrap_or_default(),
+    )
 }
 
 /// Rendered after the commit, off the writer thread.

@@ -152,7 +152,7 @@ pub fn mutating_rendered<A: ToolArgs, O: Send + 'static>(
             Box::pin(async move {
                 let (args, call) = parse_args::<A>(name, env, raw, activity)?;
                 let op = move |tx: &mut WriteTx<'_>, ctx: &mut OpCtx| op(tx, ctx, args);
-                Ok(run_write_rendered(hub, call, op, render).await)
+                Ok(run_write(hub, call, op, render).await)
             })
         }),
     )
@@ -161,13 +161,14 @@ pub fn mutating_rendered<A: ToolArgs, O: Send + 'static>(
 /// A mutating tool with CPU work (compression, hashing) that needs no database: `prepare`
 /// does it on a blocking thread before the write, so the writer thread runs only SQL. It
 /// must not refuse anything (refusals belong to the op, after the caller is admitted).
-pub fn mutating_prepared<A: ToolArgs, P: Send + 'static>(
+pub fn mutating_prepared<A: ToolArgs, P: Send + 'static, O: Send + 'static>(
     name: &'static str,
     category: Category,
     description: &'static str,
     activity: Activity,
     prepare: fn(A, &Config) -> P,
-    op: fn(&mut WriteTx<'_>, &mut OpCtx, P) -> ToolResult,
+    op: fn(&mut WriteTx<'_>, &mut OpCtx, P) -> Result<O, ToolError>,
+    render: fn(O) -> Value,
 ) -> ToolDef {
     define::<A>(
         name,
@@ -185,7 +186,8 @@ pub fn mutating_prepared<A: ToolArgs, P: Send + 'static>(
                             return Ok(internal_failure(name, &error));
                         }
                     };
-                Ok(run_write(hub, call, move |tx, ctx| op(tx, ctx, prepared)).await)
+                let op = move |tx: &mut WriteTx<'_>, ctx: &mut OpCtx| op(tx, ctx, prepared);
+                Ok(run_write(hub, call, op, render).await)
             })
         }),
     )
@@ -428,17 +430,10 @@ fn internal_failure(tool: &str, error: &StoreError) -> Value {
     .to_json()
 }
 
-async fn run_write<F>(hub: Arc<Hub>, call: Call, op: F) -> Value
-where
-    F: FnOnce(&mut WriteTx<'_>, &mut OpCtx) -> ToolResult + Send + 'static,
-{
-    run_write_rendered(hub, call, op, |value| value).await
-}
-
 /// Runs `op` on the writer and renders its outcome with `render` after the commit, off the
 /// writer thread — except when the call carries an idempotency key: the stored answer
 /// must commit with the op, so that one is rendered on the writer.
-async fn run_write_rendered<F, O>(hub: Arc<Hub>, call: Call, op: F, render: fn(O) -> Value) -> Value
+async fn run_write<F, O>(hub: Arc<Hub>, call: Call, op: F, render: fn(O) -> Value) -> Value
 where
     F: FnOnce(&mut WriteTx<'_>, &mut OpCtx) -> Result<O, ToolError> + Send + 'static,
     O: Send + 'static,
