@@ -35,7 +35,7 @@ pub fn tools() -> Vec<ToolDef> {
              stored values dedupe. Default compression none stores the payload byte-exact, so \
              the hash equals hash_payload's; lossless_auto zstd-compresses large payloads.",
             Activity::Stream,
-            prepare_store_protocol_blob,
+            (prepare_store_protocol_blob, super::PrepareOn::BlockingPool),
             store_protocol_blob,
             std::convert::identity,
         ),
@@ -66,7 +66,7 @@ pub fn send_blob_message_tool() -> ToolDef {
          blob-ref envelope. Readers pass resolve_blob_refs:true to read_messages to get the \
          payload back byte-exact. Supports idempotency_key.",
         Activity::Stream,
-        prepare_send_blob_message,
+        (prepare_send_blob_message, super::PrepareOn::BlockingPool),
         send_blob_message,
         std::convert::identity,
     )

@@ -39,7 +39,7 @@ pub fn tools() -> Vec<ToolDef> {
              compression_mode is named. For large values use share_blob_context. Supports \
              idempotency_key.",
             Activity::Stream,
-            prepare_share_context,
+            (prepare_share_context, super::PrepareOn::Request),
             share_context,
             std::convert::identity,
         ),
@@ -50,7 +50,7 @@ pub fn tools() -> Vec<ToolDef> {
              zstd when it pays) and the context value is a small blob-ref envelope; readers pass \
              resolve_blob_refs:true to get_context. Supports idempotency_key.",
             Activity::Stream,
-            prepare_share_blob_context,
+            (prepare_share_blob_context, super::PrepareOn::BlockingPool),
             share_blob_context,
             std::convert::identity,
         ),

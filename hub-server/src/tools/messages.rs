@@ -28,7 +28,7 @@ pub fn tools() -> Vec<ToolDef> {
              stored exactly as sent unless a compression_mode is asked for. Supports \
              trace_id/span_id and idempotency_key.",
             Activity::Stream,
-            prepare_send_message,
+            (prepare_send_message, super::PrepareOn::Request),
             service::send,
             render_sent,
         ),

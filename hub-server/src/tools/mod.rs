@@ -27,8 +27,8 @@ pub mod messages;
 mod onboarding;
 mod pipeline;
 pub use pipeline::{
-    Activity, FollowUp, FollowUpOrder, MarkingOp, WaitFuture, WaitOp, count_blob_reads, mutating,
-    mutating_prepared, mutating_rendered, reading, reading_marked, waiting,
+    Activity, FollowUp, FollowUpOrder, MarkingOp, PrepareOn, WaitFuture, WaitOp, count_blob_reads,
+    mutating, mutating_prepared, mutating_rendered, reading, reading_marked, waiting,
 };
 pub mod tasks;
 pub use onboarding::PROTOCOL_VERSION;

@@ -158,15 +158,24 @@ pub fn mutating_rendered<A: ToolArgs, O: Send + 'static>(
     )
 }
 
+/// Where a tool's `prepare` step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrepareOn {
+    /// On the request's own task: bounded, cheap work (a message's whitespace collapse).
+    Request,
+    /// On the blocking pool: work that may take milliseconds (zstd over a large payload).
+    BlockingPool,
+}
+
 /// A mutating tool with CPU work (compression, hashing) that needs no database: `prepare`
-/// does it on a blocking thread before the write, so the writer thread runs only SQL. It
-/// must not refuse anything (refusals belong to the op, after the caller is admitted).
+/// does it before the write, so the writer thread runs only SQL. It must not refuse
+/// anything (refusals belong to the op, after the caller is admitted).
 pub fn mutating_prepared<A: ToolArgs, P: Send + 'static, O: Send + 'static>(
     name: &'static str,
     category: Category,
     description: &'static str,
     activity: Activity,
-    prepare: fn(A, &Config) -> P,
+    (prepare, on): (fn(A, &Config) -> P, PrepareOn),
     op: fn(&mut WriteTx<'_>, &mut OpCtx, P) -> Result<O, ToolError>,
     render: fn(O) -> Value,
 ) -> ToolDef {
@@ -178,14 +187,19 @@ pub fn mutating_prepared<A: ToolArgs, P: Send + 'static, O: Send + 'static>(
             Box::pin(async move {
                 let (args, call) = parse_args::<A>(name, env, raw, activity)?;
                 let config = hub.config.clone();
-                let prepared =
-                    match tokio::task::spawn_blocking(move || prepare(args, &config)).await {
-                        Ok(prepared) => prepared,
-                        Err(error) => {
-                            let error = StoreError::Internal(format!("prepare failed: {error}"));
-                            return Ok(internal_failure(name, &error));
+                let prepared = match on {
+                    PrepareOn::Request => prepare(args, &config),
+                    PrepareOn::BlockingPool => {
+                        match tokio::task::spawn_blocking(move || prepare(args, &config)).await {
+                            Ok(prepared) => prepared,
+                            Err(error) => {
+                                let error =
+                                    StoreError::Internal(format!("prepare failed: {error}"));
+                                return Ok(internal_failure(name, &error));
+                            }
                         }
-                    };
+                    }
+                };
                 let op = move |tx: &mut WriteTx<'_>, ctx: &mut OpCtx| op(tx, ctx, prepared);
                 Ok(run_write(hub, call, op, render).await)
             })
