@@ -4,30 +4,13 @@
 
 mod common;
 
-use common::{free_port, hubctl, text};
-
-/// Stops the instance even when an assertion fails midway.
-struct Running<'a> {
-    data: &'a std::path::Path,
-    port: u16,
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        let _ = hubctl(self.data, self.port, &["stop"]);
-    }
-}
+use common::{free_port, hubctl, start, text};
 
 #[test]
 fn bench_ping_reports_calls_and_writer_fields() {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
-    let started = hubctl(data.path(), port, &["start"]);
-    let _guard = Running {
-        data: data.path(),
-        port,
-    };
-    assert!(started.status.success(), "{}", text(&started));
+    let (_started, _guard) = start(data.path(), port);
     let pidfile = std::fs::read_to_string(data.path().join("hub.pid")).unwrap();
     let pid = pidfile.lines().next().unwrap().trim().to_string();
 

@@ -3,33 +3,15 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
-use common::{free_port, hubctl, text};
-
-/// Stops the instance even when an assertion fails midway.
-struct Running<'a> {
-    data: &'a Path,
-    port: u16,
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        let _ = hubctl(self.data, self.port, &["stop"]);
-    }
-}
+use common::{free_port, hubctl, start, text};
 
 #[test]
 fn start_status_smoke_stop() {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
-    let started = hubctl(data.path(), port, &["start"]);
-    let _guard = Running {
-        data: data.path(),
-        port,
-    };
-    assert!(started.status.success(), "{}", text(&started));
+    let (started, _guard) = start(data.path(), port);
     assert!(text(&started).contains(&format!("Server: http://localhost:{port}/mcp")));
     assert!(data.path().join("hub.pid").is_file());
 
@@ -62,12 +44,7 @@ fn start_status_smoke_stop() {
 fn a_second_copy_is_refused_on_the_same_data_dir_or_port() {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
-    let started = hubctl(data.path(), port, &["start"]);
-    let _guard = Running {
-        data: data.path(),
-        port,
-    };
-    assert!(started.status.success(), "{}", text(&started));
+    let (_started, _guard) = start(data.path(), port);
     let pid_before = std::fs::read_to_string(data.path().join("hub.pid")).unwrap();
 
     let again = hubctl(data.path(), port, &["start"]);

@@ -7,8 +7,8 @@ use crate::config::Config;
 use crate::domain::text::prefix;
 use crate::protocol::codec::{self, Compressed, Policy, blob_ref_envelope, parse_blob_ref};
 use crate::protocol::sha256_hex;
+use crate::store::Db;
 use crate::store::blobs as blob_store;
-use crate::store::{Db, WriteTx};
 
 use super::Refusal;
 
@@ -64,17 +64,8 @@ impl Resolution {
     }
 }
 
-/// If `text` is a blob-ref envelope, looks the blob up (a counted read) and decodes it.
-pub fn resolve_envelope(tx: &mut WriteTx<'_>, text: &str) -> Result<Option<Resolution>, Refusal> {
-    let resolution = resolve_envelope_from(tx.db(), text)?;
-    if let Some(found) = resolution.as_ref().filter(|r| r.found) {
-        blob_store::touch(tx, std::slice::from_ref(&found.hash))?;
-    }
-    Ok(resolution)
-}
-
-/// Resolves like [`resolve_envelope`] on any connection, without counting the access: a
-/// read on the reader pool counts it afterwards (`store::blobs::touch`).
+/// Resolves a blob-ref envelope in `text` (decoded and integrity-checked), without counting
+/// the access: the read counts it afterwards with a follow-up write (`store::blobs::touch`).
 pub fn resolve_envelope_from(db: &Db, text: &str) -> Result<Option<Resolution>, Refusal> {
     let Some(blob_ref) = parse_blob_ref(text) else {
         return Ok(None);

@@ -336,13 +336,6 @@ pub struct ContextPage {
     pub next_offset: Option<i64>,
 }
 
-/// Reads a page and counts the blob accesses in the same transaction.
-pub fn get(tx: &mut WriteTx<'_>, ctx: &mut Ctx, read: GetContext) -> Result<ContextPage, Refusal> {
-    let (page, resolved) = get_from(tx.db(), ctx, read)?;
-    blob_store::touch(tx, &resolved)?;
-    Ok(page)
-}
-
 /// Reads a page on any connection (the reader pool for get_context and read_snapshot); the
 /// hashes of the blobs it resolved come back for the writer to count.
 pub fn get_from(

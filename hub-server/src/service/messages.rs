@@ -245,17 +245,6 @@ impl InboxEffects {
     }
 }
 
-/// Reads a page and applies its effects in the same transaction.
-pub fn read_inbox(
-    tx: &mut WriteTx<'_>,
-    ctx: &mut Ctx,
-    read: ReadInbox,
-) -> Result<InboxPage, Refusal> {
-    let (page, effects) = read_inbox_from(tx.db(), ctx, read)?;
-    effects.apply(tx)?;
-    Ok(page)
-}
-
 /// Reads a page on any connection (the reader pool for read_messages); the marks and blob
 /// counts it implies come back as [`InboxEffects`] for the writer.
 pub fn read_inbox_from(

@@ -17,9 +17,7 @@ use super::{Activity, Category, OpCtx, ToolDef, ToolError, ToolResult, int_arg, 
 use crate::config::Config;
 use crate::protocol::char_len;
 use crate::protocol::codec::{self, Mode};
-pub use crate::service::blobs::{
-    PreparedBlob, Resolution, check_blob_size, policy, prepare_blob, resolve_envelope,
-};
+pub use crate::service::blobs::{PreparedBlob, Resolution, check_blob_size, policy, prepare_blob};
 use crate::service::messages::message_metadata;
 use crate::store::WriteTx;
 use crate::store::blobs as blob_store;

@@ -144,17 +144,15 @@ pub fn mutating_rendered<A: ToolArgs, O: Send + 'static>(
     op: fn(&mut WriteTx<'_>, &mut OpCtx, A) -> Result<O, ToolError>,
     render: fn(O) -> Value,
 ) -> ToolDef {
-    define::<A>(
+    let nothing_to_prepare: fn(A, &Config) -> A = |args, _| args;
+    mutating_prepared(
         name,
         category,
         description,
-        Box::new(move |hub, env, raw| {
-            Box::pin(async move {
-                let (args, call) = parse_args::<A>(name, env, raw, activity)?;
-                let op = move |tx: &mut WriteTx<'_>, ctx: &mut OpCtx| op(tx, ctx, args);
-                Ok(run_write(hub, call, op, render).await)
-            })
-        }),
+        activity,
+        (nothing_to_prepare, PrepareOn::Request),
+        op,
+        render,
     )
 }
 

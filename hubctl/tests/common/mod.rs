@@ -37,3 +37,23 @@ pub fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// Stops the instance even when an assertion fails midway.
+pub struct Running<'a> {
+    pub data: &'a Path,
+    pub port: u16,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let _ = hubctl(self.data, self.port, &["stop"]);
+    }
+}
+
+/// `hubctl start`, asserted to succeed; the guard stops the instance when dropped.
+pub fn start(data: &Path, port: u16) -> (Output, Running<'_>) {
+    let started = hubctl(data, port, &["start"]);
+    let guard = Running { data, port };
+    assert!(started.status.success(), "{}", text(&started));
+    (started, guard)
+}
