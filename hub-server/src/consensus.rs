@@ -27,6 +27,14 @@ impl Decision {
             _ => None,
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Accept => "accept",
+            Decision::Reject => "reject",
+            Decision::Abstain => "abstain",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +70,22 @@ pub fn parse_vote(value: &Value) -> Option<Vote> {
     })
 }
 
+/// A lone decision object (`{"decision":"accept","confidence":0.8}`) written by `author`:
+/// without an `agent_id` the vote is the author's. With one, that id is kept as written, so
+/// the caller can see (and refuse) a vote naming someone other than its author.
+pub fn parse_decision_object(value: &Value, author: &str) -> Option<Vote> {
+    let map = value.as_object()?;
+    if !map.contains_key("decision") {
+        return None;
+    }
+    if map.contains_key("agent_id") {
+        return parse_vote(value);
+    }
+    let mut named = map.clone();
+    named.insert("agent_id".into(), Value::from(author));
+    parse_vote(&Value::Object(named))
+}
+
 /// Valid votes of a JSON array, and how many items were not valid votes.
 pub fn parse_vote_list(items: &[Value]) -> (Vec<Vote>, usize) {
     let votes: Vec<Vote> = items.iter().filter_map(parse_vote).collect();
@@ -76,13 +100,23 @@ pub enum VotesDocError {
     InvalidFormat,
 }
 
-/// A votes document: a vote array, or an object with a `votes` array.
-pub fn parse_votes_document(text: &str) -> Result<(Vec<Vote>, usize), VotesDocError> {
+/// A votes document: a vote array, or an object with a `votes` array. With
+/// `lone_vote_author` (a blob a voter named from its own entry), also one decision object
+/// (see [`parse_decision_object`]).
+pub fn parse_votes_document(
+    text: &str,
+    lone_vote_author: Option<&str>,
+) -> Result<(Vec<Vote>, usize), VotesDocError> {
     let value: Value = serde_json::from_str(text).map_err(|_| VotesDocError::InvalidJson)?;
     match &value {
         Value::Array(items) => Ok(parse_vote_list(items)),
-        Value::Object(map) => match map.get("votes") {
-            Some(Value::Array(items)) => Ok(parse_vote_list(items)),
+        Value::Object(map) => match (map.get("votes"), lone_vote_author) {
+            (Some(Value::Array(items)), _) => Ok(parse_vote_list(items)),
+            (None, Some(author)) if map.contains_key("decision") => {
+                let vote = parse_decision_object(&value, author);
+                let invalid = usize::from(vote.is_none());
+                Ok((vote.into_iter().collect(), invalid))
+            }
             _ => Err(VotesDocError::InvalidFormat),
         },
         _ => Err(VotesDocError::InvalidFormat),
@@ -199,6 +233,10 @@ pub struct Evaluation {
     pub quality_weight_mean: f64,
     pub quality_weight_min: f64,
     pub quality_weight_max: f64,
+    /// Indices (into the evaluated input) of the votes that counted, in input order.
+    pub counted: Vec<usize>,
+    /// The quality weight of each counted vote (1 when weighting is off).
+    pub quality_weights: Vec<f64>,
 }
 
 impl Evaluation {
@@ -234,17 +272,15 @@ impl Evaluation {
     }
 }
 
-/// Keeps the last vote of each agent (so an inline vote overrides a blob vote).
-pub fn dedupe_last(votes: &[Vote]) -> Vec<Vote> {
+/// Indices of the last vote of each agent, in input order (so an inline vote overrides a
+/// blob vote).
+pub fn dedupe_last(votes: &[Vote]) -> Vec<usize> {
     let mut last: HashMap<&str, usize> = HashMap::new();
     for (index, vote) in votes.iter().enumerate() {
         last.insert(vote.agent_id.as_str(), index);
     }
-    votes
-        .iter()
-        .enumerate()
-        .filter(|(index, vote)| last.get(vote.agent_id.as_str()) == Some(index))
-        .map(|(_, vote)| vote.clone())
+    (0..votes.len())
+        .filter(|index| last.get(votes[*index].agent_id.as_str()) == Some(index))
         .collect()
 }
 
@@ -256,17 +292,18 @@ pub fn evaluate(
     params: &Params,
     mut weight_of: impl FnMut(&str) -> f64,
 ) -> Evaluation {
-    let evaluated = if params.dedupe_by_agent {
+    let counted = if params.dedupe_by_agent {
         dedupe_last(combined)
     } else {
-        combined.to_vec()
+        (0..combined.len()).collect()
     };
+    let evaluated: Vec<&Vote> = counted.iter().map(|index| &combined[*index]).collect();
     let estimated_token_cost = 40 + 5 * evaluated.len() as i64;
     let mut cache: HashMap<String, f64> = HashMap::new();
     let (mut wa, mut wr) = (0.0_f64, 0.0_f64);
     let (mut abstain, mut non_abstain) = (0_i64, 0_i64);
     let mut weights = Vec::with_capacity(evaluated.len());
-    for vote in &evaluated {
+    for vote in evaluated.iter().copied() {
         let quality = if params.quality_weighting {
             *cache
                 .entry(vote.agent_id.clone())
@@ -346,6 +383,8 @@ pub fn evaluate(
         quality_weight_mean: mean,
         quality_weight_min: min,
         quality_weight_max: max,
+        counted,
+        quality_weights: weights,
     }
 }
 
@@ -619,6 +658,8 @@ mod tests {
             ),
             (3, 2, 1)
         );
+        assert_eq!(e.counted, vec![1, 2]);
+        assert_eq!(e.quality_weights, vec![1.0, 1.0]);
         assert_eq!(e.outcome, Outcome::Accept);
         assert_eq!(e.invalid_vote_count, 1);
         let all = Params {
@@ -737,12 +778,49 @@ mod tests {
             assert_eq!(extract_votes(unsupported, true), None, "{unsupported}");
         }
         assert_eq!(
-            parse_votes_document("{}"),
+            parse_votes_document("{}", None),
             Err(VotesDocError::InvalidFormat)
         );
         assert_eq!(
-            parse_votes_document("nope"),
+            parse_votes_document("nope", None),
             Err(VotesDocError::InvalidJson)
+        );
+    }
+
+    /// A lone decision object counts only where its author is known (a voter's own entry or
+    /// the blob it names); its agent_id defaults to the author and is kept when written.
+    #[test]
+    fn decision_objects() {
+        let lone = r#"{"decision":"accept","confidence":0.8}"#;
+        assert_eq!(
+            parse_votes_document(lone, None),
+            Err(VotesDocError::InvalidFormat)
+        );
+        assert_eq!(
+            parse_votes_document(lone, Some("w1")),
+            Ok((vec![vote("w1", Accept, Some(0.8))], 0))
+        );
+        let cases: [(&str, Option<Vote>); 6] = [
+            (lone, Some(vote("w1", Accept, Some(0.8)))),
+            (
+                r#"{"agent_id":"w2","decision":"reject"}"#,
+                Some(vote("w2", Reject, None)),
+            ),
+            (
+                r#"{"agent_id":" w1 ","decision":"abstain"}"#,
+                Some(vote("w1", Abstain, None)),
+            ),
+            (r#"{"agent_id":"","decision":"accept"}"#, None),
+            (r#"{"decision":"maybe"}"#, None),
+            (r#"{"verdict":"accept"}"#, None),
+        ];
+        for (text, expected) in cases {
+            let value: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(parse_decision_object(&value, "w1"), expected, "{text}");
+        }
+        assert_eq!(
+            parse_votes_document(r#"{"decision":"maybe"}"#, Some("w1")),
+            Ok((vec![], 1))
         );
     }
 }

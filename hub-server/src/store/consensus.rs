@@ -1,4 +1,5 @@
-//! Consensus decisions (one row per evaluation, never upserted). The agent quality counters
+//! Consensus decisions (one row per evaluation, never upserted), each with the votes it
+//! counted and the source each was proven by (`votes_json`). The agent quality counters
 //! that weight votes belong to `store::quality`; their old names here are re-exports.
 
 use rusqlite::params;
@@ -13,6 +14,8 @@ pub struct DecisionRow {
     pub outcome: String,
     pub stats_json: String,
     pub reasons_json: String,
+    /// The counted votes with their sources (a JSON array; `[]` for rows older than it).
+    pub votes_json: String,
     pub created_at: i64,
 }
 
@@ -23,6 +26,7 @@ pub struct NewDecision {
     pub outcome: String,
     pub stats_json: String,
     pub reasons_json: String,
+    pub votes_json: String,
 }
 
 pub fn insert_decision(tx: &mut WriteTx<'_>, decision: &NewDecision) -> StoreResult<DecisionRow> {
@@ -31,8 +35,8 @@ pub fn insert_decision(tx: &mut WriteTx<'_>, decision: &NewDecision) -> StoreRes
         .conn()
         .prepare_cached(
             "INSERT INTO consensus_decisions (proposal_id, requesting_agent, outcome, stats_json,
-                                              reasons_json, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                                              reasons_json, votes_json, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
         )?
         .query_row(
             params![
@@ -41,6 +45,7 @@ pub fn insert_decision(tx: &mut WriteTx<'_>, decision: &NewDecision) -> StoreRes
                 decision.outcome,
                 decision.stats_json,
                 decision.reasons_json,
+                decision.votes_json,
                 now
             ],
             |r| r.get(0),
@@ -52,6 +57,7 @@ pub fn insert_decision(tx: &mut WriteTx<'_>, decision: &NewDecision) -> StoreRes
         outcome: decision.outcome.clone(),
         stats_json: decision.stats_json.clone(),
         reasons_json: decision.reasons_json.clone(),
+        votes_json: decision.votes_json.clone(),
         created_at: now,
     })
 }
@@ -67,7 +73,7 @@ pub fn list_decisions(
         .conn
         .prepare_cached(
             "SELECT id, proposal_id, requesting_agent, outcome, stats_json, reasons_json,
-                    created_at
+                    votes_json, created_at
              FROM consensus_decisions WHERE (?1 IS NULL OR proposal_id = ?1)
              ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
         )?
@@ -79,7 +85,8 @@ pub fn list_decisions(
                 outcome: row.get(3)?,
                 stats_json: row.get(4)?,
                 reasons_json: row.get(5)?,
-                created_at: row.get(6)?,
+                votes_json: row.get(6)?,
+                created_at: row.get(7)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;

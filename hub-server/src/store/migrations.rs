@@ -256,6 +256,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE agents ADD COLUMN role_grant TEXT NOT NULL DEFAULT 'declared';
     "#,
+    // 5: each consensus decision records the votes it counted and the source each was
+    // proven by (a JSON array of {agent_id, decision, confidence, weight, source, proven}).
+    r#"
+    ALTER TABLE consensus_decisions ADD COLUMN votes_json TEXT NOT NULL DEFAULT '[]';
+    "#,
 ];
 
 /// The schema version this build writes.

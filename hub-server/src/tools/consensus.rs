@@ -32,9 +32,12 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating(
             "resolve_consensus_from_context",
             Category::Consensus,
-            "resolve_consensus with the votes read from a context entry (context_id, or \
-             context_agent_id + context_key): a vote array, {votes:[...]}, \
-             {votes_blob_hash}, or a blob-ref envelope.",
+            "resolve_consensus with votes read from context. Ballot (a group vote, works \
+             under enforce): agent_ids — each voter's own entry under context_key (default \
+             vote:<proposal_id>) holding {decision, confidence} is its vote; vote_refs add \
+             context_id:N / message_id:N rows, their author voting. A vote naming anyone but \
+             its row's author is refused (VOTE_AUTHOR_MISMATCH); non-voters come back in \
+             missing_voters. Or one entry: context_id, or context_agent_id + context_key.",
             Activity::Stream,
             resolve_consensus_from_context,
         ),
@@ -150,8 +153,15 @@ pub struct ResolveFromContextArgs {
     pub context_id: Option<f64>,
     /// With context_key: the entry's owner (also checked against the entry found by id).
     pub context_agent_id: Option<String>,
-    /// With context_agent_id: the entry's key.
+    /// With context_agent_id: the entry's key. Ballot: the key voters share under
+    /// (default vote:<proposal_id>).
     pub context_key: Option<String>,
+    /// Ballot: the voters.
+    pub agent_ids: Option<Vec<String>>,
+    /// Ballot: extra votes as "context_id:N" or "message_id:N" (message to you or broadcast).
+    pub vote_refs: Option<Vec<String>>,
+    /// Ballot quorum: refuse (QUORUM_NOT_MET) when fewer voters voted.
+    pub min_votes: Option<f64>,
     #[serde(flatten)]
     pub tuning: Tuning,
     pub auth_token: Option<String>,
@@ -248,6 +258,9 @@ fn resolve_consensus_from_context(
         context_id: args.context_id.and_then(id_arg),
         context_agent_id: non_blank(args.context_agent_id.as_deref()).map(str::to_string),
         context_key: non_blank(args.context_key.as_deref()).map(str::to_string),
+        agent_ids: args.agent_ids,
+        vote_refs: args.vote_refs,
+        min_votes: args.min_votes,
         tally: args.tuning.tally(),
     };
     let resolved = service::resolve_from_context(tx, ctx, command)?;
@@ -278,6 +291,8 @@ pub fn render_resolved(resolved: &Resolved, mode: Option<ConsensusMode>) -> Valu
         emit,
         decision_blob,
         binding,
+        votes,
+        missing_voters,
     } = resolved;
     let stats = evaluation.stats();
     let outcome = evaluation.outcome.as_str();
@@ -327,6 +342,13 @@ pub fn render_resolved(resolved: &Resolved, mode: Option<ConsensusMode>) -> Valu
     if let Some(binding) = binding {
         body["source_binding"] = binding.to_json();
     }
+    // Ballots show who was counted, by which row, and who did not vote.
+    if let Some(missing_voters) = missing_voters {
+        body["missing_voters"] = json!(missing_voters);
+        if mode != Some(ConsensusMode::Tiny) {
+            body["votes"] = json!(votes);
+        }
+    }
     body
 }
 
@@ -374,6 +396,7 @@ fn decision_item(row: &DecisionRow, mode: ConsensusMode) -> Value {
             "outcome": row.outcome,
             "stats_json": row.stats_json,
             "reasons_json": row.reasons_json,
+            "votes_json": row.votes_json,
             "created_at": row.created_at,
         }),
         ConsensusMode::Compact => {

@@ -439,6 +439,18 @@ async fn emit_policies_and_persisted_decisions() {
         rows[0]["reasons_json"],
         "[\"high_disagreement:0.500>0.350\"]"
     );
+    // Each counted vote is persisted with its source; inline votes in other agents' names
+    // (allowed outside enforce) are recorded as not proven by their voter.
+    let votes: Value = serde_json::from_str(rows[0]["votes_json"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        votes,
+        json!([
+            {"agent_id": "a1", "decision": "accept", "confidence": 0.9, "weight": 0.9,
+             "source": "call", "proven": false},
+            {"agent_id": "a2", "decision": "reject", "confidence": 0.9, "weight": 0.9,
+             "source": "call", "proven": false}
+        ])
+    );
     let compact = client
         .call(
             "list_consensus_decisions",

@@ -8,6 +8,7 @@ mod events;
 
 mod agents;
 mod authz;
+mod ballot;
 mod blobs;
 mod bookkeeping;
 mod consensus;

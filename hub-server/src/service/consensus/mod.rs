@@ -1,12 +1,15 @@
 //! Consensus: gathering the votes of one resolution (inline, from a votes blob, a context
-//! entry or a message), the voter rules, persisting the decision and emitting the decision
-//! blob; and listing decisions. The tally itself is `crate::consensus` (pure); response
-//! modes are `tools::consensus`. Must not touch SQL, and calls the agent-quality store verb
+//! entry, a message, or a ballot — `ballot.rs`), the voter rules, persisting the decision
+//! with each counted vote's source, and emitting the decision blob; and listing decisions.
+//! The tally itself is `crate::consensus` (pure); response modes are `tools::consensus`.
+//! Must not touch SQL, and calls the agent-quality store verb
 //! (`store::consensus::quality_counts`) by its name only — that SQL is moving elsewhere.
 //!
 //! Voter rules: every vote must name a registered agent, and in enforce auth mode a vote may
 //! name another agent than the caller only when it comes from that agent's own context entry
-//! or message (warn mode: a warning).
+//! or message (warn mode: a warning). Ballots refuse such a vote in every mode.
+
+mod ballot;
 
 use std::collections::BTreeSet;
 
@@ -17,6 +20,7 @@ use super::blobs::policy;
 use super::{Ctx, Refusal};
 use crate::config::AuthMode;
 use crate::consensus::{self, EmitPolicy, Evaluation, ExtractedVotes, Params, Vote, VotesDocError};
+use crate::domain::ballot::{Provenance, Source, VoteRef};
 use crate::domain::text::prefix;
 use crate::protocol::canonical::canonical;
 use crate::protocol::codec::{self, Mode};
@@ -52,12 +56,20 @@ pub struct Resolve {
     pub tally: Tally,
 }
 
-/// resolve_consensus_from_context: the votes of one context entry.
+/// resolve_consensus_from_context: the votes of one context entry, or a ballot when
+/// `agent_ids` or `vote_refs` is given.
 pub struct ResolveFromContext {
     pub proposal_id: String,
     pub context_id: Option<i64>,
     pub context_agent_id: Option<String>,
+    /// One entry's key; in a ballot the key every voter shares its vote under.
     pub context_key: Option<String>,
+    /// Ballot: the voters, each voting by its own entry under the ballot key.
+    pub agent_ids: Option<Vec<String>>,
+    /// Ballot: more votes as `context_id:N` / `message_id:N`, each its row author's.
+    pub vote_refs: Option<Vec<String>>,
+    /// Ballot: refuse with fewer voters than this.
+    pub min_votes: Option<f64>,
     pub tally: Tally,
 }
 
@@ -70,7 +82,7 @@ pub struct ResolveFromMessage {
     pub tally: Tally,
 }
 
-/// Where context or message votes came from; its owner may cast votes in its own name.
+/// Where context, message or ballot votes came from.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum SourceBinding {
@@ -89,18 +101,16 @@ pub enum SourceBinding {
         source_kind: &'static str,
         source_format: &'static str,
     },
+    /// One vote per voter, each proven by a row the voter wrote.
+    Ballot {
+        /// `None` when only `vote_refs` were given.
+        context_key: Option<String>,
+        listed_voters: usize,
+        vote_refs: usize,
+    },
 }
 
 impl SourceBinding {
-    fn owner(&self) -> &str {
-        match self {
-            SourceBinding::Context {
-                context_agent_id, ..
-            } => context_agent_id,
-            SourceBinding::Message { from_agent, .. } => from_agent,
-        }
-    }
-
     pub fn to_json(&self) -> Value {
         json!(self)
     }
@@ -129,6 +139,20 @@ pub struct DecisionBlobRef {
     pub gain_pct: f64,
 }
 
+/// One counted vote as persisted with its decision (and shown by ballots): the source it
+/// was proven by, and whether its voter wrote that source (or is the caller).
+#[derive(Debug, Clone, Serialize)]
+pub struct CountedVote {
+    pub agent_id: String,
+    pub decision: &'static str,
+    pub confidence: Option<f64>,
+    /// Effective confidence × quality weight, round3.
+    pub weight: f64,
+    /// `call`, `blob:<hash>`, `context_id:N` or `message_id:N`.
+    pub source: String,
+    pub proven: bool,
+}
+
 /// A persisted decision and how it was reached.
 pub struct Resolved {
     pub decision: DecisionRow,
@@ -137,6 +161,19 @@ pub struct Resolved {
     pub emit: EmitPolicy,
     pub decision_blob: Option<DecisionBlobRef>,
     pub binding: Option<SourceBinding>,
+    pub votes: Vec<CountedVote>,
+    /// Ballots only: listed voters without a vote.
+    pub missing_voters: Option<Vec<String>>,
+}
+
+/// Who wrote the votes of one evaluation.
+enum Origin {
+    /// The call's own inline votes and votes blob.
+    Call,
+    /// Every vote came through one context entry or message.
+    Row(Provenance),
+    /// A ballot: one provenance per inline vote.
+    Ballot(Vec<Provenance>),
 }
 
 /// The votes of one evaluation before the blob is loaded.
@@ -144,6 +181,7 @@ struct VoteInput {
     inline: Vec<Vote>,
     inline_invalid: usize,
     blob_hash: Option<String>,
+    origin: Origin,
 }
 
 fn invalid_blob_ref(tool: &str) -> Refusal {
@@ -175,6 +213,7 @@ pub fn resolve(tx: &mut WriteTx<'_>, ctx: &mut Ctx, command: Resolve) -> Result<
         inline: command.votes,
         inline_invalid: command.invalid_votes,
         blob_hash,
+        origin: Origin::Call,
     };
     evaluate_and_record(
         tx,
@@ -187,8 +226,13 @@ pub fn resolve(tx: &mut WriteTx<'_>, ctx: &mut Ctx, command: Resolve) -> Result<
     )
 }
 
-/// Turns an extracted vote source into evaluation input.
-fn input_from_extracted(tool: &str, extracted: ExtractedVotes) -> Result<VoteInput, Refusal> {
+/// Turns the vote source extracted from one row into evaluation input.
+fn input_from_extracted(
+    tool: &str,
+    extracted: ExtractedVotes,
+    row: Provenance,
+) -> Result<VoteInput, Refusal> {
+    let origin = Origin::Row(row);
     Ok(match extracted {
         ExtractedVotes::BlobRef(hash) | ExtractedVotes::BlobHash(hash) => VoteInput {
             inline: Vec::new(),
@@ -199,28 +243,31 @@ fn input_from_extracted(tool: &str, extracted: ExtractedVotes) -> Result<VoteInp
                     .flatten()
                     .ok_or_else(|| invalid_blob_ref(tool))?,
             ),
+            origin,
         },
         ExtractedVotes::InlineVotes { votes, invalid }
         | ExtractedVotes::InlineVotesObject { votes, invalid } => VoteInput {
             inline: votes,
             inline_invalid: invalid,
             blob_hash: None,
+            origin,
         },
     })
 }
 
-/// Evaluates the votes of a context entry or message, bound to their source.
+/// Evaluates the votes of a context entry or message (what it holds, and the row and its
+/// author), bound to their source.
 fn resolve_bound(
     tx: &mut WriteTx<'_>,
     ctx: &mut Ctx,
     tool: &'static str,
     proposal_id: &str,
-    extracted: ExtractedVotes,
+    (extracted, row): (ExtractedVotes, Provenance),
     binding: SourceBinding,
     tally: &Tally,
 ) -> Result<Resolved, Refusal> {
     let input =
-        input_from_extracted(tool, extracted).map_err(|e| with_binding(e, Some(&binding)))?;
+        input_from_extracted(tool, extracted, row).map_err(|e| with_binding(e, Some(&binding)))?;
     evaluate_and_record(tx, ctx, tool, proposal_id, input, tally, Some(binding))
 }
 
@@ -230,7 +277,20 @@ pub fn resolve_from_context(
     command: ResolveFromContext,
 ) -> Result<Resolved, Refusal> {
     const TOOL: &str = "resolve_consensus_from_context";
+    if command.agent_ids.is_some() || command.vote_refs.is_some() {
+        return ballot::resolve(tx, ctx, command);
+    }
     let rejected = format!("{TOOL}_rejected");
+    if command.min_votes.is_some() {
+        return Err(Refusal::rejected(
+            "INVALID_ARGUMENT",
+            &rejected,
+            format!(
+                "{TOOL}: min_votes is a ballot quorum; pass it with agent_ids or vote_refs, \
+                 or use min_non_abstain_votes for a single entry"
+            ),
+        ));
+    }
     let context_id = command.context_id;
     let agent = command.context_agent_id.as_deref();
     let key = command.context_key.as_deref();
@@ -314,6 +374,10 @@ pub fn resolve_from_context(
             ),
         ));
     };
+    let written_by = Provenance {
+        source: Source::Row(VoteRef::Context(row.id)),
+        author: row.agent_id.clone(),
+    };
     let binding = SourceBinding::Context {
         context_id: row.id,
         context_agent_id: row.agent_id,
@@ -331,7 +395,7 @@ pub fn resolve_from_context(
         ctx,
         TOOL,
         &proposal_id,
-        extracted,
+        (extracted, written_by),
         binding,
         &command.tally,
     )
@@ -405,6 +469,10 @@ pub fn resolve_from_message(
             }
         }
     };
+    let written_by = Provenance {
+        source: Source::Row(VoteRef::Message(message.id)),
+        author: message.from_agent.clone(),
+    };
     let binding = SourceBinding::Message {
         message_id: message.id,
         from_agent: message.from_agent,
@@ -419,7 +487,7 @@ pub fn resolve_from_message(
         ctx,
         TOOL,
         &proposal_id,
-        extracted,
+        (extracted, written_by),
         binding,
         &command.tally,
     )
@@ -438,7 +506,14 @@ struct BlobVotes {
     payload_chars: usize,
 }
 
-fn load_blob_votes(tx: &mut WriteTx<'_>, tool: &str, hash: &str) -> Result<BlobVotes, Refusal> {
+/// `lone_vote_author`: the blob was named from that voter's own row, so one decision object
+/// counts as its vote.
+fn load_blob_votes(
+    tx: &mut WriteTx<'_>,
+    tool: &str,
+    hash: &str,
+    lone_vote_author: Option<&str>,
+) -> Result<BlobVotes, Refusal> {
     let rejected = format!("{tool}_rejected");
     let Some(row) = blob_store::get_and_touch(tx, hash)? else {
         return Err(Refusal::rejected(
@@ -461,21 +536,22 @@ fn load_blob_votes(tx: &mut WriteTx<'_>, tool: &str, hash: &str) -> Result<BlobV
             ),
         ));
     };
-    let (votes, invalid) = consensus::parse_votes_document(&text).map_err(|e| match e {
-        VotesDocError::InvalidJson => Refusal::rejected(
-            "VOTES_BLOB_INVALID_JSON",
-            &rejected,
-            format!("{tool}: the votes blob {hash} is not JSON"),
-        ),
-        VotesDocError::InvalidFormat => Refusal::rejected(
-            "VOTES_BLOB_INVALID_FORMAT",
-            &rejected,
-            format!(
-                "{tool}: the votes blob {hash} must be a vote array or an object with a \
-                 votes array"
+    let (votes, invalid) =
+        consensus::parse_votes_document(&text, lone_vote_author).map_err(|e| match e {
+            VotesDocError::InvalidJson => Refusal::rejected(
+                "VOTES_BLOB_INVALID_JSON",
+                &rejected,
+                format!("{tool}: the votes blob {hash} is not JSON"),
             ),
-        ),
-    })?;
+            VotesDocError::InvalidFormat => Refusal::rejected(
+                "VOTES_BLOB_INVALID_FORMAT",
+                &rejected,
+                format!(
+                    "{tool}: the votes blob {hash} must be a vote array or an object with a \
+                 votes array"
+                ),
+            ),
+        })?;
     if votes.is_empty() {
         return Err(Refusal::rejected(
             "VOTES_EMPTY",
@@ -495,13 +571,13 @@ fn load_blob_votes(tx: &mut WriteTx<'_>, tool: &str, hash: &str) -> Result<BlobV
 }
 
 /// Every voter is registered, and (enforce) votes in other agents' names come from a
-/// source those agents own.
+/// source those agents wrote (`provenance`: one per vote).
 fn check_voters(
     tx: &mut WriteTx<'_>,
     ctx: &mut Ctx,
     tool: &str,
     votes: &[Vote],
-    binding: Option<&SourceBinding>,
+    provenance: &[Provenance],
 ) -> Result<(), Refusal> {
     let rejected = format!("{tool}_rejected");
     let requesting_agent = ctx.agent().to_string();
@@ -524,17 +600,18 @@ fn check_voters(
         )
         .with("agent_ids", listed(&unregistered)));
     }
-    let owner = binding.map(SourceBinding::owner);
-    let foreign: BTreeSet<String> = voters
-        .into_iter()
-        .filter(|v| *v != requesting_agent && Some(v.as_str()) != owner)
+    let foreign: BTreeSet<String> = votes
+        .iter()
+        .zip(provenance)
+        .filter(|(vote, origin)| vote.agent_id != requesting_agent && !origin.proves(vote))
+        .map(|(vote, _)| vote.agent_id.clone())
         .collect();
     if foreign.is_empty() {
         return Ok(());
     }
-    let why = "votes in other agents' names must come from those agents' own messages \
-               (resolve_consensus_from_message) or context entries \
-               (resolve_consensus_from_context)";
+    let why = "votes in other agents' names must come from those agents' own context \
+               entries or messages: resolve_consensus_from_context with agent_ids (a ballot), \
+               or resolve_consensus_from_message";
     match ctx.config.auth_mode {
         AuthMode::Enforce => {
             return Err(Refusal::rejected(
@@ -568,20 +645,77 @@ fn evaluate_and_record(
     tally: &Tally,
     binding: Option<SourceBinding>,
 ) -> Result<Resolved, Refusal> {
-    match evaluate_inner(tx, ctx, tool, proposal_id, input, tally, binding.as_ref()) {
-        Ok((decision, evaluation, vote_source, decision_blob)) => Ok(Resolved {
-            decision,
-            evaluation,
-            vote_source,
+    match evaluate_inner(tx, ctx, tool, proposal_id, input, tally) {
+        Ok(recorded) => Ok(Resolved {
+            decision: recorded.decision,
+            evaluation: recorded.evaluation,
+            vote_source: recorded.vote_source,
             emit: tally.emit,
-            decision_blob,
+            decision_blob: recorded.decision_blob,
             binding,
+            votes: recorded.votes,
+            missing_voters: None,
         }),
         Err(error) => Err(with_binding(error, binding.as_ref())),
     }
 }
 
-type Recorded = (DecisionRow, Evaluation, VoteSource, Option<DecisionBlobRef>);
+struct Recorded {
+    decision: DecisionRow,
+    evaluation: Evaluation,
+    vote_source: VoteSource,
+    decision_blob: Option<DecisionBlobRef>,
+    votes: Vec<CountedVote>,
+}
+
+/// One provenance per vote of `combined` (blob votes, then inline votes).
+fn provenance_of(
+    origin: Origin,
+    caller: &str,
+    blob: Option<(&str, usize)>,
+    inline: usize,
+) -> Vec<Provenance> {
+    let own = |source: Source| Provenance {
+        source,
+        author: caller.to_string(),
+    };
+    match origin {
+        Origin::Call => {
+            let mut all = Vec::new();
+            if let Some((hash, count)) = blob {
+                all.resize(count, own(Source::Blob(hash.to_string())));
+            }
+            all.resize(all.len() + inline, own(Source::Call));
+            all
+        }
+        Origin::Row(row) => vec![row; blob.map_or(0, |(_, count)| count) + inline],
+        Origin::Ballot(each) => each,
+    }
+}
+
+/// The counted votes (after dedupe) with their weights and sources.
+fn counted_votes(
+    combined: &[Vote],
+    provenance: &[Provenance],
+    evaluation: &Evaluation,
+) -> Vec<CountedVote> {
+    evaluation
+        .counted
+        .iter()
+        .zip(&evaluation.quality_weights)
+        .map(|(index, quality)| {
+            let (vote, origin) = (&combined[*index], &provenance[*index]);
+            CountedVote {
+                agent_id: vote.agent_id.clone(),
+                decision: vote.decision.as_str(),
+                confidence: vote.confidence,
+                weight: round3(vote.effective_confidence() * quality),
+                source: origin.source.to_string(),
+                proven: origin.proves(vote),
+            }
+        })
+        .collect()
+}
 
 fn evaluate_inner(
     tx: &mut WriteTx<'_>,
@@ -590,7 +724,6 @@ fn evaluate_inner(
     proposal_id: &str,
     input: VoteInput,
     tally: &Tally,
-    binding: Option<&SourceBinding>,
 ) -> Result<Recorded, Refusal> {
     let config = ctx.config.clone();
     let rejected = format!("{tool}_rejected");
@@ -602,7 +735,7 @@ fn evaluate_inner(
         ));
     }
     let blob = match &input.blob_hash {
-        Some(hash) => Some(load_blob_votes(tx, tool, hash)?),
+        Some(hash) => Some(load_blob_votes(tx, tool, hash, None)?),
         None => None,
     };
     let inline_count = input.inline.len();
@@ -635,7 +768,13 @@ fn evaluate_inner(
         )
         .with("max_votes", max));
     }
-    check_voters(tx, ctx, tool, &combined, binding)?;
+    let provenance = provenance_of(
+        input.origin,
+        &requesting_agent,
+        input.blob_hash.as_deref().zip(Some(blob_count)),
+        inline_count,
+    );
+    check_voters(tx, ctx, tool, &combined, &provenance)?;
 
     let quality_weighting = tally
         .quality_weighting
@@ -667,6 +806,7 @@ fn evaluate_inner(
         return Err(error.into());
     }
     let stats = evaluation.stats();
+    let votes = counted_votes(&combined, &provenance, &evaluation);
     let decision = consensus_store::insert_decision(
         tx,
         &NewDecision {
@@ -675,6 +815,7 @@ fn evaluate_inner(
             outcome: evaluation.outcome.as_str().to_string(),
             stats_json: canonical(&stats),
             reasons_json: json!(evaluation.reasons).to_string(),
+            votes_json: json!(votes).to_string(),
         },
     )?;
     let vote_source = VoteSource {
@@ -712,7 +853,13 @@ fn evaluate_inner(
             evaluation.evaluated_vote_count
         ),
     );
-    Ok((decision, evaluation, vote_source, decision_blob))
+    Ok(Recorded {
+        decision,
+        evaluation,
+        vote_source,
+        decision_blob,
+        votes,
+    })
 }
 
 /// Stores the decision as a lossless_auto blob.
