@@ -1,9 +1,12 @@
 """Interop scenario: the official MCP Python SDK against a running Agent Hub.
 
 Two agents register, exchange a direct and a broadcast message, and read them with a
-cursor: every message exactly once, in order. Runs once per connect mode of the SDK
-("legacy": initialize handshake with a session; "auto": the 2026-07-28 discover lifecycle
-with fallback). The hub is expected in enforce mode, so every call carries its token.
+cursor: every message exactly once, in order. Then five workers vote on a proposal, each in
+its own context entry, and a reviewer settles the ballot in one call (a forged vote is
+refused, a listed non-voter comes back in missing_voters). Runs once per connect mode of the
+SDK ("legacy": initialize handshake with a session; "auto": the 2026-07-28 discover
+lifecycle with fallback). The hub is expected in enforce mode, so every call carries its
+token.
 
 Usage: python scenario.py http://127.0.0.1:PORT/mcp
 Prints one line per check and a closing "N passed, N failed" line; exits 1 on failure.
@@ -87,12 +90,69 @@ async def scenario(url: str, mode: str) -> None:
               [m["id"] for m in after["messages"]] == [later["message"]["id"]], after)
 
 
+async def register(client: Client, agent_id: str) -> str:
+    registered, _ = await call(client, "register_agent",
+                               {"id": agent_id, "name": agent_id, "type": "python-sdk"})
+    return registered["auth"]["token"]
+
+
+async def ballot(url: str, mode: str) -> None:
+    """Five workers vote under vote:<proposal>; a reviewer resolves them in one call."""
+    proposal = f"py-proposal-{mode}"
+    key = f"vote:{proposal}"
+    worker_ids = [f"py-w{i}-{mode}" for i in range(1, 7)]
+    reviewer_id = f"py-reviewer-{mode}"
+    votes = [("accept", 0.9), ("accept", 0.8), ("reject", 0.4), ("accept", 0.7),
+             ("abstain", 1.0)]
+    async with Client(url, mode=mode) as reviewer, Client(url, mode=mode) as w6:
+        reviewer_token = await register(reviewer, reviewer_id)
+        w6_token = await register(w6, worker_ids[5])  # listed, votes only by forgery
+        # Each worker is its own client and votes with its own token, all at once.
+        async def vote(worker_id: str, decision: str, confidence: float) -> None:
+            async with Client(url, mode=mode) as worker:
+                token = await register(worker, worker_id)
+                value = json.dumps({"decision": decision, "confidence": confidence})
+                shared, is_error = await call(worker, "share_context", {
+                    "agent_id": worker_id, "key": key, "value": value, "auth_token": token})
+                check(f"{mode}: {worker_id} shares its vote", not is_error, shared)
+
+        await asyncio.gather(*(vote(w, d, c) for w, (d, c) in zip(worker_ids, votes)))
+
+        resolved, is_error = await call(reviewer, "resolve_consensus_from_context", {
+            "requesting_agent": reviewer_id, "proposal_id": proposal,
+            "agent_ids": worker_ids, "min_votes": 5, "quality_weighting": "off",
+            "auth_token": reviewer_token})
+        check(f"{mode}: the reviewer resolves five workers' votes in one call",
+              not is_error and resolved.get("outcome") == "accept", resolved)
+        stats = resolved.get("stats", {})
+        check(f"{mode}: weights are each voter's confidence",
+              (stats.get("weighted_accept"), stats.get("weighted_reject"),
+               stats.get("abstain_count")) == (2.4, 0.4, 1), stats)
+        check(f"{mode}: the listed non-voter is reported",
+              resolved.get("missing_voters") == [worker_ids[5]], resolved)
+        sources = [v["source"] for v in resolved.get("votes", []) if v.get("proven")]
+        check(f"{mode}: every vote is proven by its voter's own context entry",
+              len(sources) == 5 and all(s.startswith("context_id:") for s in sources),
+              resolved)
+
+        await call(w6, "share_context", {
+            "agent_id": worker_ids[5], "key": key, "auth_token": w6_token,
+            "value": json.dumps({"agent_id": worker_ids[0], "decision": "reject"})})
+        forged, is_error = await call(reviewer, "resolve_consensus_from_context", {
+            "requesting_agent": reviewer_id, "proposal_id": proposal,
+            "agent_ids": worker_ids, "auth_token": reviewer_token})
+        check(f"{mode}: a vote in another worker's name is refused",
+              is_error and forged.get("error_code") == "VOTE_AUTHOR_MISMATCH"
+              and forged["entries"][0]["claimed_voter"] == worker_ids[0], forged)
+
+
 async def main(url: str) -> int:
     for mode in ("legacy", "auto"):
-        try:
-            await scenario(url, mode)
-        except Exception as error:  # report, do not hide, an SDK or hub failure
-            check(f"{mode}: scenario ran to the end", False, repr(error))
+        for run in (scenario, ballot):
+            try:
+                await run(url, mode)
+            except Exception as error:  # report, do not hide, an SDK or hub failure
+                check(f"{mode}: {run.__name__} ran to the end", False, repr(error))
     for name, passed, detail in RESULTS:
         print(f"{'PASS' if passed else 'FAIL'} {name}" + (f" -- {detail}" if detail else ""))
     failed = sum(1 for _, passed, _ in RESULTS if not passed)

@@ -116,7 +116,10 @@ fn rules(config: &Config) -> Value {
             "auto_policy_env": ["MCP_HUB_AUTO_PACK_MIN_PAYLOAD_CHARS", "MCP_HUB_AUTO_PACK_MIN_GAIN_PCT"]
         },
         "repo_isolated_execution": "isolated workers never edit project files; they hand off intent, evidence, patch_plan, verification_plan and risk_notes",
-        "consensus_handoff": "vote through blob references or resolve_consensus_from_context / _from_message",
+        "consensus_handoff": {
+            "voter": "share_context key vote:<proposal_id>, value {\"decision\":\"accept|reject|abstain\",\"confidence\":0-1}; vote in your own name only",
+            "reviewer": "one resolve_consensus_from_context call with proposal_id and agent_ids (optional min_votes): each voter's own entry is its vote; missing_voters lists who did not vote; a vote naming anyone but its entry's author is refused (VOTE_AUTHOR_MISMATCH)"
+        },
         "auth": {
             "mode_env": "MCP_HUB_AUTH_MODE",
             "mode": config.auth_mode.as_str(),
@@ -181,6 +184,7 @@ pub fn role_guidance(role: &str) -> Value {
             ],
             &[
                 "gather evidence from context, messages and artifacts",
+                "settle a group vote in one resolve_consensus_from_context call listing agent_ids",
                 "record a judgement with remediation",
                 "enforce the done gate",
             ],
@@ -212,6 +216,7 @@ pub fn role_guidance(role: &str) -> Value {
                 "poll_and_claim with a lease",
                 "renew while working",
                 "release with confidence and evidence",
+                "vote with share_context key vote:<proposal_id>",
             ],
         ),
     };
