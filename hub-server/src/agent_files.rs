@@ -87,27 +87,71 @@ mod tests {
 
     /// Every tool of the spec (http-config-cli §11.5: the template lists them all, grouped).
     const SPEC_TOOLS: [&str; 46] = [
-        "register_agent", "update_runtime_profile", "list_agents", "get_onboarding",
-        "send_message", "send_blob_message", "read_messages", "create_task", "update_task",
-        "list_tasks", "delete_task", "poll_and_claim", "claim_task", "renew_task_claim",
-        "release_task_claim", "list_task_claims", "share_context", "share_blob_context",
-        "get_context", "wait_for_updates", "read_snapshot", "hash_payload",
-        "store_protocol_blob", "get_protocol_blob", "list_protocol_blobs",
-        "pack_protocol_message", "unpack_protocol_message", "resolve_consensus",
-        "resolve_consensus_from_context", "resolve_consensus_from_message",
-        "list_consensus_decisions", "create_artifact_upload", "create_artifact_download",
-        "create_task_artifact_downloads", "share_artifact", "list_artifacts",
-        "attach_task_artifact", "list_task_artifacts", "get_task_handoff", "get_activity_log",
-        "get_kpi_snapshot", "get_transport_snapshot", "evaluate_slo_alerts", "list_slo_alerts",
-        "get_auth_coverage", "run_maintenance",
+        "register_agent",
+        "update_runtime_profile",
+        "list_agents",
+        "get_onboarding",
+        "send_message",
+        "send_blob_message",
+        "read_messages",
+        "create_task",
+        "update_task",
+        "list_tasks",
+        "delete_task",
+        "poll_and_claim",
+        "claim_task",
+        "renew_task_claim",
+        "release_task_claim",
+        "list_task_claims",
+        "share_context",
+        "share_blob_context",
+        "get_context",
+        "wait_for_updates",
+        "read_snapshot",
+        "hash_payload",
+        "store_protocol_blob",
+        "get_protocol_blob",
+        "list_protocol_blobs",
+        "pack_protocol_message",
+        "unpack_protocol_message",
+        "resolve_consensus",
+        "resolve_consensus_from_context",
+        "resolve_consensus_from_message",
+        "list_consensus_decisions",
+        "create_artifact_upload",
+        "create_artifact_download",
+        "create_task_artifact_downloads",
+        "share_artifact",
+        "list_artifacts",
+        "attach_task_artifact",
+        "list_task_artifacts",
+        "get_task_handoff",
+        "get_activity_log",
+        "get_kpi_snapshot",
+        "get_transport_snapshot",
+        "evaluate_slo_alerts",
+        "list_slo_alerts",
+        "get_auth_coverage",
+        "run_maintenance",
     ];
 
     /// Backticked words that look like tool names (`a_b` with a tool verb in front; `claim_`
     /// is left out because `claim_id` is an argument).
     fn named_tools(text: &str) -> Vec<&str> {
         const VERBS: [&str; 13] = [
-            "register_", "update_", "list_", "get_", "send_", "read_", "create_", "delete_",
-            "poll_", "renew_", "release_", "share_", "resolve_",
+            "register_",
+            "update_",
+            "list_",
+            "get_",
+            "send_",
+            "read_",
+            "create_",
+            "delete_",
+            "poll_",
+            "renew_",
+            "release_",
+            "share_",
+            "resolve_",
         ];
         text.split('`')
             .skip(1)
@@ -123,7 +167,10 @@ mod tests {
     fn the_files_name_only_tools_of_the_spec() {
         let mut files = vec![
             ("AGENT_PROMPT.md", AGENT_PROMPT),
-            ("templates/CLAUDE.isolated-swarm.md", ISOLATED_SWARM_TEMPLATE),
+            (
+                "templates/CLAUDE.isolated-swarm.md",
+                ISOLATED_SWARM_TEMPLATE,
+            ),
             ("skills/claude-hub.md", SKILL_CLAUDE),
             ("skills/codex-hub.md", SKILL_CODEX),
         ];
@@ -132,7 +179,10 @@ mod tests {
         }
         for (file, text) in files {
             for tool in named_tools(text) {
-                assert!(SPEC_TOOLS.contains(&tool), "{file} names `{tool}`, not a spec tool");
+                assert!(
+                    SPEC_TOOLS.contains(&tool),
+                    "{file} names `{tool}`, not a spec tool"
+                );
             }
         }
     }
@@ -146,7 +196,11 @@ mod tests {
             );
         }
         for def in &crate::tools::registry().tools {
-            assert!(SPEC_TOOLS.contains(&def.name), "{} is not in the spec", def.name);
+            assert!(
+                SPEC_TOOLS.contains(&def.name),
+                "{} is not in the spec",
+                def.name
+            );
         }
     }
 
@@ -155,7 +209,10 @@ mod tests {
         let config: serde_json::Value = serde_json::from_str(MCP_EXAMPLE_JSON).expect("JSON");
         let server = &config["mcpServers"]["agent-hub"];
         assert_eq!(server["type"], "http");
-        assert_eq!(server["headers"]["Authorization"], "Bearer ${AGENT_HUB_TOKEN}");
+        assert_eq!(
+            server["headers"]["Authorization"],
+            "Bearer ${AGENT_HUB_TOKEN}"
+        );
     }
 
     #[test]

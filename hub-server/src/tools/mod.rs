@@ -371,13 +371,13 @@ impl rmcp::ServerHandler for HubServer {
                 .enable_prompts()
                 .build(),
         )
-            .with_server_info(Implementation::new("mcp-agent-hub", "1.0.0"))
-            .with_instructions(
-                "Agent Hub: call register_agent first, keep auth.token and pass it as auth_token \
+        .with_server_info(Implementation::new("mcp-agent-hub", "1.0.0"))
+        .with_instructions(
+            "Agent Hub: call register_agent first, keep auth.token and pass it as auth_token \
                  (or Authorization: Bearer) on every later call; then get_onboarding \
                  {mode:\"compact\"} once. Prompts: onboarding, orchestrator, reviewer, \
                  assistant, isolated-swarm.",
-            )
+        )
     }
 
     async fn list_prompts(

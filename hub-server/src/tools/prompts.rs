@@ -46,12 +46,14 @@ pub fn get(name: &str) -> Result<GetPromptResult, ErrorData> {
     let Some(prompt) = prompts().into_iter().find(|prompt| prompt.name == name) else {
         let known: Vec<&str> = prompts().iter().map(|prompt| prompt.name).collect();
         return Err(ErrorData::invalid_params(
-            format!("prompts/get: unknown prompt name {name:?}; known: {}", known.join(", ")),
+            format!(
+                "prompts/get: unknown prompt name {name:?}; known: {}",
+                known.join(", ")
+            ),
             None,
         ));
     };
-    let mut result =
-        GetPromptResult::new(vec![PromptMessage::new_text(Role::User, prompt.text)]);
+    let mut result = GetPromptResult::new(vec![PromptMessage::new_text(Role::User, prompt.text)]);
     result.description = Some(prompt.description.to_string());
     Ok(result)
 }

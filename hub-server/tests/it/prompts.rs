@@ -12,11 +12,21 @@ async fn prompts_list_and_get_serve_the_role_prompts_and_the_onboarding() {
     let info = client.service.peer_info().expect("server info");
     assert!(info.capabilities.prompts.is_some(), "prompts capability");
 
-    let listed = client.service.list_all_prompts().await.expect("prompts/list");
+    let listed = client
+        .service
+        .list_all_prompts()
+        .await
+        .expect("prompts/list");
     let names: Vec<&str> = listed.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
-        ["onboarding", "orchestrator", "reviewer", "assistant", "isolated-swarm"]
+        [
+            "onboarding",
+            "orchestrator",
+            "reviewer",
+            "assistant",
+            "isolated-swarm"
+        ]
     );
     assert!(listed.iter().all(|p| p.description.is_some()));
 
@@ -30,12 +40,22 @@ async fn prompts_list_and_get_serve_the_role_prompts_and_the_onboarding() {
             .await
             .expect("prompts/get");
         assert_eq!(prompt.messages.len(), 1);
-        let text = prompt.messages[0].content.as_text().expect("text").text.clone();
+        let text = prompt.messages[0]
+            .content
+            .as_text()
+            .expect("text")
+            .text
+            .clone();
         assert_eq!(text, expected, "{name}");
     }
     // The reviewer prompt carries the consensus flow of the consensus issue.
     let reviewer = hub_server::agent_files::LaunchRole::Reviewer.prompt();
-    for needle in ["context_key", "agent_ids", "vote:<proposal_id>", "missing_voters"] {
+    for needle in [
+        "context_key",
+        "agent_ids",
+        "vote:<proposal_id>",
+        "missing_voters",
+    ] {
         assert!(reviewer.contains(needle), "reviewer prompt lacks {needle}");
     }
 
@@ -45,7 +65,10 @@ async fn prompts_list_and_get_serve_the_role_prompts_and_the_onboarding() {
         .await
         .expect_err("unknown prompt");
     let text = unknown.to_string();
-    assert!(text.contains("janitor") && text.contains("onboarding"), "{text}");
+    assert!(
+        text.contains("janitor") && text.contains("onboarding"),
+        "{text}"
+    );
     client.close().await;
     hub.stop().await;
 }
