@@ -49,18 +49,14 @@ pub struct Invocation {
     pub args: Vec<String>,
 }
 
-/// Claude Code's MCP config: typed `http` (an untyped entry is taken for stdio, D23) with the
-/// Authorization header expanded from the environment. It holds no secret.
+/// Claude Code's MCP config: the repository's `.mcp.example.json` (typed `http` — an untyped
+/// entry is taken for stdio, D23 — with the Authorization header expanded from
+/// [`TOKEN_ENV`]) pointed at `endpoint`. It holds no secret.
 pub fn claude_mcp_config(endpoint: &str) -> String {
-    let config = json!({
-        "mcpServers": {
-            SERVER_NAME: {
-                "type": "http",
-                "url": endpoint,
-                "headers": {"Authorization": format!("Bearer ${{{TOKEN_ENV}}}")},
-            }
-        }
-    });
+    let mut config: serde_json::Value =
+        serde_json::from_str(hub_server::agent_files::MCP_EXAMPLE_JSON)
+            .expect(".mcp.example.json is JSON (tested)");
+    config["mcpServers"][SERVER_NAME]["url"] = json!(endpoint);
     serde_json::to_string_pretty(&config).expect("a JSON value serializes")
 }
 

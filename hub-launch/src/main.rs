@@ -58,7 +58,7 @@ pub struct Args {
     #[arg(long, env = "HUB_LIFECYCLE", value_enum, default_value = "persistent")]
     pub lifecycle: Lifecycle,
     /// Force the runtime mode instead of detecting it (detection yields repo or isolated).
-    #[arg(long, env = "HUB_RUNTIME_MODE", value_enum)]
+    #[arg(long, env = "HUB_RUNTIME_MODE", value_parser = profile::parse_mode)]
     pub runtime_mode: Option<RuntimeMode>,
     /// Shortcut for --runtime-mode repo.
     #[arg(long, conflicts_with_all = ["runtime_mode", "isolated_runtime"])]

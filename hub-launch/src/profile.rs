@@ -7,20 +7,18 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RuntimeMode {
-    Repo,
-    Isolated,
-    Unknown,
-}
+/// The hub's own runtime modes: what the launcher declares is what the hub routes by.
+pub use hub_server::domain::task::RuntimeMode;
 
-impl RuntimeMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RuntimeMode::Repo => "repo",
-            RuntimeMode::Isolated => "isolated",
-            RuntimeMode::Unknown => "unknown",
-        }
+/// `--runtime-mode` values (anything else exits 1 with this sentence).
+pub fn parse_mode(text: &str) -> Result<RuntimeMode, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "repo" => Ok(RuntimeMode::Repo),
+        "isolated" => Ok(RuntimeMode::Isolated),
+        "unknown" => Ok(RuntimeMode::Unknown),
+        _ => Err(format!(
+            "unsupported runtime mode {text:?}: repo, isolated or unknown"
+        )),
     }
 }
 
