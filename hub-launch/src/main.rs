@@ -70,7 +70,7 @@ pub struct Args {
     #[arg(long, env = "HUB_NOTE")]
     pub note: Option<String>,
     /// Print the command, the environment names it would pass and the prompt; start nothing.
-    #[arg(long, env = "HUB_DRY_RUN")]
+    #[arg(long, env = "HUB_DRY_RUN", value_parser = clap::builder::BoolishValueParser::new())]
     pub dry_run: bool,
 }
 

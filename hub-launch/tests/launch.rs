@@ -353,3 +353,97 @@ async fn dry_run_prints_the_command_environment_names_and_prompt_without_side_ef
     }
     assert!(!scene.record_path().exists(), "no CLI started");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_flag_also_comes_from_its_environment_variable() {
+    let scene = Scene::new();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hub-launch"))
+        .current_dir(scene.work.path())
+        .env_remove("CLAUDE_MODEL")
+        .envs([
+            ("HUB_ENDPOINT", "http://127.0.0.1:9/env-mcp"),
+            ("HUB_ROLE", "helper"),
+            ("HUB_BACKEND", "claude"),
+            ("HUB_AGENT_ID", "env-agent"),
+            ("HUB_AGENT_NAME", "Env Agent"),
+            ("HUB_NAMESPACE", "ns-env"),
+            ("HUB_ONBOARDING", "none"),
+            ("HUB_LIFECYCLE", "ephemeral"),
+            ("HUB_RUNTIME_MODE", "unknown"),
+            ("HUB_NOTE", "from the environment"),
+            ("HUB_DRY_RUN", "1"),
+        ])
+        .output()
+        .await
+        .expect("hub-launch runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let registration: Value = stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("# registration"))
+        .nth(1)
+        .and_then(|line| serde_json::from_str(line).ok())
+        .expect("the registration line");
+    assert_eq!(registration["id"], "env-agent");
+    assert_eq!(registration["name"], "Env Agent");
+    assert_eq!(registration["type"], "claude");
+    assert_eq!(registration["role"], "assistant");
+    assert_eq!(registration["lifecycle"], "ephemeral");
+    assert_eq!(registration["runtime_profile"]["mode"], "unknown");
+    assert_eq!(registration["runtime_profile"]["source"], "client_declared");
+    assert!(stdout.contains("--mcp-config '<private-temp-dir>/mcp.json'"));
+    assert!(stdout.contains("\"url\": \"http://127.0.0.1:9/env-mcp\""));
+    assert!(stdout.contains(r#"use "ns-env" for all task operations"#));
+    assert!(stdout.contains("- Note: from the environment"));
+    assert!(stdout.contains("Skip get_onboarding"));
+    assert!(stdout.contains("Unknown runtime"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_agent_is_relaunched_with_its_own_token_only() {
+    let hub = start_hub().await;
+    let scene = Scene::new();
+    let url = hub.handle.mcp_url();
+    let args = ["--backend", "codex", "--agent-id", "keeper"];
+    let first = scene.command(&url, &args).output().await.expect("runs");
+    assert_eq!(first.status.code(), Some(0));
+    let token = scene.record()["env"]["AGENT_HUB_TOKEN"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::remove_file(scene.record_path()).unwrap();
+
+    let hijack = scene.command(&url, &args).output().await.expect("runs");
+    let stderr = String::from_utf8_lossy(&hijack.stderr);
+    assert_eq!(
+        hijack.status.code(),
+        Some(1),
+        "an existing id needs its token"
+    );
+    assert!(
+        stderr.contains("AUTH_TOKEN_REQUIRED") && stderr.contains("AGENT_HUB_TOKEN"),
+        "{stderr}"
+    );
+    assert!(!scene.record_path().exists());
+
+    let relaunch = scene
+        .command(&url, &args)
+        .env("AGENT_HUB_TOKEN", &token)
+        .output()
+        .await
+        .expect("runs");
+    assert_eq!(relaunch.status.code(), Some(0));
+    let record = scene.record();
+    assert_eq!(record["tool_result"]["success"], true, "{record}");
+    assert_eq!(
+        record["env"]["AGENT_HUB_TOKEN"],
+        token.as_str(),
+        "the same token"
+    );
+    hub.handle.shutdown().await;
+}
