@@ -53,7 +53,8 @@ pub fn compose(input: &PromptInput<'_>) -> String {
          with the profile above. Do not call register_agent again.\n\
          2. Your MCP client sends your token as `Authorization: Bearer` (from the environment \
          variable {token_env}); do not pass auth_token and never print, store or send the \
-         token. Put \"{id}\" in every caller argument (agent_id, from_agent, requesting_agent).\n",
+         token. Put \"{id}\" in each call's caller argument (requesting_agent where a tool \
+         has one, else agent_id or from_agent).\n",
         role = input.role.as_str(),
         caps = input.role.capabilities(),
         token_env = input.token_env,
@@ -63,8 +64,9 @@ pub fn compose(input: &PromptInput<'_>) -> String {
             out.push_str("3. Skip get_onboarding: this prompt is your onboarding.\n")
         }
         mode => out.push_str(&format!(
-            "3. Call get_onboarding once with {{\"mode\": \"{}\", \"role\": \"{}\", \
-             \"runtime_mode\": \"{}\", \"empty_dir\": {}}} and keep the answer.\n",
+            "3. Call get_onboarding once with {{\"agent_id\": \"{id}\", \"mode\": \"{}\", \
+             \"role\": \"{}\", \"runtime_mode\": \"{}\", \"empty_dir\": {}}} and keep the \
+             answer.\n",
             mode.as_str(),
             input.role.as_str(),
             profile.mode.as_str(),
@@ -180,6 +182,9 @@ mod tests {
         assert!(text.contains(r#"use "exp-1" for all task operations"#));
         assert!(text.contains("Isolated runtime"));
         assert!(text.contains("- Note: ship it"));
+        assert!(text.contains(
+            r#"get_onboarding once with {"agent_id": "reviewer-codex-1", "mode": "compact", "role": "reviewer", "runtime_mode": "isolated", "empty_dir": true}"#
+        ));
         assert!(!text.contains("\\\""), "no backslash-escaped quotes (D22)");
     }
 
