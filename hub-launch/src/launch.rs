@@ -257,6 +257,10 @@ async fn run_child(
     plan: &Plan,
     token: &str,
 ) -> anyhow::Result<ExitCode> {
+    // Listening before the spawn: a signal in between must not kill us with the child alive.
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
     let mut child = tokio::process::Command::new(program)
         .args(&invocation.args)
         .env_remove(backend::ADMIN_TOKEN_ENV)
@@ -266,9 +270,6 @@ async fn run_child(
         .stdin(std::process::Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {}", program.display()))?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
-    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
-    let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
     let pid = child
         .id()
         .and_then(|id| rustix::process::Pid::from_raw(id as i32));
