@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Interop test: starts a fresh hub-server (enforce mode, temporary data dir) and runs the
-# scenario in scenario.py with the official MCP Python SDK, installed into interop/.venv.
+# scenario in scenario.py with the official MCP Python SDK, installed into interop/.venv;
+# then launcher_clis.py checks that the real claude and codex CLIs (when installed) accept
+# the MCP config hub-launch gives them (`claude mcp list` / `codex mcp list`).
 # Usage: interop/run.sh        (from anywhere; needs python3 >= 3.10 and cargo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +14,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r interop/requirements.txt
 
-cargo build --quiet -p hub-server
+cargo build --quiet -p hub-server -p hub-launch
 data=$(mktemp -d)
 port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 MCP_HUB_DATA="$data" MCP_HUB_PORT="$port" MCP_HUB_AUTH_MODE=enforce \
@@ -44,3 +46,4 @@ then
 fi
 
 "$venv/bin/python" interop/scenario.py "http://127.0.0.1:$port/mcp"
+"$venv/bin/python" interop/launcher_clis.py target/debug/hub-launch "http://127.0.0.1:$port/mcp"

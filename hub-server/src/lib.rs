@@ -14,6 +14,7 @@
 //! [`start`] binds and serves a hub and returns a handle; `main.rs` and the integration
 //! tests both use it.
 
+pub mod agent_files;
 pub mod auth;
 pub mod bookkeeping;
 pub mod clock;

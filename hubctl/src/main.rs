@@ -1,6 +1,5 @@
 //! `hubctl`: the operator CLI of the Agent Hub (replaces the older hub.sh and scripts/*.sh).
 
-mod client;
 mod cmd;
 mod instance;
 mod process;
@@ -8,6 +7,8 @@ mod process;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+// The client lives in the library so hub-launch can share it.
+use hubctl::client;
 
 use crate::instance::{Instance, InstanceArgs};
 

@@ -26,6 +26,7 @@ pub mod live;
 pub mod messages;
 mod onboarding;
 mod pipeline;
+mod prompts;
 pub use pipeline::{
     Activity, FollowUp, FollowUpOrder, MarkingOp, PrepareOn, WaitFuture, WaitOp, count_blob_reads,
     mutating, mutating_prepared, mutating_rendered, reading, reading_marked, waiting,
@@ -43,8 +44,9 @@ use std::sync::{Arc, OnceLock};
 
 use rmcp::ErrorData;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
+    GetPromptResponse, Implementation, JsonObject, ListPromptsResult, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use schemars::JsonSchema;
@@ -363,13 +365,35 @@ fn call_env(context: &RequestContext<RoleServer>) -> CallEnv {
 
 impl rmcp::ServerHandler for HubServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("mcp-agent-hub", "1.0.0"))
-            .with_instructions(
-                "Agent Hub: call register_agent first, keep auth.token and pass it as auth_token \
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .build(),
+        )
+        .with_server_info(Implementation::new("mcp-agent-hub", "1.0.0"))
+        .with_instructions(
+            "Agent Hub: call register_agent first, keep auth.token and pass it as auth_token \
                  (or Authorization: Bearer) on every later call; then get_onboarding \
-                 {mode:\"compact\"} once.",
-            )
+                 {mode:\"compact\"} once. Prompts: onboarding, orchestrator, reviewer, \
+                 assistant, isolated-swarm.",
+        )
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(prompts::list()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        prompts::get(&request.name).map(Into::into)
     }
 
     async fn list_tools(
