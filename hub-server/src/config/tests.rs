@@ -255,7 +255,11 @@ fn every_config_field_has_its_documented_default() {
     assert_eq!(c.message_ttl_ms, Some(86_400_000));
     assert_eq!(c.activity_log_ttl_ms, Some(86_400_000));
     assert_eq!(c.auth_events_ttl_ms, Some(604_800_000));
-    assert_eq!(c.artifact_ttl_ms, 604_800_000);
+    assert_eq!(c.artifact_ttl_ms, Some(604_800_000));
+    assert_eq!(c.artifact.max_bytes, 52_428_800);
+    assert_eq!(c.artifact.upload_ttl_sec, 300);
+    assert_eq!(c.artifact.download_ttl_sec, 180);
+    assert_eq!(c.artifact.retention_sec, 86_400);
     assert_eq!(c.ephemeral_claim_reap_after_ms, Some(600_000));
     assert_eq!(c.done_task_ttl_ms, Some(604_800_000));
     assert_eq!(c.archive_batch_limit, 200);

@@ -15,6 +15,7 @@
 
 pub mod activity;
 pub mod agents;
+pub mod artifacts;
 pub mod auth;
 pub mod blobs;
 pub mod bookkeeping;
