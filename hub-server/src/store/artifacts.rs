@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Db, StoreResult, WriteTx};
+use super::{Db, StoreResult, Stream, WriteTx};
 use crate::domain::artifact::TicketKind;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +77,7 @@ pub struct NewArtifact {
 }
 
 pub fn insert(tx: &mut WriteTx<'_>, new: &NewArtifact) -> StoreResult<ArtifactRow> {
+    tx.next_seq(Stream::Artifacts);
     let now = tx.now_ms();
     tx.conn()
         .prepare_cached(
@@ -149,6 +150,7 @@ pub fn share(
     to_agent: &str,
     granted_by: &str,
 ) -> StoreResult<()> {
+    tx.next_seq(Stream::Artifacts);
     let now = tx.now_ms();
     tx.conn()
         .prepare_cached(
@@ -169,14 +171,18 @@ pub fn attach(
     added_by: &str,
 ) -> StoreResult<bool> {
     let now = tx.now_ms();
-    Ok(tx
+    let created = tx
         .conn()
         .prepare_cached(
             "INSERT OR IGNORE INTO task_artifacts (task_id, artifact_id, added_by, created_at)
              VALUES (?1, ?2, ?3, ?4)",
         )?
         .execute(params![task_id, artifact_id, added_by, now])?
-        == 1)
+        == 1;
+    if created {
+        tx.next_seq(Stream::Artifacts);
+    }
+    Ok(created)
 }
 
 /// One artifact attached to a task, as `viewer` sees it.
@@ -366,6 +372,7 @@ pub fn record_upload(
     if changed == 0 {
         return Ok(None);
     }
+    tx.next_seq(Stream::Artifacts);
     get(tx.db(), artifact_id)
 }
 
@@ -417,6 +424,10 @@ pub fn purge_expired(
     for path in rows {
         count += 1;
         paths.extend(path?);
+    }
+    drop(stmt);
+    if count > 0 {
+        tx.next_seq(Stream::Artifacts);
     }
     Ok((count, paths))
 }

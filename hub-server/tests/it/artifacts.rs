@@ -700,3 +700,61 @@ fn tokio_stream_of<T: Send + 'static>(
 ) -> impl futures::Stream<Item = T> {
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
+
+/// An upload over HTTP wakes a waiter on the `artifacts` stream and shows in `/events`.
+#[tokio::test]
+async fn artifact_changes_wake_wait_for_updates_and_events() {
+    let hub = TestHub::start().await;
+    let (alice, _) = hub.agent("alice").await;
+    let (watcher, _) = hub.agent("watcher").await;
+    let (id, url) = new_upload(&alice, "alice", json!({})).await;
+    let idle = watcher
+        .call(
+            "wait_for_updates",
+            json!({"agent_id": "watcher", "streams": ["artifacts"], "wait_ms": 10,
+                   "response_mode": "micro"}),
+        )
+        .await;
+    let cursor = idle.ok()["cursor"].as_str().unwrap().to_string();
+    assert_eq!(cursor.split('.').count(), 5);
+
+    let mut events = http()
+        .get(format!(
+            "{}/events?agent_id=watcher&streams=artifacts&cursor={cursor}",
+            hub.base_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    let hello = events.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&hello).contains("event: hello"));
+
+    let waiter = tokio::spawn(async move {
+        watcher
+            .call(
+                "wait_for_updates",
+                json!({"agent_id": "watcher", "streams": ["artifacts"], "cursor": cursor,
+                       "wait_ms": 30_000, "response_mode": "micro"}),
+            )
+            .await
+    });
+    let (status, _) = post(&hub, &url, b"wake up".to_vec(), "text/plain").await;
+    assert_eq!(status, 200);
+    let woke = waiter.await.unwrap();
+    assert_eq!(woke.ok()["changed"], true);
+    assert_eq!(woke.ok()["streams"], json!(["artifacts"]));
+    let update = events.chunk().await.unwrap().unwrap();
+    let update = String::from_utf8_lossy(&update).to_string();
+    assert!(
+        update.contains("event: update") && update.contains("artifacts"),
+        "{update}"
+    );
+    let logged = hub
+        .query(&format!(
+            "SELECT COUNT(*) FROM activity_log WHERE action = 'artifact_upload_http' \
+             AND details LIKE '%{id}%'"
+        ))
+        .await;
+    assert_eq!(logged[0][0], "1");
+    hub.stop().await;
+}
