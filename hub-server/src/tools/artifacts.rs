@@ -376,7 +376,7 @@ fn share_artifact(
     let command = ShareCommand {
         artifact_id: non_blank_string(args.artifact_id.as_deref()),
         to_agent: non_blank_string(args.to_agent.as_deref()),
-        task: args.task_id.map(|id| TaskRef(id)),
+        task: args.task_id.map(TaskRef),
         auto_share_assignee: args.auto_share_assignee != Some(false),
         note: non_blank_string(args.note.as_deref()).map(|note| prefix(&note, 400).to_string()),
         notify: args.notify != Some(false),
