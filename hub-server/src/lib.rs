@@ -111,7 +111,7 @@ pub async fn start(
     // Before serving: interrupted uploads and files no row names are removed, so a hub
     // killed mid-upload leaves nothing behind.
     let referenced = store
-        .read(|db| store::artifacts::storage_paths(db))
+        .read(store::artifacts::storage_paths)
         .await
         .context("listing artifact files")?;
     let artifacts_dir = config.artifacts_dir.clone();

@@ -84,10 +84,10 @@ fn ticket_of(
     raw_id: &str,
     query: &TicketQuery,
     headers: &HeaderMap,
-) -> Result<(String, String), Response<Body>> {
+) -> Result<(String, String), &'static str> {
     let id = rules::sanitize_id(raw_id);
     if id.is_empty() {
-        return Err(error(StatusCode::BAD_REQUEST, "artifact id is required"));
+        return Err("artifact id is required");
     }
     let token = query
         .token
@@ -102,10 +102,7 @@ fn ticket_of(
         .map(str::to_string);
     match token {
         Some(token) => Ok((id, token)),
-        None => Err(error(
-            StatusCode::BAD_REQUEST,
-            "token is required (?token= or the x-artifact-token header)",
-        )),
+        None => Err("token is required (?token= or the x-artifact-token header)"),
     }
 }
 
@@ -131,7 +128,7 @@ pub async fn upload(
     let route = Route::Upload;
     let (id, token) = match ticket_of(&raw_id, &query, &headers) {
         Ok(pair) => pair,
-        Err(response) => return response,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, problem),
     };
     let hub = state.hub.clone();
     let server_max = hub.config.artifact.max_bytes;
@@ -246,7 +243,7 @@ pub async fn download(
     let route = Route::Download;
     let (id, token) = match ticket_of(&raw_id, &query, &headers) {
         Ok(pair) => pair,
-        Err(response) => return response,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, problem),
     };
     let hub = state.hub.clone();
     let config = hub.config.clone();

@@ -172,7 +172,7 @@ async fn health(State(state): State<AppState>) -> Response<Body> {
     let artifact_tickets = state
         .hub
         .store
-        .read(|db| crate::store::artifacts::ticket_count(db))
+        .read(crate::store::artifacts::ticket_count)
         .await
         .unwrap_or(0);
     let body = json!({
