@@ -1,10 +1,12 @@
 """Interop scenario: the official MCP Python SDK against a running Agent Hub.
 
 Two agents register, exchange a direct and a broadcast message, and read them with a
-cursor: every message exactly once, in order. Then five workers vote on a proposal, each in
-its own context entry, and a reviewer settles the ballot in one call (a forged vote is
-refused, a listed non-voter comes back in missing_voters). Runs once per connect mode of the
-SDK ("legacy": initialize handshake with a session; "auto": the 2026-07-28 discover
+cursor: every message exactly once, in order. Then alice uploads an artifact and bob
+downloads it (whole, and one Range) with a plain HTTP client (urllib), as an agent's
+tooling would; a spent ticket is refused with 401. Then five workers vote on a proposal,
+each in its own context entry, and a reviewer settles the ballot in one call (a forged vote
+is refused, a listed non-voter comes back in missing_voters). Runs once per connect mode of
+the SDK ("legacy": initialize handshake with a session; "auto": the 2026-07-28 discover
 lifecycle with fallback). The hub is expected in enforce mode, so every call carries its
 token.
 
@@ -13,8 +15,11 @@ Prints one line per check and a closing "N passed, N failed" line; exits 1 on fa
 """
 
 import asyncio
+import hashlib
 import json
 import sys
+import urllib.error
+import urllib.request
 
 from mcp import Client
 
@@ -29,6 +34,59 @@ async def call(client: Client, tool: str, args: dict) -> tuple[dict, bool]:
     result = await client.call_tool(tool, args)
     text = result.content[0].text
     return json.loads(text), bool(result.is_error)
+
+
+def http(url: str, data: bytes | None = None,
+         headers: dict | None = None) -> tuple[int, object, bytes]:
+    """One plain HTTP request: (status, headers (case-insensitive), body), also on errors."""
+    request = urllib.request.Request(url, data=data, headers=headers or {},
+                                     method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+async def artifacts(mode: str, alice: Client, alice_id: str, alice_token: str,
+                    bob: Client, bob_id: str, bob_token: str) -> None:
+    created, _ = await call(alice, "create_artifact_upload", {
+        "agent_id": alice_id, "name": f"report-{mode}.json", "auth_token": alice_token})
+    check(f"{mode}: create_artifact_upload returns a POST ticket",
+          created.get("upload", {}).get("method") == "POST", created)
+    artifact_id = created["artifact"]["id"]
+    data = json.dumps({"mode": mode, "rows": list(range(2000))}).encode()
+    status, _, body = await asyncio.to_thread(
+        http, created["upload"]["url"], data, {"Content-Type": "application/json"})
+    uploaded = json.loads(body)
+    check(f"{mode}: the upload stores the bytes with their sha256",
+          status == 200 and uploaded.get("sha256") == hashlib.sha256(data).hexdigest(),
+          (status, uploaded))
+
+    denied, is_error = await call(bob, "create_artifact_download", {
+        "agent_id": bob_id, "artifact_id": artifact_id, "auth_token": bob_token})
+    check(f"{mode}: bob needs a share first",
+          is_error and denied.get("error_code") == "ARTIFACT_ACCESS_DENIED", denied)
+    await call(alice, "share_artifact", {
+        "from_agent": alice_id, "artifact_id": artifact_id, "to_agent": bob_id,
+        "notify": False, "auth_token": alice_token})
+
+    async def ticket() -> str:
+        issued, _ = await call(bob, "create_artifact_download", {
+            "agent_id": bob_id, "artifact_id": artifact_id, "auth_token": bob_token})
+        return issued["download"]["url"]
+
+    first = await ticket()
+    status, headers, body = await asyncio.to_thread(http, first, None, {"Range": "bytes=0-99"})
+    check(f"{mode}: a Range download returns 206 and those bytes",
+          status == 206 and body == data[:100], (status, headers))
+    status, headers, body = await asyncio.to_thread(http, await ticket())
+    check(f"{mode}: a download returns the bytes, MIME type and ETag",
+          status == 200 and body == data
+          and headers.get("Content-Type") == "application/json"
+          and headers.get("ETag") == f'"{hashlib.sha256(data).hexdigest()}"', (status, headers))
+    status, _, _ = await asyncio.to_thread(http, first)
+    check(f"{mode}: a spent ticket is refused with 401", status == 401, status)
 
 
 async def scenario(url: str, mode: str) -> None:
@@ -88,6 +146,8 @@ async def scenario(url: str, mode: str) -> None:
             "auth_token": bob_token})
         check(f"{mode}: the cursor delivers exactly the new message",
               [m["id"] for m in after["messages"]] == [later["message"]["id"]], after)
+
+        await artifacts(mode, alice, alice_id, alice_token, bob, bob_id, bob_token)
 
 
 async def register(client: Client, agent_id: str) -> str:

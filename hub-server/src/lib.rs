@@ -15,6 +15,7 @@
 //! tests both use it.
 
 pub mod agent_files;
+pub mod artifact_files;
 pub mod auth;
 pub mod bookkeeping;
 pub mod clock;
@@ -108,6 +109,20 @@ pub async fn start(
     let store = tokio::task::spawn_blocking(move || Store::open(&db_path, sync, clock))
         .await?
         .with_context(|| format!("opening database {}", config.db_path.display()))?;
+    // Before serving: interrupted uploads and files no row names are removed, so a hub
+    // killed mid-upload leaves nothing behind.
+    let referenced = store
+        .read(store::artifacts::storage_paths)
+        .await
+        .context("listing artifact files")?;
+    let artifacts_dir = config.artifacts_dir.clone();
+    let swept =
+        tokio::task::spawn_blocking(move || artifact_files::sweep(&artifacts_dir, &referenced))
+            .await?
+            .with_context(|| format!("sweeping {}", config.artifacts_dir.display()))?;
+    if swept > 0 {
+        tracing::info!(swept, "removed orphan artifact files");
+    }
     let config = Arc::new(config);
     let hub = Hub::new(config.clone(), store);
     let shutdown = hub.shutdown.clone();

@@ -1,5 +1,5 @@
 //! Live updates shared by `wait_for_updates`, `read_snapshot` and `GET /events`: the
-//! 4-segment cursor, a watcher's watermark, and the event-driven wait.
+//! 5-segment cursor, a watcher's watermark, and the event-driven wait.
 //!
 //! A watermark holds one sequence number per stream: for messages the newest message
 //! *visible to the watcher*, for tasks, context and activity the stream head the writer
@@ -16,19 +16,21 @@ use tokio_util::sync::CancellationToken;
 
 use crate::store::{self, Store, StoreResult, Stream, StreamHeads};
 
-pub const STREAM_NAMES: [&str; 4] = ["messages", "tasks", "context", "activity"];
+pub const STREAM_NAMES: [&str; 5] = ["messages", "tasks", "context", "activity", "artifacts"];
+const STREAMS: usize = STREAM_NAMES.len();
 
-/// Which streams a watcher follows, in the fixed order messages, tasks, context, activity.
+/// Which streams a watcher follows, in the fixed order messages, tasks, context, activity,
+/// artifacts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StreamSet(pub [bool; 4]);
+pub struct StreamSet(pub [bool; STREAMS]);
 
 impl StreamSet {
-    pub const ALL: StreamSet = StreamSet([true; 4]);
+    pub const ALL: StreamSet = StreamSet([true; STREAMS]);
 
     /// Parses names (trimmed, case-insensitive, duplicates ignored); empty means all.
     /// Returns the first unknown name as the error.
     pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<StreamSet, String> {
-        let mut set = [false; 4];
+        let mut set = [false; STREAMS];
         let mut any = false;
         for name in names {
             let name = name.trim().to_ascii_lowercase();
@@ -55,14 +57,15 @@ impl StreamSet {
     }
 }
 
-/// A cursor that is not four base36 numbers joined by `.`.
+/// A cursor that is not four or five base36 numbers joined by `.`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a cursor is four base36 numbers joined by '.' (m.t.c.a)")]
+#[error("a cursor is five base36 numbers joined by '.' (m.t.c.a.r)")]
 pub struct CursorInvalid;
 
-/// Position in the four streams; written as four lowercase base36 numbers joined by `.`.
+/// Position in the five streams; written as five lowercase base36 numbers joined by `.`.
+/// The four-number form of older hubs still parses (its artifacts position is 0).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Cursor(pub [i64; 4]);
+pub struct Cursor(pub [i64; STREAMS]);
 
 fn base36(mut value: i64) -> String {
     const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
@@ -79,17 +82,17 @@ fn base36(mut value: i64) -> String {
 }
 
 impl Cursor {
-    /// `Ok(None)` for a blank cursor; `Err` unless exactly four base36 numbers.
+    /// `Ok(None)` for a blank cursor; `Err` unless four or five base36 numbers.
     pub fn parse(text: &str) -> Result<Option<Cursor>, CursorInvalid> {
         let text = text.trim();
         if text.is_empty() {
             return Ok(None);
         }
         let parts: Vec<&str> = text.split('.').collect();
-        if parts.len() != 4 {
+        if parts.len() != STREAMS && parts.len() != STREAMS - 1 {
             return Err(CursorInvalid);
         }
-        let mut values = [0i64; 4];
+        let mut values = [0i64; STREAMS];
         for (slot, part) in values.iter_mut().zip(parts) {
             *slot = i64::from_str_radix(part, 36).map_err(|_| CursorInvalid)?;
             if *slot < 0 || part.starts_with(['+', '-']) {
@@ -123,6 +126,7 @@ pub async fn watermark(store: &Store, watcher: &str, heads: StreamHeads) -> Stor
         heads.get(Stream::Tasks),
         heads.get(Stream::Context),
         heads.get(Stream::Activity),
+        heads.get(Stream::Artifacts),
     ]))
 }
 
@@ -139,7 +143,7 @@ pub struct WaitOutcome {
     pub end: WaitEnd,
     /// Watched streams: the watermark; unwatched ones: the baseline carried through.
     pub cursor: Cursor,
-    pub changed: [bool; 4],
+    pub changed: [bool; STREAMS],
 }
 
 /// Waits until a watched stream moves past `baseline` as the watcher sees it, the deadline
@@ -176,10 +180,11 @@ pub async fn wait_for_change(
             heads.get(Stream::Tasks),
             heads.get(Stream::Context),
             heads.get(Stream::Activity),
+            heads.get(Stream::Artifacts),
         ];
         let mut cursor = baseline;
-        let mut changed = [false; 4];
-        for index in 0..4 {
+        let mut changed = [false; STREAMS];
+        for index in 0..STREAMS {
             if streams.0[index] {
                 changed[index] = current[index] > baseline.0[index];
                 cursor.0[index] = current[index].max(baseline.0[index]);
@@ -255,13 +260,16 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_bad_shapes() {
-        let cursor = Cursor([0, 35, 36, 1_800_000_000_000]);
-        assert_eq!(cursor.encode(), "0.z.10.mywpiww0");
+        let cursor = Cursor([0, 35, 36, 1_800_000_000_000, 7]);
+        assert_eq!(cursor.encode(), "0.z.10.mywpiww0.7");
         assert_eq!(Cursor::parse(&cursor.encode()), Ok(Some(cursor)));
         assert_eq!(Cursor::parse("  "), Ok(None));
         assert_eq!(Cursor::parse("0.0.0.0"), Ok(Some(Cursor::default())));
-        assert_eq!(Cursor::parse("A.B.C.D"), Ok(Some(Cursor([10, 11, 12, 13]))));
-        for bad in ["0.0.0", "0.0.0.0.0", "0.0.-1.0", "x!.0.0.0", "1:2"] {
+        assert_eq!(
+            Cursor::parse("A.B.C.D"),
+            Ok(Some(Cursor([10, 11, 12, 13, 0])))
+        );
+        for bad in ["0.0.0", "0.0.0.0.0.0", "0.0.-1.0", "x!.0.0.0", "1:2"] {
             assert_eq!(Cursor::parse(bad), Err(CursorInvalid), "{bad}");
         }
     }

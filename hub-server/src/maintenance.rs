@@ -1,8 +1,8 @@
 //! The periodic maintenance pass: lease expiry (forced sweep), presence (offline marking,
 //! ephemeral claim reaping, stale-agent purge, orphan requeue) and retention (idempotency
 //! records, messages, activity, done-task archive, auth events, unreferenced protocol
-//! blobs), plus pruning of in-memory rate-limit buckets and poll miss streaks. One writer
-//! transaction per pass.
+//! blobs, expired artifacts with their files, expired artifact tickets), plus pruning of
+//! in-memory rate-limit buckets and poll miss streaks. One writer transaction per pass.
 
 use std::sync::Arc;
 
@@ -26,6 +26,8 @@ pub struct MaintenanceReport {
     pub activity_purged: usize,
     pub auth_events_purged: usize,
     pub protocol_blobs_purged: usize,
+    pub artifacts_purged: usize,
+    pub artifact_tickets_purged: usize,
 }
 
 /// Runs one pass now.
@@ -36,7 +38,8 @@ pub async fn run_once(hub: &Hub) -> StoreResult<MaintenanceReport> {
     hub.inbox_gates.prune();
     // Presence decisions must see every heartbeat taken so far.
     hub.bookkeeper.flush().await?;
-    hub.store
+    let (report, artifact_files) = hub
+        .store
         .write(move |tx| {
             let now = tx.now_ms();
             let before = |ttl: Option<i64>| ttl.map(|ttl| now - ttl);
@@ -91,9 +94,23 @@ pub async fn run_once(hub: &Hub) -> StoreResult<MaintenanceReport> {
             if let Some(cutoff) = before(config.protocol_blob_ttl_ms) {
                 report.protocol_blobs_purged = store::blobs::purge_unreferenced_before(tx, cutoff)?;
             }
-            Ok(report)
+            // Artifact rows (shares, task links and tickets cascade); their files go after
+            // the commit, and a crash in between leaves them to the startup sweep.
+            let (purged, artifact_files) =
+                store::artifacts::purge_expired(tx, before(config.artifact_ttl_ms))?;
+            report.artifacts_purged = purged;
+            report.artifact_tickets_purged = store::artifacts::purge_expired_tickets(tx)?;
+            Ok((report, artifact_files))
         })
-        .await
+        .await?;
+    if !artifact_files.is_empty() {
+        let dir = hub.config.artifacts_dir.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            crate::artifact_files::remove(&dir, &artifact_files)
+        })
+        .await;
+    }
+    Ok(report)
 }
 
 /// Runs a pass every `MCP_HUB_MAINTENANCE_INTERVAL_MS` until shutdown. Errors are logged

@@ -180,6 +180,22 @@ pub struct WaitConfig {
     pub log_timeouts: bool,
 }
 
+/// Limits of the artifact side channel (tools-more §3.2-3.3); the per-call values of the
+/// artifact tools clamp into these.
+#[derive(Debug, Clone, Default)]
+pub struct ArtifactLimits {
+    /// Server-wide upload cap in bytes; per-ticket caps clamp to it.
+    pub max_bytes: i64,
+    /// Ticket TTL when neither the call nor the kind's own default gives one (D28).
+    pub ticket_ttl_sec: i64,
+    pub upload_ttl_sec: i64,
+    pub download_ttl_sec: i64,
+    /// Default retention of an artifact.
+    pub retention_sec: i64,
+    pub max_name_chars: usize,
+    pub max_summary_chars: usize,
+}
+
 /// The validated hub configuration. `Debug` is written by hand so the admin token digest
 /// never reaches a log.
 #[derive(Clone)]
@@ -243,7 +259,10 @@ pub struct Config {
     pub message_ttl_ms: Option<i64>,
     pub activity_log_ttl_ms: Option<i64>,
     pub auth_events_ttl_ms: Option<i64>,
-    pub artifact_ttl_ms: i64,
+    /// `MCP_HUB_ARTIFACT_TTL_MS`: expiry of artifacts without their own; `None` = never (D13).
+    pub artifact_ttl_ms: Option<i64>,
+    /// Artifact ticket and size limits (`MCP_HUB_ARTIFACT_*`, tools-more §3).
+    pub artifact: ArtifactLimits,
     pub ephemeral_claim_reap_after_ms: Option<i64>,
     pub done_task_ttl_ms: Option<i64>,
     pub archive_batch_limit: i64,
@@ -313,6 +332,7 @@ impl std::fmt::Debug for Config {
             activity_log_ttl_ms,
             auth_events_ttl_ms,
             artifact_ttl_ms,
+            artifact,
             ephemeral_claim_reap_after_ms,
             done_task_ttl_ms,
             archive_batch_limit,
@@ -383,6 +403,7 @@ impl std::fmt::Debug for Config {
             .field("activity_log_ttl_ms", activity_log_ttl_ms)
             .field("auth_events_ttl_ms", auth_events_ttl_ms)
             .field("artifact_ttl_ms", artifact_ttl_ms)
+            .field("artifact", artifact)
             .field(
                 "ephemeral_claim_reap_after_ms",
                 ephemeral_claim_reap_after_ms,
@@ -472,7 +493,8 @@ impl Config {
             message_ttl_ms: None,
             activity_log_ttl_ms: None,
             auth_events_ttl_ms: None,
-            artifact_ttl_ms: 0,
+            artifact_ttl_ms: None,
+            artifact: ArtifactLimits::default(),
             ephemeral_claim_reap_after_ms: None,
             done_task_ttl_ms: None,
             archive_batch_limit: 0,

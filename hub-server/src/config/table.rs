@@ -574,8 +574,51 @@ pub const VARIABLES: &[Variable] = &[
     var(
         "MCP_HUB_ARTIFACT_TTL_MS",
         "604800000",
-        "expiry of artifacts without an explicit one, >=1",
-        |f, c| c.artifact_ttl_ms = f.int(604_800_000, 1, i64::MAX),
+        "expiry of artifacts without an explicit one; <=0 never (also caps retention_sec)",
+        |f, c| c.artifact_ttl_ms = f.ttl(604_800_000),
+    ),
+    // Artifact side channel (tools-more §3).
+    var(
+        "MCP_HUB_ARTIFACT_MAX_BYTES",
+        "52428800",
+        "largest artifact upload in bytes, >=1024 (413 while streaming above it)",
+        |f, c| c.artifact.max_bytes = f.int(52_428_800, 1024, i64::MAX),
+    ),
+    var(
+        "MCP_HUB_ARTIFACT_TICKET_TTL_SEC",
+        "300",
+        "ticket TTL when the kind's own default is unset, >=30",
+        |f, c| c.artifact.ticket_ttl_sec = f.int(300, 30, 86_400),
+    ),
+    var(
+        "MCP_HUB_ARTIFACT_UPLOAD_TTL_SEC",
+        "$MCP_HUB_ARTIFACT_TICKET_TTL_SEC",
+        "default upload ticket TTL, 30-86400",
+        |f, c| c.artifact.upload_ttl_sec = f.int(c.artifact.ticket_ttl_sec, 30, 86_400),
+    ),
+    var(
+        "MCP_HUB_ARTIFACT_DOWNLOAD_TTL_SEC",
+        "180",
+        "default download ticket TTL, 30-86400",
+        |f, c| c.artifact.download_ttl_sec = f.int(180, 30, 86_400),
+    ),
+    var(
+        "MCP_HUB_ARTIFACT_RETENTION_SEC",
+        "86400",
+        "default artifact retention, >=60 (rows and files removed by maintenance)",
+        |f, c| c.artifact.retention_sec = f.int(86_400, 60, i64::MAX / 1000),
+    ),
+    var(
+        "MCP_HUB_MAX_ARTIFACT_NAME_CHARS",
+        "180",
+        "artifact names are cut to this, >=16",
+        |f, c| c.artifact.max_name_chars = f.int(180, 16, 100_000) as usize,
+    ),
+    var(
+        "MCP_HUB_MAX_ARTIFACT_SUMMARY_CHARS",
+        "400",
+        "artifact summaries are cut to this, >=32",
+        |f, c| c.artifact.max_summary_chars = f.int(400, 32, 100_000) as usize,
     ),
     var(
         "MCP_HUB_PROTOCOL_BLOB_TTL_MS",

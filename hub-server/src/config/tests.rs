@@ -255,7 +255,11 @@ fn every_config_field_has_its_documented_default() {
     assert_eq!(c.message_ttl_ms, Some(86_400_000));
     assert_eq!(c.activity_log_ttl_ms, Some(86_400_000));
     assert_eq!(c.auth_events_ttl_ms, Some(604_800_000));
-    assert_eq!(c.artifact_ttl_ms, 604_800_000);
+    assert_eq!(c.artifact_ttl_ms, Some(604_800_000));
+    assert_eq!(c.artifact.max_bytes, 52_428_800);
+    assert_eq!(c.artifact.upload_ttl_sec, 300);
+    assert_eq!(c.artifact.download_ttl_sec, 180);
+    assert_eq!(c.artifact.retention_sec, 86_400);
     assert_eq!(c.ephemeral_claim_reap_after_ms, Some(600_000));
     assert_eq!(c.done_task_ttl_ms, Some(604_800_000));
     assert_eq!(c.archive_batch_limit, 200);
@@ -346,7 +350,14 @@ const SAMPLE: &[(&str, &str)] = &[
     ("MCP_HUB_MESSAGE_TTL_MS", "6000"),
     ("MCP_HUB_ACTIVITY_LOG_TTL_MS", "7000"),
     ("MCP_HUB_AUTH_EVENTS_TTL_MS", "8000"),
-    ("MCP_HUB_ARTIFACT_TTL_MS", "9000"),
+    ("MCP_HUB_ARTIFACT_TTL_MS", "9000000"),
+    ("MCP_HUB_ARTIFACT_MAX_BYTES", "2048"),
+    ("MCP_HUB_ARTIFACT_TICKET_TTL_SEC", "60"),
+    ("MCP_HUB_ARTIFACT_UPLOAD_TTL_SEC", "90"),
+    ("MCP_HUB_ARTIFACT_DOWNLOAD_TTL_SEC", "45"),
+    ("MCP_HUB_ARTIFACT_RETENTION_SEC", "600"),
+    ("MCP_HUB_MAX_ARTIFACT_NAME_CHARS", "64"),
+    ("MCP_HUB_MAX_ARTIFACT_SUMMARY_CHARS", "128"),
     ("MCP_HUB_PROTOCOL_BLOB_TTL_MS", "10000"),
     ("MCP_HUB_DONE_TASK_TTL_MS", "11000"),
     ("MCP_HUB_ARCHIVE_BATCH_LIMIT", "50"),
@@ -369,6 +380,14 @@ fn a_sample_with_every_variable_set_parses() {
     assert_eq!(c.db_path, PathBuf::from("/srv/db/hub.sqlite"));
     assert_eq!(c.artifacts_dir, PathBuf::from("/srv/blobs"));
     assert_eq!(c.db_sync, SyncMode::Normal);
+    assert_eq!(c.artifact_ttl_ms, Some(9_000_000));
+    assert_eq!(c.artifact.max_bytes, 2048);
+    assert_eq!(c.artifact.ticket_ttl_sec, 60);
+    assert_eq!(c.artifact.upload_ttl_sec, 90);
+    assert_eq!(c.artifact.download_ttl_sec, 45);
+    assert_eq!(c.artifact.retention_sec, 600);
+    assert_eq!(c.artifact.max_name_chars, 64);
+    assert_eq!(c.artifact.max_summary_chars, 128);
     assert_eq!(c.public_base_url, "https://hub.example");
     assert_eq!(c.session_idle_timeout, Some(Duration::from_millis(120_000)));
     assert_eq!(

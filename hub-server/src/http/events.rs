@@ -198,6 +198,7 @@ fn events(state: StreamState) -> impl Stream<Item = Result<Event, Infallible>> {
                             "latest_task_ts": outcome.cursor.0[1],
                             "latest_context_ts": outcome.cursor.0[2],
                             "latest_activity_ts": outcome.cursor.0[3],
+                            "latest_artifact_seq": outcome.cursor.0[4],
                         },
                     })
                 };
@@ -227,7 +228,7 @@ pub async fn subscribe(
             json!({"success": false, "error": "agent_id is required"}),
         );
     };
-    // Unknown names are dropped; none left means all four.
+    // Unknown names are dropped; none left means all of them.
     let streams = StreamSet::parse(
         query
             .streams

@@ -1,6 +1,8 @@
-//! The HTTP surface: the axum router with `/mcp`, `/health` and a JSON 404, behind a
+//! The HTTP surface: the axum router with `/mcp`, `/events`, `/artifacts/*`, `/health` and a
+//! JSON 404, behind a
 //! Host/Origin guard (DNS-rebinding protection) on every route.
 
+pub mod artifacts;
 pub mod events;
 pub mod mcp;
 
@@ -12,7 +14,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use serde_json::json;
 
 use crate::config::Config;
@@ -41,6 +43,8 @@ pub fn router(hub: Arc<Hub>, mcp: McpEndpoint) -> Router {
         .route("/mcp", any(mcp_route))
         .route("/health", get(health))
         .route("/events", get(events_route))
+        .route("/artifacts/upload/{id}", post(artifacts::upload))
+        .route("/artifacts/download/{id}", get(artifacts::download))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), host_guard))
         .with_state(state)
@@ -164,6 +168,13 @@ async fn events_route(
 
 async fn health(State(state): State<AppState>) -> Response<Body> {
     let config = &state.hub.config;
+    // Durable tickets: the count is the table's (expired ones until the next sweep).
+    let artifact_tickets = state
+        .hub
+        .store
+        .read(crate::store::artifacts::ticket_count)
+        .await
+        .unwrap_or(0);
     let body = json!({
         "status": "ok",
         "sessions": state.mcp.sessions.count().await,
@@ -178,7 +189,7 @@ async fn health(State(state): State<AppState>) -> Response<Body> {
             "default_interval_ms": config.event_stream_interval_ms,
             "heartbeat_ms": config.event_stream_heartbeat_ms,
         },
-        "artifact_tickets": 0,
+        "artifact_tickets": artifact_tickets,
         "session_idle_timeout_ms": config.session_idle_timeout_ms(),
         "session_gc_enabled": config.session_idle_timeout.is_some(),
         "unknown_session_policy": config.unknown_session_policy.as_str(),

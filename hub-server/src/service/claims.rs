@@ -38,6 +38,20 @@ pub struct Claimed {
     pub task: TaskRow,
     pub claim: ClaimRow,
     pub depends_on: Vec<i64>,
+    /// The task's artifacts as the claimer sees them, when `include_artifacts` asked.
+    pub artifacts: Option<Vec<crate::store::artifacts::Attached>>,
+}
+
+/// `include_artifacts`: every attachment of the claimed task, as its new holder sees it.
+fn artifact_hints(
+    db: &crate::store::Db,
+    include: bool,
+    task_id: i64,
+    agent_id: &str,
+) -> Result<Option<Vec<crate::store::artifacts::Attached>>, Refusal> {
+    include
+        .then(|| super::artifacts::claim_hints(db, task_id, agent_id))
+        .transpose()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -150,11 +164,13 @@ pub fn poll(
             iso8601(claim.lease_expires_at)
         ),
     );
+    let artifacts = artifact_hints(tx.db(), command.include_artifacts, task.id, &agent_id)?;
     Ok(PollOutcome {
         result: PollResult::Claimed(Box::new(Claimed {
             task,
             claim,
             depends_on,
+            artifacts,
         })),
         runtime_mode,
         warning,
@@ -292,11 +308,13 @@ pub fn claim(
             iso8601(claim.lease_expires_at)
         ),
     );
+    let artifacts = artifact_hints(tx.db(), command.include_artifacts, task.id, &agent_id)?;
     Ok(ClaimOutcome {
         claimed: Claimed {
             task,
             claim,
             depends_on,
+            artifacts,
         },
         warning,
     })

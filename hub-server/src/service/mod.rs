@@ -5,6 +5,7 @@
 //! as it), the time of the call and the activity rows it leaves; a [`Refusal`] is an
 //! expected failure with a wire error code. Services know neither MCP nor SQL.
 
+pub mod artifacts;
 pub mod blobs;
 pub mod claims;
 pub mod consensus;

@@ -261,6 +261,60 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE consensus_decisions ADD COLUMN votes_json TEXT NOT NULL DEFAULT '[]';
     "#,
+    // 6: artifacts, their shares and task links, and durable hashed tickets (tools-more §3).
+    r#"
+    CREATE TABLE artifacts (
+        id             TEXT PRIMARY KEY,
+        created_by     TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        mime_type      TEXT NOT NULL DEFAULT 'application/octet-stream',
+        size_bytes     INTEGER NOT NULL DEFAULT 0,
+        sha256         TEXT,
+        -- File name inside MCP_HUB_ARTIFACTS_DIR; set once, by the committed upload.
+        storage_path   TEXT,
+        namespace      TEXT NOT NULL DEFAULT 'default',
+        summary        TEXT NOT NULL DEFAULT '',
+        created_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL,
+        access_count   INTEGER NOT NULL DEFAULT 0,
+        ttl_expires_at INTEGER
+    );
+    CREATE INDEX artifacts_created ON artifacts (created_at, id);
+    CREATE INDEX artifacts_ns_created ON artifacts (namespace, created_at);
+    CREATE INDEX artifacts_creator_created ON artifacts (created_by, created_at);
+    CREATE INDEX artifacts_ttl ON artifacts (ttl_expires_at);
+    CREATE INDEX artifacts_updated ON artifacts (updated_at) WHERE ttl_expires_at IS NULL;
+
+    CREATE TABLE artifact_shares (
+        artifact_id TEXT NOT NULL REFERENCES artifacts (id) ON DELETE CASCADE,
+        to_agent    TEXT NOT NULL,
+        granted_by  TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (artifact_id, to_agent)
+    ) WITHOUT ROWID;
+    CREATE INDEX artifact_shares_to ON artifact_shares (to_agent, artifact_id);
+
+    CREATE TABLE task_artifacts (
+        task_id     INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+        artifact_id TEXT NOT NULL REFERENCES artifacts (id) ON DELETE CASCADE,
+        added_by    TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (task_id, artifact_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX task_artifacts_artifact ON task_artifacts (artifact_id, task_id);
+
+    -- Only the SHA-256 of a ticket is kept; consuming one is a single DELETE.
+    CREATE TABLE artifact_tickets (
+        token_hash  BLOB PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        artifact_id TEXT NOT NULL REFERENCES artifacts (id) ON DELETE CASCADE,
+        agent_id    TEXT NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        max_bytes   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX artifact_tickets_expiry ON artifact_tickets (expires_at);
+    CREATE INDEX artifact_tickets_artifact ON artifact_tickets (artifact_id);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -15,6 +15,7 @@
 
 pub mod activity;
 pub mod agents;
+pub mod artifacts;
 pub mod auth;
 pub mod blobs;
 pub mod bookkeeping;
@@ -85,10 +86,12 @@ pub enum Stream {
     Tasks = 1,
     Context = 2,
     Activity = 3,
-    Broadcasts = 4,
+    /// Artifacts created, uploaded, shared, attached or expired.
+    Artifacts = 4,
+    Broadcasts = 5,
 }
 
-pub const STREAM_COUNT: usize = 5;
+pub const STREAM_COUNT: usize = 6;
 
 /// The latest sequence number committed on each stream, published after every commit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -454,6 +457,12 @@ fn load_heads(db: &Db) -> StoreResult<StreamHeads> {
         [],
         |r| r.get(0),
     )?;
+    // Artifact rows keep no sequence of their own: after a restart the head starts at the
+    // hub's sequence, so a watcher may wake once spuriously but never misses a change.
+    heads.heads[Stream::Artifacts as usize] =
+        conn.query_row("SELECT value FROM hub_meta WHERE key = 'seq'", [], |r| {
+            r.get(0)
+        })?;
     Ok(heads)
 }
 

@@ -82,9 +82,9 @@ pub struct WaitForUpdatesArgs {
     pub requesting_agent: Option<String>,
     /// Whose view to watch (its inbox for the messages stream); defaults to requesting_agent.
     pub agent_id: Option<String>,
-    /// Streams to watch: messages, tasks, context, activity (default all four).
+    /// Streams to watch: messages, tasks, context, activity, artifacts (default all).
     pub streams: Option<Vec<String>>,
-    /// The cursor of the previous call (`m.t.c.a`, base36); omit to start from the beginning.
+    /// The cursor of the previous call (opaque); omit to start from the beginning.
     pub cursor: Option<String>,
     /// Per-stream override of the cursor's messages position.
     pub message_since_ts: Option<f64>,
@@ -162,7 +162,7 @@ async fn wait(
             "STREAMS_INVALID",
             format!(
                 "wait_for_updates: unknown stream {unknown:?}; streams are messages, tasks, \
-                 context, activity"
+                 context, activity, artifacts"
             ),
         )
     })?;
@@ -216,6 +216,7 @@ async fn wait(
         "latest_task_ts": outcome.cursor.0[1],
         "latest_context_ts": outcome.cursor.0[2],
         "latest_activity_ts": outcome.cursor.0[3],
+        "latest_artifact_seq": outcome.cursor.0[4],
     });
     let changed_streams: Vec<&str> = live::STREAM_NAMES
         .iter()
@@ -306,15 +307,16 @@ async fn wait(
         // Unlike the older hub, the full timeout also carries the retry hint (D10).
         WaitResponseMode::Full => json!({
             "success": true, "changed": false, "elapsed_ms": elapsed_ms, "cursor": cursor,
-            "changed_streams": changed_flags([false; 4]), "watermark": watermark,
+            "changed_streams": changed_flags([false; live::STREAM_NAMES.len()]), "watermark": watermark,
             "retry_after_ms": retry_after_ms,
         }),
     })
 }
 
-fn changed_flags(changed: [bool; 4]) -> Value {
+fn changed_flags(changed: [bool; live::STREAM_NAMES.len()]) -> Value {
     json!({
         "messages": changed[0], "tasks": changed[1], "context": changed[2], "activity": changed[3],
+        "artifacts": changed[4],
     })
 }
 
@@ -530,6 +532,7 @@ fn snapshot(
         heads.get(Stream::Tasks),
         heads.get(Stream::Context),
         heads.get(Stream::Activity),
+        heads.get(Stream::Artifacts),
     ];
     let base = baseline.unwrap_or_default();
     let pages = [
@@ -577,7 +580,7 @@ fn snapshot(
             blobs_read(tx)
         })),
     };
-    let changed: Vec<bool> = (0..4).map(|i| next.0[i] > base.0[i]).collect();
+    let changed: Vec<bool> = (0..next.0.len()).map(|i| next.0[i] > base.0[i]).collect();
     let cursor = next.encode();
     ctx.log(
         "read_snapshot",

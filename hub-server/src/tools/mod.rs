@@ -19,6 +19,7 @@
 //! The pipeline itself lives in [`pipeline`].
 
 pub mod agents;
+pub mod artifacts;
 pub mod blobs;
 pub mod consensus;
 pub mod context;
@@ -292,6 +293,7 @@ pub fn registry() -> &'static Registry {
         tools.extend(consensus::tools());
         tools.extend(protocol::tools());
         tools.extend(blobs::tools());
+        tools.extend(artifacts::tools());
         tools.extend(live::tools());
         let by_name = tools
             .iter()

@@ -7,6 +7,7 @@ mod harness;
 mod events;
 
 mod agents;
+mod artifacts;
 mod authz;
 mod ballot;
 mod blobs;

@@ -45,6 +45,9 @@ enum Scenario {
     /// wait_for_updates: a ping phase on the waiters' sessions, then wake-up latency after a
     /// broadcast; idle CPU with many parked waiters, and response bytes per mode.
     Wake(WakeArgs),
+    /// Artifact upload/download MB/s per file size against a raw loopback TCP copy of the
+    /// same bytes, and the hub's peak RSS growth during the largest upload.
+    Artifacts(super::bench_artifacts::ArtifactsArgs),
 }
 
 /// Which hub(s) to measure.
@@ -236,5 +239,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Claims(claims) => super::bench_claims::run(claims).await,
         Scenario::Suite(tool) => super::bench_suite::run(tool).await,
         Scenario::Wake(wake) => super::bench_wake::run(wake).await,
+        Scenario::Artifacts(artifacts) => super::bench_artifacts::run(artifacts).await,
     }
 }

@@ -1,6 +1,7 @@
 //! One module per hubctl subcommand.
 
 pub mod bench;
+pub mod bench_artifacts;
 pub mod bench_claims;
 pub mod bench_cpu;
 pub mod bench_messages;

@@ -48,3 +48,27 @@ pub fn evidence_count(db: &Db, task_id: i64) -> StoreResult<i64> {
         .prepare_cached("SELECT COUNT(*) FROM task_evidence WHERE task_id = ?1")?
         .query_row([task_id], |r| r.get(0))?)
 }
+
+/// One evidence ref of a task, as the handoff packet shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceRow {
+    pub evidence_ref: String,
+    pub added_by: String,
+    pub created_at: i64,
+}
+
+/// The newest `limit` evidence refs of a task (`created_at DESC, evidence_ref ASC`).
+pub fn recent_evidence(db: &Db, task_id: i64, limit: i64) -> StoreResult<Vec<EvidenceRow>> {
+    let mut stmt = db.conn.prepare_cached(
+        "SELECT evidence_ref, added_by, created_at FROM task_evidence WHERE task_id = ?1
+         ORDER BY created_at DESC, evidence_ref ASC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![task_id, limit], |row| {
+        Ok(EvidenceRow {
+            evidence_ref: row.get(0)?,
+            added_by: row.get(1)?,
+            created_at: row.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -29,7 +29,9 @@ use dependencies::{adjust_unblocks, adjust_unmet};
 pub use dependencies::{
     cycle_through, dependencies, missing_ids, open_dependents, set_dependencies, unmet_dependencies,
 };
-pub use evidence::{add_evidence, evidence_count, evidence_total_with};
+pub use evidence::{
+    EvidenceRow, add_evidence, evidence_count, evidence_total_with, recent_evidence,
+};
 pub use history::{HistoryRow, history};
 pub use queue::{ListPage, ListQuery, PollQuery, list, next_candidate, poll_query_plan};
 

@@ -50,8 +50,8 @@ fn claimed(claimed: &Claimed, viewer: Option<&str>, include_artifacts: bool) -> 
         "depends_on": claimed.depends_on,
     });
     if include_artifacts {
-        // Artifact links arrive with the artifact tools; until then a task has none.
-        body["task_artifacts"] = json!([]);
+        body["task_artifacts"] =
+            crate::tools::artifacts::claim_hints(claimed.artifacts.as_deref().unwrap_or(&[]));
     }
     body
 }
