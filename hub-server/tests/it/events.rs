@@ -83,6 +83,8 @@ async fn send_to(client: &Client, to: &str) {
 #[tokio::test]
 async fn hello_then_update_after_a_write_each_with_an_id() {
     let hub = TestHub::start().await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["someone-else", "e"]).await;
     let sender = hub.client().await;
     let response = open(&hub, "agent_id=e&streams=messages", None).await;
     assert_eq!(response.status(), 200);
@@ -115,6 +117,8 @@ async fn hello_then_update_after_a_write_each_with_an_id() {
 #[tokio::test]
 async fn reconnecting_with_last_event_id_delivers_what_was_missed() {
     let hub = TestHub::start().await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["someone-else", "r"]).await;
     let sender = hub.client().await;
     let mut events = SseReader::new(open(&hub, "agent_id=r&response_mode=nano", None).await);
     let hello = events.next().await;

@@ -7,6 +7,7 @@ mod harness;
 mod events;
 
 mod agents;
+mod arguments;
 mod authz;
 mod blobs;
 mod bookkeeping;
