@@ -1,8 +1,10 @@
 //! The HTTP surface: the axum router with `/mcp`, `/health` and a JSON 404, behind a
 //! Host/Origin guard (DNS-rebinding protection) on every route.
 
+mod body_gate;
 pub mod events;
 pub mod mcp;
+pub mod serve;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -17,3 +17,4 @@ mod http_surface;
 mod live;
 mod messages;
 mod tasks;
+mod wire;
