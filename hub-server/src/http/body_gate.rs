@@ -13,19 +13,26 @@ use serde_json::{Value, json};
 
 use super::mcp::{MAX_BODY_BYTES, json_response, jsonrpc_error};
 
+/// The response that refuses a body (boxed: it is large, and the rare path).
+pub type Refusal = Box<Response<Body>>;
+
+fn refusal(status: StatusCode, id: Value, code: i64, message: &str) -> Refusal {
+    Box::new(jsonrpc_error(status, id, code, message))
+}
+
 /// The body read and parsed, or the refusal to send instead.
-pub async fn admit(headers: &HeaderMap, body: Body) -> Result<(Bytes, Value), Response<Body>> {
+pub async fn admit(headers: &HeaderMap, body: Body) -> Result<(Bytes, Value), Refusal> {
     check_content_type(headers)?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return Err(too_large());
+        return Err(Box::new(too_large()));
     }
     let bytes = read_body(body).await?;
     let message: Value = serde_json::from_slice(&bytes).map_err(|error| {
-        jsonrpc_error(
+        refusal(
             StatusCode::BAD_REQUEST,
             Value::Null,
             -32700,
@@ -33,11 +40,11 @@ pub async fn admit(headers: &HeaderMap, body: Body) -> Result<(Bytes, Value), Re
         )
     })?;
     check_message(&message)
-        .map_err(|(id, code, text)| jsonrpc_error(StatusCode::BAD_REQUEST, id, code, text))?;
+        .map_err(|(id, code, text)| refusal(StatusCode::BAD_REQUEST, id, code, text))?;
     Ok((bytes, message))
 }
 
-fn check_content_type(headers: &HeaderMap) -> Result<(), Response<Body>> {
+fn check_content_type(headers: &HeaderMap) -> Result<(), Refusal> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -51,7 +58,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Response<Body>> {
     if essence == "application/json" {
         return Ok(());
     }
-    Err(json_response(
+    Err(Box::new(json_response(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         &json!({
             "jsonrpc": "2.0", "id": null,
@@ -59,16 +66,16 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Response<Body>> {
                 "Unsupported Media Type: POST /mcp takes Content-Type: application/json, got {:?}",
                 content_type)}
         }),
-    ))
+    )))
 }
 
 /// Reads the body frame by frame: past the limit is 413, a stream error (a short body, a
 /// bad chunk size, a client that stopped sending) is 400 — never reported as "too large".
-async fn read_body(mut body: Body) -> Result<Bytes, Response<Body>> {
+async fn read_body(mut body: Body) -> Result<Bytes, Refusal> {
     let mut collected: Vec<u8> = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|error| {
-            jsonrpc_error(
+            refusal(
                 StatusCode::BAD_REQUEST,
                 Value::Null,
                 -32700,
@@ -77,7 +84,7 @@ async fn read_body(mut body: Body) -> Result<Bytes, Response<Body>> {
         })?;
         if let Ok(data) = frame.into_data() {
             if collected.len() + data.len() > MAX_BODY_BYTES {
-                return Err(too_large());
+                return Err(Box::new(too_large()));
             }
             collected.extend_from_slice(&data);
         }

@@ -257,7 +257,7 @@ impl McpEndpoint {
         complete_accept(&mut parts.headers);
         let (bytes, message) = match body_gate::admit(&parts.headers, body).await {
             Ok(admitted) => admitted,
-            Err(refusal) => return refusal,
+            Err(refusal) => return *refusal,
         };
         let shape = MessageShape::of(Some(&message), &parts.headers);
         let requested_session = session_id(&parts.headers);

@@ -230,7 +230,7 @@ async fn broken_bodies_are_400_and_413_closes_the_connection() {
 /// Raw bodies a fuzzer would send: random bytes, strict prefixes of real messages, JSON of
 /// the wrong shape.
 fn raw_bodies() -> impl Strategy<Value = Vec<u8>> {
-    let messages = vec![
+    let messages = [
         initialize_body(1).to_string(),
         json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
                "params": {"name": "send_message",
