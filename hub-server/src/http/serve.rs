@@ -241,7 +241,9 @@ impl Connections {
     }
 }
 
-/// Serves `app` on `listener` until `stop` fires.
+/// Serves `app` on `listener` until `stop` fires, then waits for the connections still
+/// open to finish (each ends its requests in flight, then closes), so the store is not
+/// closed under a request.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -249,6 +251,7 @@ pub async fn serve(
     connections: Arc<Connections>,
     stop: CancellationToken,
 ) {
+    let tracker = tokio_util::task::TaskTracker::new();
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => break,
@@ -270,14 +273,14 @@ pub async fn serve(
         match connections.admit(&limits) {
             Admission::Tracked(id, connection) => {
                 let (app, connections, stop) = (app.clone(), connections.clone(), stop.clone());
-                tokio::spawn(async move {
+                tracker.spawn(async move {
                     serve_tracked(stream, peer, app, connection, limits, stop).await;
                     connections.release(id);
                 });
             }
             Admission::Overflow => {
                 let (app, connections, stop) = (app.clone(), connections.clone(), stop.clone());
-                tokio::spawn(async move {
+                tracker.spawn(async move {
                     serve_overflow(stream, peer, app, limits, stop).await;
                     connections.overflow.fetch_sub(1, Ordering::AcqRel);
                 });
@@ -285,6 +288,8 @@ pub async fn serve(
             Admission::Refused => drop(stream),
         }
     }
+    tracker.close();
+    tracker.wait().await;
 }
 
 fn http1() -> hyper::server::conn::http1::Builder {
