@@ -128,22 +128,26 @@ pub async fn start(
     let shutdown = hub.shutdown.clone();
     let endpoint = McpEndpoint::new(hub.clone(), &config, shutdown.child_token());
     let app = http::router(hub.clone(), endpoint.clone());
+    let open_files = http::serve::raise_open_file_limit();
+    let limits = http::serve::Limits::new(&config, open_files);
+    tracing::info!(
+        max_connections = limits.max_connections,
+        open_files,
+        "connection limits"
+    );
+    let connections = Arc::new(http::serve::Connections::default());
 
     let mut addresses = Vec::new();
     let mut tasks = Vec::new();
     for listener in listeners {
         addresses.push(listener.local_addr()?);
-        let app = app.clone();
-        let stop = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            let service = app.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(error) = axum::serve(listener, service)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-            {
-                tracing::error!(%error, "listener failed");
-            }
-        }));
+        tasks.push(tokio::spawn(http::serve::serve(
+            listener,
+            app.clone(),
+            limits,
+            connections.clone(),
+            shutdown.clone(),
+        )));
     }
     let bookkeeper = hub.bookkeeper.clone();
     let stop = shutdown.clone();

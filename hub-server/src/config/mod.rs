@@ -214,6 +214,13 @@ pub struct Config {
     pub session_max: usize,
     pub unknown_session_policy: UnknownSessionPolicy,
 
+    /// A connection waiting for a request must deliver its header block within this.
+    pub http_header_read_timeout: Duration,
+    /// A keep-alive connection with no request in flight is closed after this.
+    pub http_idle_timeout: Duration,
+    /// Open connections beyond this: the oldest idle one is closed, else 503.
+    pub http_max_connections: usize,
+
     pub auth_mode: AuthMode,
     /// SHA-256 of `MCP_HUB_ADMIN_TOKEN`; the token itself is never kept.
     pub admin_token_sha256: Option<[u8; 32]>,
@@ -294,6 +301,9 @@ impl std::fmt::Debug for Config {
             session_gc_interval,
             session_max,
             unknown_session_policy,
+            http_header_read_timeout,
+            http_idle_timeout,
+            http_max_connections,
             auth_mode,
             admin_token_sha256,
             privileged_agents,
@@ -358,6 +368,9 @@ impl std::fmt::Debug for Config {
             .field("session_gc_interval", session_gc_interval)
             .field("session_max", session_max)
             .field("unknown_session_policy", unknown_session_policy)
+            .field("http_header_read_timeout", http_header_read_timeout)
+            .field("http_idle_timeout", http_idle_timeout)
+            .field("http_max_connections", http_max_connections)
             .field("auth_mode", auth_mode)
             .field("rate_limit_rps", rate_limit_rps)
             .field("rate_limit_burst", rate_limit_burst)
@@ -446,6 +459,9 @@ impl Config {
             session_gc_interval: Duration::ZERO,
             session_max: 0,
             unknown_session_policy: UnknownSessionPolicy::Error,
+            http_header_read_timeout: Duration::ZERO,
+            http_idle_timeout: Duration::ZERO,
+            http_max_connections: 0,
             auth_mode: AuthMode::Observe,
             admin_token_sha256: None,
             privileged_agents: BTreeMap::new(),

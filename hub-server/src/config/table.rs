@@ -201,6 +201,24 @@ pub const VARIABLES: &[Variable] = &[
         |f, c| c.session_max = f.int(10_000, 1, 1_000_000) as usize,
     ),
     var(
+        "MCP_HUB_HTTP_HEADER_READ_TIMEOUT_MS",
+        "10000",
+        "time a client has to send a request's headers once it starts one, 100-300000",
+        |f, c| c.http_header_read_timeout = millis(f.int(10_000, 100, 300_000)),
+    ),
+    var(
+        "MCP_HUB_HTTP_IDLE_TIMEOUT_MS",
+        "75000",
+        "keep-alive connection with no request in flight closed after, 100-3600000 (SSE and waits exempt)",
+        |f, c| c.http_idle_timeout = millis(f.int(75_000, 100, 3_600_000)),
+    ),
+    var(
+        "MCP_HUB_HTTP_MAX_CONNECTIONS",
+        "4096",
+        "open connections; past it the oldest idle is closed, else 503 (also bounded by the open-file limit), 8-1000000",
+        |f, c| c.http_max_connections = f.int(4096, 8, 1_000_000) as usize,
+    ),
+    var(
         "MCP_HUB_UNKNOWN_SESSION_POLICY",
         "error",
         "error | stateless_fallback: requests naming an unknown MCP session",

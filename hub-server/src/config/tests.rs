@@ -293,6 +293,9 @@ const SAMPLE: &[(&str, &str)] = &[
     ("MCP_HUB_SESSION_GC_INTERVAL_MS", "5000"),
     ("MCP_HUB_SESSION_MAX", "50"),
     ("MCP_HUB_UNKNOWN_SESSION_POLICY", "stateless_fallback"),
+    ("MCP_HUB_HTTP_HEADER_READ_TIMEOUT_MS", "5000"),
+    ("MCP_HUB_HTTP_IDLE_TIMEOUT_MS", "30000"),
+    ("MCP_HUB_HTTP_MAX_CONNECTIONS", "100"),
     ("MCP_HUB_REQUIRE_AUTH", "true"),
     ("MCP_HUB_AUTH_MODE", "warn"),
     ("MCP_HUB_ADMIN_TOKEN", "s3cret-operator-token"),
@@ -390,6 +393,9 @@ fn a_sample_with_every_variable_set_parses() {
     assert_eq!(c.artifact.max_summary_chars, 128);
     assert_eq!(c.public_base_url, "https://hub.example");
     assert_eq!(c.session_idle_timeout, Some(Duration::from_millis(120_000)));
+    assert_eq!(c.http_header_read_timeout, Duration::from_millis(5_000));
+    assert_eq!(c.http_idle_timeout, Duration::from_millis(30_000));
+    assert_eq!(c.http_max_connections, 100);
     assert_eq!(
         c.unknown_session_policy,
         UnknownSessionPolicy::StatelessFallback

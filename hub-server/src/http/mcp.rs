@@ -25,6 +25,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::body_gate;
 use crate::config::{Config, UnknownSessionPolicy};
 use crate::tools::{Hub, HubServer};
 
@@ -237,28 +238,28 @@ impl McpEndpoint {
             Method::POST => self.post(request).await,
             Method::GET => self.get(request).await,
             Method::DELETE => self.delete(request).await,
-            _ => Response::builder()
-                .status(StatusCode::METHOD_NOT_ALLOWED)
-                .header(header::ALLOW, "GET, POST, DELETE")
-                .body(Body::empty())
-                .expect("static response"),
+            _ => {
+                let mut response = json_response(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    &json!({"success": false, "error_code": "METHOD_NOT_ALLOWED",
+                            "error": "/mcp accepts GET, POST and DELETE"}),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+                response
+            }
         }
     }
 
     async fn post(&self, request: Request<Body>) -> Response<Body> {
         let (mut parts, body) = request.into_parts();
         complete_accept(&mut parts.headers);
-        let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-            Ok(bytes) => bytes,
-            Err(_) => {
-                return json_response(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &json!({"success": false, "error": format!("request body over {MAX_BODY_BYTES} bytes")}),
-                );
-            }
+        let (bytes, message) = match body_gate::admit(&parts.headers, body).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return *refusal,
         };
-        let message: Option<Value> = serde_json::from_slice(&bytes).ok();
-        let shape = MessageShape::of(message.as_ref(), &parts.headers);
+        let shape = MessageShape::of(Some(&message), &parts.headers);
         let requested_session = session_id(&parts.headers);
 
         let route = match &requested_session {
@@ -290,10 +291,7 @@ impl McpEndpoint {
                     shape.id,
                 );
             }
-            None if shape.is_initialize || shape.sessionless || message.is_none() => {
-                // rmcp answers malformed bodies with the proper JSON-RPC parse errors.
-                Route::Stateful
-            }
+            None if shape.is_initialize || shape.sessionless => Route::Stateful,
             None => {
                 return recovery_error(
                     StatusCode::BAD_REQUEST,
@@ -321,9 +319,9 @@ impl McpEndpoint {
             );
         }
         if shape.is_request && is_event_stream(response.headers()) {
-            response = sse_to_json(response, shape.id).await;
+            response = sse_to_json(response, shape.id.clone()).await;
         }
-        response
+        body_gate::json_error_body(response, &shape.id).await
     }
 
     async fn get(&self, request: Request<Body>) -> Response<Body> {
@@ -573,7 +571,7 @@ fn recovery_error(status: StatusCode, reason: Reason, id: Value) -> Response<Bod
     response
 }
 
-fn jsonrpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response<Body> {
+pub fn jsonrpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response<Body> {
     json_response(
         status,
         &json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}),

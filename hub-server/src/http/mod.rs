@@ -3,8 +3,10 @@
 //! Host/Origin guard (DNS-rebinding protection) on every route.
 
 pub mod artifacts;
+mod body_gate;
 pub mod events;
 pub mod mcp;
+pub mod serve;
 
 use std::net::IpAddr;
 use std::sync::Arc;

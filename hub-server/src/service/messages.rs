@@ -80,6 +80,25 @@ pub fn message_metadata(config: &Config, raw: Option<&str>, tool: &str) -> Resul
     Ok(metadata)
 }
 
+/// A direct message must name an agent that exists: one to a typo'd or never-registered id
+/// would wait forever in an inbox nobody reads (no silent loss). `None` broadcasts.
+pub fn check_recipient(db: &Db, tool: &str, to_agent: Option<&str>) -> Result<(), Refusal> {
+    let Some(to_agent) = to_agent else {
+        return Ok(());
+    };
+    if crate::store::agents::get(db, to_agent)?.is_some() {
+        return Ok(());
+    }
+    let message = format!(
+        "{tool}: to_agent {to_agent:?} is not a registered agent; check the id with \
+         list_agents, or omit to_agent to broadcast"
+    );
+    Err(
+        Refusal::rejected("RECIPIENT_NOT_FOUND", &format!("{tool}_rejected"), message)
+            .with("field", "to_agent"),
+    )
+}
+
 /// send_message: the sender is the caller.
 pub struct SendMessage {
     /// `None` broadcasts.
@@ -144,6 +163,7 @@ pub fn send(tx: &mut WriteTx<'_>, ctx: &mut Ctx, command: SendMessage) -> Result
             ));
     }
     let metadata = message_metadata(&config, command.metadata.as_deref(), "send_message")?;
+    check_recipient(tx.db(), "send_message", command.to_agent.as_deref())?;
     let message = NewMessage {
         from_agent: ctx.agent().to_string(),
         to_agent: command.to_agent,

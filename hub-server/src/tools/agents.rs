@@ -456,8 +456,10 @@ pub struct ListAgentsArgs {
     /// The caller (optional outside enforce mode; heartbeat).
     pub agent_id: Option<String>,
     /// Page size, 1-500 (default 100).
+    #[schemars(with = "Option<i64>")]
     pub limit: Option<f64>,
     /// Rows to skip (default 0).
+    #[schemars(with = "Option<i64>")]
     pub offset: Option<f64>,
     /// full (default), compact, or summary (counts over the whole registry).
     pub response_mode: Option<AgentListMode>,

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::protocol::char_len;
 use crate::protocol::codec::{self, Mode};
 pub use crate::service::blobs::{PreparedBlob, Resolution, check_blob_size, policy, prepare_blob};
-use crate::service::messages::message_metadata;
+use crate::service::messages::{check_recipient, message_metadata};
 use crate::store::WriteTx;
 use crate::store::blobs as blob_store;
 use crate::store::messages::{self as message_store, NewMessage};
@@ -143,6 +143,7 @@ pub struct StoreProtocolBlobArgs {
     /// lossless_auto.
     pub compression_mode: Option<BlobCompression>,
     /// Length of short_hash, 8-64 (default 16).
+    #[schemars(with = "Option<i64>")]
     pub hash_truncate: Option<f64>,
     pub auth_token: Option<String>,
 }
@@ -284,8 +285,10 @@ pub struct ListProtocolBlobsArgs {
     /// The caller.
     pub agent_id: String,
     /// Page size, 1-1000 (default 100).
+    #[schemars(with = "Option<i64>")]
     pub limit: Option<f64>,
     /// Rows to skip (default 0).
+    #[schemars(with = "Option<i64>")]
     pub offset: Option<f64>,
     pub auth_token: Option<String>,
 }
@@ -318,7 +321,7 @@ fn list_protocol_blobs(db: &Db, ctx: &mut OpCtx, args: ListProtocolBlobsArgs) ->
 pub struct SendBlobMessageArgs {
     /// The sender (the caller).
     pub from_agent: String,
-    /// The recipient; omit or leave empty to broadcast.
+    /// A registered agent; omit (or "") to broadcast.
     pub to_agent: Option<String>,
     /// The payload, stored as a blob.
     pub payload: String,
@@ -329,6 +332,7 @@ pub struct SendBlobMessageArgs {
     /// lossless_auto (default), none, json, whitespace or auto (the last three are lossy).
     pub compression_mode: Option<BlobCompression>,
     /// Length of short_hash, 8-64 (default 16).
+    #[schemars(with = "Option<i64>")]
     pub hash_truncate: Option<f64>,
     /// Retrying with the same key and arguments returns the first response.
     pub idempotency_key: Option<String>,
@@ -372,11 +376,13 @@ fn send_blob_message(
         .with("max_chars", config.max_message_content_chars));
     }
     let metadata = message_metadata(&config, args.metadata.as_deref(), TOOL)?;
+    let to_agent = non_blank(args.to_agent.as_deref()).map(str::to_string);
+    check_recipient(tx.db(), TOOL, to_agent.as_deref())?;
     // Every check passed: only now is anything written.
     let (_, created) = blob_store::put(tx, &blob.hash, &blob.compressed.stored)?;
     let message = NewMessage {
         from_agent: args.from_agent.trim().to_string(),
-        to_agent: non_blank(args.to_agent.as_deref()).map(str::to_string),
+        to_agent,
         content: blob.envelope.clone(),
         metadata,
         trace_id: optional_text(args.trace_id.as_deref()),

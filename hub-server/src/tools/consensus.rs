@@ -109,8 +109,10 @@ pub struct Tuning {
     /// Escalate when min(WA,WR)/(WA+WR) exceeds this; 0.1-0.9 (default 0.35).
     pub disagreement_threshold: Option<f64>,
     /// Escalate with fewer accept/reject votes than this; >= 1 (default 2).
+    #[schemars(with = "Option<i64>")]
     pub min_non_abstain_votes: Option<f64>,
     /// Escalate when 40 + 5 x votes exceeds this; >= 20 (default: no cap).
+    #[schemars(with = "Option<i64>")]
     pub token_budget_cap: Option<f64>,
     /// Keep only each agent's last vote (default true).
     pub dedupe_by_agent: Option<bool>,
@@ -150,6 +152,7 @@ pub struct ResolveFromContextArgs {
     /// What is being decided (free text, not unique).
     pub proposal_id: String,
     /// The context entry holding the votes.
+    #[schemars(with = "Option<i64>")]
     pub context_id: Option<f64>,
     /// With context_key: the entry's owner (also checked against the entry found by id).
     pub context_agent_id: Option<String>,
@@ -175,6 +178,7 @@ pub struct ResolveFromMessageArgs {
     /// What is being decided (free text, not unique).
     pub proposal_id: String,
     /// The message holding the votes.
+    #[schemars(with = "i64")]
     pub message_id: f64,
     /// Refuse unless the message was sent by this agent.
     pub from_agent: Option<String>,
@@ -359,8 +363,10 @@ pub struct ListConsensusDecisionsArgs {
     /// Filter: decisions of this proposal.
     pub proposal_id: Option<String>,
     /// Page size, 1-500 (default 100).
+    #[schemars(with = "Option<i64>")]
     pub limit: Option<f64>,
     /// Rows to skip (default 0).
+    #[schemars(with = "Option<i64>")]
     pub offset: Option<f64>,
     /// full (default), compact or tiny.
     pub response_mode: Option<ConsensusMode>,

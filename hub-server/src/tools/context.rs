@@ -140,6 +140,7 @@ pub struct ShareBlobContextArgs {
     /// lossless_auto (default), none, json, whitespace or auto (the last three are lossy).
     pub compression_mode: Option<BlobCompression>,
     /// Length of short_hash, 8-64 (default 16).
+    #[schemars(with = "Option<i64>")]
     pub hash_truncate: Option<f64>,
     /// Retrying with the same key and arguments returns the first response.
     pub idempotency_key: Option<String>,
@@ -212,8 +213,10 @@ pub struct GetContextArgs {
     /// Filter: this namespace.
     pub namespace: Option<String>,
     /// Page size, 1-500 (default 100).
+    #[schemars(with = "Option<i64>")]
     pub limit: Option<f64>,
     /// Rows to skip, newest-first reads only.
+    #[schemars(with = "Option<i64>")]
     pub offset: Option<f64>,
     /// Delta read: entries updated after this time (ms), oldest change first.
     pub updated_after: Option<f64>,

@@ -95,9 +95,11 @@ pub struct WaitForUpdatesArgs {
     /// Per-stream override of the cursor's activity position.
     pub activity_since_ts: Option<f64>,
     /// How long to wait, ms (default MCP_HUB_WAIT_DEFAULT_MS, at most MCP_HUB_WAIT_MAX_MS).
+    #[schemars(with = "Option<i64>")]
     pub wait_ms: Option<f64>,
     /// Base of the retry hint on timeouts, 100-2000 ms (default 500). The hub itself never
     /// polls: it wakes on commit.
+    #[schemars(with = "Option<i64>")]
     pub poll_interval_ms: Option<f64>,
     /// Grow retry_after_ms over consecutive timeouts (default true).
     pub adaptive_retry: Option<bool>,
@@ -351,10 +353,13 @@ pub struct ReadSnapshotArgs {
     /// compact (default), tiny or nano.
     pub response_mode: Option<SnapshotMode>,
     /// Messages per snapshot, 1-200 (default 100).
+    #[schemars(with = "Option<i64>")]
     pub message_limit: Option<f64>,
     /// Tasks per snapshot, 1-500 (default 100).
+    #[schemars(with = "Option<i64>")]
     pub task_limit: Option<f64>,
     /// Context entries per snapshot, 1-500 (default 100).
+    #[schemars(with = "Option<i64>")]
     pub context_limit: Option<f64>,
     /// Inbox filter: sender.
     pub message_from: Option<String>,

@@ -49,7 +49,7 @@ pub fn tools() -> Vec<ToolDef> {
 pub struct SendMessageArgs {
     /// The sender (the caller).
     pub from_agent: String,
-    /// The recipient; omit or leave empty to broadcast to every agent.
+    /// A registered agent; omit (or "") to broadcast to every agent.
     pub to_agent: Option<String>,
     /// The message text (may be empty).
     pub content: String,
@@ -125,8 +125,10 @@ pub struct ReadMessagesArgs {
     /// Only messages this agent has not read yet.
     pub unread_only: Option<bool>,
     /// Page size, 1-200 (default 50).
+    #[schemars(with = "Option<i64>")]
     pub limit: Option<f64>,
     /// Rows to skip, newest-first reads only.
+    #[schemars(with = "Option<i64>")]
     pub offset: Option<f64>,
     /// Delta read: messages created after this time (ms).
     pub since_ts: Option<f64>,

@@ -2,8 +2,9 @@
 //! rmcp `ServerHandler` that serves them. Contains no SQL: ops call `store::<domain>`.
 //!
 //! Pipeline of one call (spec tools-core §1.4, with defects D1/D2/D7 corrected):
-//! 1. arguments deserialize into the tool's args struct — a schema failure is a JSON-RPC
-//!    `-32602` error with no side effects;
+//! 1. arguments are checked against the tool's schema (unknown fields, types, required,
+//!    blank ids), then deserialize into its args struct — a failure is an `INVALID_ARGUMENT`
+//!    tool error (`isError: true`) naming the field, with no side effects (SEP-1303);
 //! 2. auth: the token (`auth_token`, else `Authorization: Bearer`) is checked against the
 //!    tool's declared caller field only, giving one [`Caller`] every op acts for; a call
 //!    naming another agent's private data (its subject field) is refused under enforce;
@@ -28,9 +29,11 @@ pub mod messages;
 mod onboarding;
 mod pipeline;
 mod prompts;
+mod validate;
 pub use pipeline::{
-    Activity, FollowUp, FollowUpOrder, MarkingOp, PrepareOn, WaitFuture, WaitOp, count_blob_reads,
-    mutating, mutating_prepared, mutating_rendered, reading, reading_marked, waiting,
+    Activity, FollowUp, FollowUpOrder, MarkingOp, PrepareOn, Rejected, WaitFuture, WaitOp,
+    count_blob_reads, mutating, mutating_prepared, mutating_rendered, reading, reading_marked,
+    waiting,
 };
 pub mod tasks;
 pub use onboarding::PROTOCOL_VERSION;
@@ -255,7 +258,7 @@ pub struct CallEnv {
     pub cancel: tokio_util::sync::CancellationToken,
 }
 
-type CallFuture = Pin<Box<dyn Future<Output = Result<Value, ErrorData>> + Send>>;
+type CallFuture = Pin<Box<dyn Future<Output = Result<Value, Rejected>> + Send>>;
 type CallFn = Box<dyn Fn(Arc<Hub>, CallEnv, JsonObject) -> CallFuture + Send + Sync>;
 
 /// One tool: its wire description and how to run it.
@@ -425,7 +428,9 @@ impl rmcp::ServerHandler for HubServer {
         };
         let env = call_env(&context);
         let arguments = request.arguments.unwrap_or_default();
-        let value = (def.call)(self.hub.clone(), env, arguments).await?;
+        let value = match (def.call)(self.hub.clone(), env, arguments).await {
+            Ok(value) | Err(Rejected(value)) => value,
+        };
         Ok(render(&value).into())
     }
 }

@@ -7,13 +7,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use rmcp::ErrorData;
 use rmcp::handler::server::common::schema_for_type;
 use rmcp::model::JsonObject;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{CallEnv, CallFn, Category, Hub, OpCtx, ToolArgs, ToolDef, ToolError, ToolResult};
+use super::{
+    CallEnv, CallFn, Category, Hub, OpCtx, ToolArgs, ToolDef, ToolError, ToolResult, validate,
+};
 use crate::auth::{self, AuthDecision, AuthOutcome, Caller};
 use crate::bookkeeping::CallRecord;
 use crate::config::{AuthMode, Config};
@@ -44,12 +45,26 @@ struct Call {
     cancel: tokio_util::sync::CancellationToken,
 }
 
+/// A call refused before it ran (its arguments failed validation): the tool error JSON.
+/// Nothing was read or written for it.
+pub struct Rejected(pub Value);
+
+/// Step 1: the arguments against the tool's schema, then into its args struct. A failure
+/// is an `INVALID_ARGUMENT` tool error naming the field (see [`super::validate`]).
 fn parse_args<A: ToolArgs>(
     tool: &'static str,
     env: CallEnv,
     raw: JsonObject,
     activity: Activity,
-) -> Result<(A, Call), ErrorData> {
+) -> Result<(A, Call), Rejected> {
+    let schema = schema_for_type::<A>();
+    let callers: Vec<&str> = A::CALLER_FIELD
+        .into_iter()
+        .chain(A::SUBJECT_FIELD)
+        .collect();
+    validate::check(&schema, &raw)
+        .and_then(|()| validate::check_ids(&schema, &raw, &callers))
+        .map_err(|invalid| Rejected(invalid.to_error(tool).to_json()))?;
     let keyed = raw
         .get("idempotency_key")
         .and_then(Value::as_str)
@@ -60,8 +75,14 @@ fn parse_args<A: ToolArgs>(
         String::new()
     };
     let cancel = env.cancel.clone();
-    let args: A = serde_json::from_value(Value::Object(raw))
-        .map_err(|e| ErrorData::invalid_params(format!("-32602 {tool}: {e}"), None))?;
+    // The schema passed, so this fails only where serde is stricter than the schema says.
+    let args: A = serde_json::from_value(Value::Object(raw)).map_err(|error| {
+        let refusal = ToolError::new(
+            "INVALID_ARGUMENT",
+            format!("{tool}: the arguments do not fit the schema: {error}"),
+        );
+        Rejected(refusal.to_json())
+    })?;
     let caller = args.caller().map(str::to_string);
     let subject = A::SUBJECT_FIELD.zip(args.subject().map(str::to_string));
     let token = args

@@ -51,6 +51,7 @@ pub struct HashPayloadArgs {
     /// true: hash the canonical JSON of the payload (it must be JSON).
     pub normalize_json: Option<bool>,
     /// Length of short_hash, 8-64 (default 16).
+    #[schemars(with = "Option<i64>")]
     pub truncate: Option<f64>,
     pub auth_token: Option<String>,
 }
@@ -118,6 +119,7 @@ pub struct PackProtocolMessageArgs {
     /// auto (default: dictionary when large enough and it saves enough), json or dictionary.
     pub mode: Option<PackModeArg>,
     /// auto: payloads shorter than this stay json (default MCP_HUB_AUTO_PACK_MIN_PAYLOAD_CHARS).
+    #[schemars(with = "Option<i64>")]
     pub auto_min_payload_chars: Option<f64>,
     /// auto: minimum dictionary saving in percent, 0-100 (default MCP_HUB_AUTO_PACK_MIN_GAIN_PCT).
     pub auto_min_gain_pct: Option<f64>,

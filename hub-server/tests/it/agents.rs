@@ -322,6 +322,8 @@ async fn warn_mode_adds_warnings_and_observe_rotates_tokens_on_tokenless_reregis
 #[tokio::test]
 async fn tokens_and_message_bodies_never_reach_the_database_in_clear() {
     let hub = TestHub::start().await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["other"]).await;
     let (client, token) = hub.agent("secretive").await;
     let secret_body = "the launch code is 0000-SECRET-BODY";
     client
@@ -407,9 +409,14 @@ async fn list_agents_modes_and_whole_registry_summary() {
     assert_eq!(summary["runtime_unknown"], 1);
 
     let bad = client
-        .try_call("list_agents", json!({"response_mode": "verbose"}))
+        .call("list_agents", json!({"response_mode": "verbose"}))
         .await;
-    assert!(bad.is_err(), "an invalid enum value is a schema error");
+    assert_eq!(
+        bad.error_code(),
+        "INVALID_ARGUMENT",
+        "an invalid enum value"
+    );
+    assert_eq!(bad.json["field"], "response_mode");
 
     let onboarding = client
         .call(

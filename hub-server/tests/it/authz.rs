@@ -20,7 +20,7 @@ async fn enforce_hub() -> TestHub {
 }
 
 /// A schema-valid value for `schema` (first enum value, first non-null variant).
-fn sample(schema: &Value, defs: &Value) -> Value {
+pub(crate) fn sample(schema: &Value, defs: &Value) -> Value {
     if let Some(reference) = schema["$ref"].as_str() {
         let name = reference.rsplit('/').next().unwrap_or_default();
         return sample(&defs[name], defs);
@@ -58,7 +58,7 @@ fn sample(schema: &Value, defs: &Value) -> Value {
 }
 
 /// The required arguments of a tool, filled with schema-valid samples.
-fn required_args(tool: &rmcp::model::Tool) -> Map<String, Value> {
+pub(crate) fn required_args(tool: &rmcp::model::Tool) -> Map<String, Value> {
     let schema = Value::Object((*tool.input_schema).clone());
     let defs = schema
         .get("$defs")
@@ -76,20 +76,28 @@ fn required_args(tool: &rmcp::model::Tool) -> Map<String, Value> {
 /// Every table an agent's call may change, as text, without the guard's own bookkeeping
 /// (auth events, activity rows and the sequence they take, token last-use).
 async fn domain_state(hub: &TestHub) -> Vec<(String, Vec<Vec<String>>)> {
+    table_state(
+        hub,
+        &[
+            "auth_events",
+            "activity_log",
+            "agent_tokens",
+            "idempotency_keys",
+            "hub_meta",
+        ],
+    )
+    .await
+}
+
+/// Every table but `skip`, each row as text.
+pub(crate) async fn table_state(hub: &TestHub, skip: &[&str]) -> Vec<(String, Vec<Vec<String>>)> {
+    let skip: Vec<String> = skip.iter().map(|t| t.to_string()).collect();
     let store = hub.handle.hub.store.clone();
     store
-        .read(|db| {
+        .read(move |db| {
             let mut state = Vec::new();
             for table in hub_server::store::inspect::table_names(db)? {
-                if [
-                    "auth_events",
-                    "activity_log",
-                    "agent_tokens",
-                    "idempotency_keys",
-                    "hub_meta",
-                ]
-                .contains(&table.as_str())
-                {
+                if skip.contains(&table) {
                     continue;
                 }
                 let rows = hub_server::store::inspect::query(
@@ -240,7 +248,7 @@ async fn snapshot_and_wait_read_only_the_callers_own_inbox() {
             .call(
                 tool,
                 json!({"requesting_agent": "mallory", "agent_id": "bob",
-                       "auth_token": mallory_token, "timeout_ms": 0}),
+                       "auth_token": mallory_token}),
             )
             .await;
         expect_refused(

@@ -43,6 +43,8 @@ async fn blob_count(client: &Client) -> usize {
 #[tokio::test]
 async fn blob_message_round_trips_byte_exact_through_every_read_mode() {
     let hub = TestHub::start().await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["lead"]).await;
     let client = hub.client().await;
     let payload = handoff(3000);
     let sent = client
@@ -231,6 +233,8 @@ async fn blobs_dedupe_and_count_reads() {
 #[tokio::test]
 async fn lossless_auto_thresholds_and_compression_modes() {
     let hub = TestHub::start().await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["b"]).await;
     let client = hub.client().await;
     let short = client
         .call(
@@ -624,6 +628,8 @@ async fn pack_unpack_round_trips_over_mcp() {
 #[tokio::test]
 async fn maintenance_purges_only_old_unreferenced_blobs() {
     let hub = TestHub::start().await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["b"]).await;
     let client = hub.client().await;
     client
         .call(
@@ -673,6 +679,9 @@ async fn bytes_on_the_wire_inline_vs_blob() {
         ("MCP_HUB_RATE_LIMIT_RPS", "0"),
     ])
     .await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["inline-4096", "blob-4096", "inline-32768", "blob-32768"])
+        .await;
     let client = hub.client().await;
     for size in [4096, 32768] {
         let payload = handoff(size);

@@ -166,14 +166,15 @@ async fn outcome_and_error_table() {
         successes + 1,
         "no failure writes a decision row"
     );
-    // Malformed inline votes are schema errors.
+    // Malformed inline votes are argument errors naming the vote.
     let malformed = client
-        .try_call(
+        .call(
             "resolve_consensus",
             json!({"requesting_agent": "lead", "proposal_id": "p", "votes": [{"agent_id": "a1", "decision": "maybe"}]}),
         )
         .await;
-    assert!(malformed.is_err());
+    assert_eq!(malformed.error_code(), "INVALID_ARGUMENT");
+    assert_eq!(malformed.json["field"], "votes[0].decision");
     client.close().await;
     hub.stop().await;
 }
@@ -604,6 +605,8 @@ async fn votes_from_context_entries() {
 #[tokio::test]
 async fn votes_from_messages() {
     let hub = TestHub::start().await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["lead", "someone-else"]).await;
     let client = hub.client().await;
     register_all(&client, &["lead", "a1", "a2", "outsider"]).await;
     let votes = json!([vote("a1", "reject", 0.9), vote("a2", "reject", 0.6)]);
@@ -699,7 +702,8 @@ async fn votes_from_messages() {
     );
     let errors = [
         (json!(0), json!({}), "INVALID_MESSAGE_ID"),
-        (json!(-3.5), json!({}), "INVALID_MESSAGE_ID"),
+        // Not an integer: refused by the schema before the op.
+        (json!(-3.5), json!({}), "INVALID_ARGUMENT"),
         (json!(999_999), json!({}), "MESSAGE_NOT_FOUND_OR_FORBIDDEN"),
         (json!(private), json!({}), "MESSAGE_NOT_FOUND_OR_FORBIDDEN"),
         (

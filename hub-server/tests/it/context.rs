@@ -132,7 +132,7 @@ async fn share_context_refuses_bad_input_with_codes() {
             )
             .await
             .error_code(),
-        "AGENT_ID_REQUIRED"
+        "INVALID_ARGUMENT"
     );
     assert_eq!(
         client
@@ -144,25 +144,18 @@ async fn share_context_refuses_bad_input_with_codes() {
             .error_code(),
         "KEY_TOO_LONG"
     );
-    // Schema errors: wrong types and unknown enum values are protocol errors.
-    assert!(
-        client
-            .try_call(
-                "share_context",
-                json!({"agent_id": "a1", "key": "k", "value": 5})
-            )
-            .await
-            .is_err()
-    );
-    assert!(
-        client
-            .try_call(
-                "share_context",
-                json!({"agent_id": "a1", "key": "k", "value": "v", "compression_mode": "zip"})
-            )
-            .await
-            .is_err()
-    );
+    // Wrong types and unknown enum values are argument errors naming the field.
+    for (args, field) in [
+        (json!({"agent_id": "a1", "key": "k", "value": 5}), "value"),
+        (
+            json!({"agent_id": "a1", "key": "k", "value": "v", "compression_mode": "zip"}),
+            "compression_mode",
+        ),
+    ] {
+        let refused = client.call("share_context", args).await;
+        assert_eq!(refused.error_code(), "INVALID_ARGUMENT");
+        assert_eq!(refused.json["field"], field);
+    }
     let rows = client.call("get_context", json!({})).await;
     assert!(rows.ok()["contexts"].as_array().unwrap().is_empty());
     // The refusal left an activity row naming its code; nothing else was written.

@@ -7,20 +7,20 @@ use serde_json::{Value, json};
 use crate::harness::{Client, TestHub, http};
 
 /// Reads SSE events from a streaming response.
-struct SseReader {
+pub(crate) struct SseReader {
     stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: String,
 }
 
 #[derive(Debug)]
-struct SseEvent {
-    name: String,
+pub(crate) struct SseEvent {
+    pub(crate) name: String,
     id: Option<String>,
     data: Value,
 }
 
 impl SseReader {
-    fn new(response: reqwest::Response) -> Self {
+    pub(crate) fn new(response: reqwest::Response) -> Self {
         SseReader {
             stream: response.bytes_stream().boxed(),
             buffer: String::new(),
@@ -28,7 +28,7 @@ impl SseReader {
     }
 
     /// The next event with data (keep-alive comments are skipped).
-    async fn next(&mut self) -> SseEvent {
+    pub(crate) async fn next(&mut self) -> SseEvent {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let raw: String = self.buffer.drain(..end + 2).collect();
@@ -62,7 +62,11 @@ impl SseReader {
     }
 }
 
-async fn open(hub: &TestHub, query: &str, last_event_id: Option<&str>) -> reqwest::Response {
+pub(crate) async fn open(
+    hub: &TestHub,
+    query: &str,
+    last_event_id: Option<&str>,
+) -> reqwest::Response {
     let mut request = http().get(format!("{}/events?{query}", hub.base_url()));
     if let Some(id) = last_event_id {
         request = request.header("last-event-id", id);
@@ -83,6 +87,8 @@ async fn send_to(client: &Client, to: &str) {
 #[tokio::test]
 async fn hello_then_update_after_a_write_each_with_an_id() {
     let hub = TestHub::start().await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["someone-else", "e"]).await;
     let sender = hub.client().await;
     let response = open(&hub, "agent_id=e&streams=messages", None).await;
     assert_eq!(response.status(), 200);
@@ -115,6 +121,8 @@ async fn hello_then_update_after_a_write_each_with_an_id() {
 #[tokio::test]
 async fn reconnecting_with_last_event_id_delivers_what_was_missed() {
     let hub = TestHub::start().await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["someone-else", "r"]).await;
     let sender = hub.client().await;
     let mut events = SseReader::new(open(&hub, "agent_id=r&response_mode=nano", None).await);
     let hello = events.next().await;

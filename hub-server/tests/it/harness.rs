@@ -116,6 +116,15 @@ impl TestHub {
         self.data_dir.path().join("hub.db")
     }
 
+    /// Registers agents that a test only writes to (direct messages need a recipient).
+    pub async fn register_ids(&self, ids: &[&str]) {
+        let client = self.client().await;
+        for id in ids {
+            client.register(id, json!({})).await;
+        }
+        client.close().await;
+    }
+
     /// A new MCP session.
     pub async fn client(&self) -> Client {
         Client::connect(&self.url(), None).await

@@ -32,6 +32,8 @@ async fn current_cursor(client: &Client, agent: &str) -> String {
 #[tokio::test]
 async fn a_send_wakes_the_waiter_and_nothing_is_skipped_between_waits() {
     let hub = TestHub::start().await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["w"]).await;
     let watcher = Arc::new(hub.client().await);
     let sender = hub.client().await;
     let cursor = current_cursor(&watcher, "w").await;
@@ -88,6 +90,8 @@ async fn a_send_wakes_the_waiter_and_nothing_is_skipped_between_waits() {
 #[tokio::test]
 async fn changes_the_watcher_cannot_see_and_bookkeeping_do_not_wake_it() {
     let hub = TestHub::start().await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["y", "someone-else"]).await;
     let watcher = Arc::new(hub.client().await);
     let other = hub.client().await;
     other.register("w", json!({})).await;
@@ -365,6 +369,8 @@ async fn a_cancelled_call_frees_its_waiter() {
 #[tokio::test]
 async fn read_snapshot_nano_shape_and_change_flags() {
     let hub = TestHub::start().await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["snap"]).await;
     let client = hub.client().await;
     client
         .call(
@@ -434,6 +440,8 @@ async fn read_snapshot_nano_shape_and_change_flags() {
 #[tokio::test]
 async fn read_snapshot_resumes_truncated_streams_and_marks_nothing_read() {
     let hub = TestHub::start().await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["page"]).await;
     let client = hub.client().await;
     let mut sent = Vec::new();
     for n in 0..5 {

@@ -8,6 +8,7 @@ mod events;
 
 mod agents;
 mod artifacts;
+mod arguments;
 mod authz;
 mod ballot;
 mod blobs;
@@ -19,3 +20,4 @@ mod live;
 mod messages;
 mod prompts;
 mod tasks;
+mod wire;

@@ -30,6 +30,8 @@ fn ids(messages: &Value) -> Vec<i64> {
 #[tokio::test]
 async fn direct_and_broadcast_visibility_and_read_state() {
     let hub = TestHub::start().await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["b"]).await;
     let client = hub.client().await;
     let direct = send(&client, "a", Some("b"), "for b only").await;
     let broadcast = send(&client, "c", None, "for everyone").await;
@@ -74,6 +76,8 @@ async fn direct_and_broadcast_visibility_and_read_state() {
 #[tokio::test]
 async fn cursor_pages_resume_exactly_and_mark_only_returned_rows() {
     let hub = TestHub::start().await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["r"]).await;
     let client = hub.client().await;
     let sent = [
         send(&client, "s", Some("r"), "one").await,
@@ -138,6 +142,8 @@ async fn twenty_concurrent_senders_every_message_seen_once_in_order() {
     const SENDERS: usize = 20;
     const PER_SENDER: usize = 15;
     let hub = TestHub::start_with(&[("MCP_HUB_RATE_LIMIT_RPS", "0")]).await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["reader"]).await;
     let reader = hub.client().await;
     let mut senders = Vec::new();
     for s in 0..SENDERS {
@@ -202,6 +208,8 @@ async fn twenty_concurrent_senders_every_message_seen_once_in_order() {
 #[tokio::test]
 async fn response_modes_have_the_specified_shapes() {
     let hub = TestHub::start().await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["t"]).await;
     let client = hub.client().await;
     let long = "x".repeat(300);
     client
@@ -265,6 +273,8 @@ async fn response_modes_have_the_specified_shapes() {
 #[tokio::test]
 async fn polling_reads_refuse_full_mode() {
     let hub = TestHub::start().await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["p"]).await;
     let client = hub.client().await;
     send(&client, "a", Some("p"), "m").await;
     for args in [
@@ -346,6 +356,8 @@ async fn content_is_lossless_by_default_and_limits_are_enforced() {
 #[tokio::test]
 async fn idempotent_retry_replays_and_refusals_are_not_cached() {
     let hub = TestHub::start().await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["j", "race"]).await;
     let client = hub.client().await;
     let args =
         json!({"from_agent": "i", "to_agent": "j", "content": "once", "idempotency_key": "k1"});
@@ -409,7 +421,7 @@ async fn idempotent_retry_replays_and_refusals_are_not_cached() {
 }
 
 #[tokio::test]
-async fn malformed_arguments_are_schema_errors_without_side_effects() {
+async fn malformed_arguments_are_tool_errors_without_side_effects() {
     let hub = TestHub::start().await;
     let client = hub.client().await;
     let db = hub.db_path();
@@ -418,24 +430,43 @@ async fn malformed_arguments_are_schema_errors_without_side_effects() {
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
     };
     let auth_events_before = count("SELECT COUNT(*) FROM auth_events");
-    for (tool, args) in [
-        ("send_message", json!({"from_agent": "a"})),
-        ("send_message", json!({"from_agent": 5, "content": "x"})),
-        ("read_messages", json!({"agent_id": "a", "limit": "ten"})),
+    // SEP-1303: the model sees what to fix, as a tool result, not a protocol exception.
+    for (tool, args, field) in [
+        ("send_message", json!({"from_agent": "a"}), "content"),
+        (
+            "send_message",
+            json!({"from_agent": 5, "content": "x"}),
+            "from_agent",
+        ),
+        (
+            "read_messages",
+            json!({"agent_id": "a", "limit": "ten"}),
+            "limit",
+        ),
         (
             "read_messages",
             json!({"agent_id": "a", "response_mode": "huge"}),
+            "response_mode",
         ),
-        ("register_agent", json!({"id": "x"})),
-        ("no_such_tool", json!({})),
+        ("register_agent", json!({"id": "x"}), "name"),
+        (
+            "send_message",
+            json!({"from_agent": "a", "content": "ok", "extra": {"x": 1}}),
+            "extra",
+        ),
     ] {
-        let error = client.try_call(tool, args.clone()).await;
-        let error = error.expect_err("schema-invalid call must be a protocol error");
-        assert!(
-            error.to_string().contains("-32602"),
-            "{tool} {args}: {error}"
-        );
+        let outcome = client.call(tool, args.clone()).await;
+        assert_eq!(outcome.error_code(), "INVALID_ARGUMENT", "{tool} {args}");
+        assert_eq!(outcome.json["field"], field, "{tool} {args}");
     }
+    // An unknown tool stays a protocol error (-32602): there is no tool to answer.
+    let error = client.try_call("no_such_tool", json!({})).await;
+    assert!(
+        error
+            .expect_err("unknown tool")
+            .to_string()
+            .contains("-32602")
+    );
     assert_eq!(count("SELECT COUNT(*) FROM messages"), 0);
     assert_eq!(count("SELECT COUNT(*) FROM agents"), 0);
     hub.flush_bookkeeping().await;
@@ -444,14 +475,6 @@ async fn malformed_arguments_are_schema_errors_without_side_effects() {
         auth_events_before
     );
 
-    // Unknown argument keys are dropped, not refused; the hub keeps serving.
-    let tolerant = client
-        .call(
-            "send_message",
-            json!({"from_agent": "a", "content": "ok", "extra": {"x": 1}}),
-        )
-        .await;
-    tolerant.ok();
     let health = http()
         .get(format!("{}/health", hub.base_url()))
         .send()
@@ -534,6 +557,8 @@ async fn restart_keeps_agents_tokens_messages_and_cursors() {
 #[tokio::test]
 async fn concurrent_unread_reads_of_one_inbox_never_repeat_a_message() {
     let hub = TestHub::start_with(&[("MCP_HUB_RATE_LIMIT_RPS", "0")]).await;
+    // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
+    hub.register_ids(&["reader"]).await;
     let sender = hub.client().await;
     for i in 0..120 {
         send(&sender, "s", Some("reader"), &format!("m{i}")).await;

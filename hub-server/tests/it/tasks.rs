@@ -396,9 +396,11 @@ async fn expired_lease_is_taken_over_and_the_old_holder_is_fenced_off() {
 
     // A's renew and release with its stale claim fail and change nothing.
     for tool in ["renew_task_claim", "release_task_claim"] {
-        let outcome = a
-            .call(tool, json!({"task_id": task, "agent_id": "worker-a", "claim_id": claim_a, "next_status": "pending"}))
-            .await;
+        let mut args = json!({"task_id": task, "agent_id": "worker-a", "claim_id": claim_a});
+        if tool == "release_task_claim" {
+            args["next_status"] = json!("pending");
+        }
+        let outcome = a.call(tool, args).await;
         assert_eq!(outcome.error_code(), "NOT_CLAIM_OWNER", "{tool}");
         assert!(outcome.json["current_claim"].get("claim_id").is_none());
     }

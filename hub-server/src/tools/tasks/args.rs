@@ -113,6 +113,7 @@ impl CreateTaskArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct UpdateTaskArgs {
     /// The task id.
+    #[schemars(with = "i64")]
     pub id: f64,
     /// The caller: the task's creator, assignee or claim holder, or an orchestrator.
     pub agent_id: String,
@@ -202,8 +203,10 @@ pub struct ListTasksArgs {
     /// Add dependency ids per task.
     pub include_dependencies: Option<bool>,
     /// Page size, 1-500 (default 100).
+    #[schemars(with = "Option<i64>")]
     pub limit: Option<f64>,
     /// Rows to skip, newest-first listing only.
+    #[schemars(with = "Option<i64>")]
     pub offset: Option<f64>,
     /// Delta: tasks changed after this time (ms).
     pub updated_after: Option<f64>,
@@ -220,6 +223,7 @@ tool_args!(ListTasksArgs, optional_caller = agent_id);
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct DeleteTaskArgs {
     /// The task id.
+    #[schemars(with = "i64")]
     pub id: f64,
     /// The caller: the task's creator or an orchestrator.
     pub agent_id: String,
@@ -275,6 +279,7 @@ impl PollAndClaimArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ClaimTaskArgs {
     /// The task id.
+    #[schemars(with = "i64")]
     pub task_id: f64,
     /// The worker (the caller).
     pub agent_id: String,
@@ -304,6 +309,7 @@ impl ClaimTaskArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct RenewTaskClaimArgs {
     /// The task id.
+    #[schemars(with = "i64")]
     pub task_id: f64,
     /// The claim holder (the caller).
     pub agent_id: String,
@@ -330,6 +336,7 @@ impl RenewTaskClaimArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ReleaseTaskClaimArgs {
     /// The task id.
+    #[schemars(with = "i64")]
     pub task_id: f64,
     /// The claim holder (the caller).
     pub agent_id: String,
