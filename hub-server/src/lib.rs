@@ -24,6 +24,7 @@ pub mod http;
 pub mod live;
 pub mod maintenance;
 pub mod protocol;
+pub mod quota;
 pub mod rate_limit;
 pub mod service;
 pub mod store;

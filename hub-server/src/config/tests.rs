@@ -217,7 +217,10 @@ fn every_config_field_has_its_documented_default() {
     assert_eq!(c.admin_token_sha256, None);
     assert!(c.privileged_agents.is_empty());
     assert_eq!((c.rate_limit_rps, c.rate_limit_burst), (30.0, 60.0));
-    assert_eq!(c.namespace_quota_mode, "off");
+    assert_eq!(c.namespace_quota_mode, QuotaMode::Off);
+    assert_eq!(c.namespace_quota_fallback, "default");
+    assert_eq!(c.slo.claim_churn_threshold, 120);
+    assert_eq!(c.resolved_slo_ttl_ms, Some(1_209_600_000));
     assert_eq!(c.namespace_quota_rps, 0.0);
     assert_eq!(c.namespace_token_budget_per_min, 0.0);
     assert_eq!(c.event_stream_interval_ms, 1000);
@@ -300,6 +303,8 @@ const SAMPLE: &[(&str, &str)] = &[
     ("MCP_HUB_RATE_LIMIT_BURST", "10"),
     ("MCP_HUB_NAMESPACE_QUOTA_MODE", "enforce"),
     ("MCP_HUB_NAMESPACE_QUOTA_RPS", "7"),
+    ("MCP_HUB_NAMESPACE_QUOTA_BURST", "14"),
+    ("MCP_HUB_NAMESPACE_QUOTA_FALLBACK", " shared "),
     ("MCP_HUB_NAMESPACE_TOKEN_BUDGET_PER_MIN", "1000"),
     ("MCP_HUB_NAMESPACE_GOVERNANCE", "require"),
     ("MCP_HUB_EVENT_STREAM_INTERVAL_MS", "500"),
@@ -350,6 +355,11 @@ const SAMPLE: &[(&str, &str)] = &[
     ("MCP_HUB_PROTOCOL_BLOB_TTL_MS", "10000"),
     ("MCP_HUB_DONE_TASK_TTL_MS", "11000"),
     ("MCP_HUB_ARCHIVE_BATCH_LIMIT", "50"),
+    ("MCP_HUB_RESOLVED_SLO_TTL_MS", "12000"),
+    ("MCP_HUB_SLO_PENDING_AGE_MS", "13000"),
+    ("MCP_HUB_SLO_STALE_IN_PROGRESS_MS", "14000"),
+    ("MCP_HUB_SLO_CLAIM_CHURN_WINDOW_MS", "120000"),
+    ("MCP_HUB_SLO_CLAIM_CHURN_THRESHOLD", "7"),
 ];
 
 #[test]
@@ -378,7 +388,18 @@ fn a_sample_with_every_variable_set_parses() {
     assert_eq!(c.auth_mode, AuthMode::Warn);
     assert!(c.admin_token_sha256.is_some());
     assert_eq!(c.privileged_agents.len(), 2);
-    assert_eq!(c.namespace_quota_mode, "enforce");
+    assert_eq!(c.namespace_quota_mode, QuotaMode::Enforce);
+    assert_eq!(c.namespace_quota_burst, 14.0);
+    assert_eq!(c.namespace_quota_fallback, "shared");
+    assert_eq!(c.resolved_slo_ttl_ms, Some(12_000));
+    assert_eq!(
+        (c.slo.pending_age_ms, c.slo.stale_in_progress_ms),
+        (13_000, 14_000)
+    );
+    assert_eq!(
+        (c.slo.claim_churn_window_ms, c.slo.claim_churn_threshold),
+        (120_000, 7)
+    );
     assert_eq!(c.namespace_governance, NamespaceGovernance::Require);
     assert_eq!(c.wait.default_ms, 5000);
     assert_eq!(c.wait.default_response_mode, WaitResponseMode::Nano);
@@ -426,7 +447,7 @@ fn each_enum_variable_rejects_a_bad_value_naming_it() {
 fn unknown_variables_warn_with_the_closest_known_name() {
     let layers = env(&[
         ("MCP_HUB_AUTH_MOD", "enforce"),
-        ("MCP_HUB_SLO_PENDING_AGE_MS", "1800000"),
+        ("MCP_HUB_WATERMARK_CACHE_MS", "100"),
         ("MCP_HUB_PORT", "3001"),
         ("OTHER_VARIABLE", "x"),
     ]);
@@ -440,7 +461,7 @@ fn unknown_variables_warn_with_the_closest_known_name() {
         warnings,
         [
             "MCP_HUB_AUTH_MOD is not a known variable; did you mean MCP_HUB_AUTH_MODE?",
-            "MCP_HUB_SLO_PENDING_AGE_MS is not a known variable; it is ignored",
+            "MCP_HUB_WATERMARK_CACHE_MS is not a known variable; it is ignored",
         ]
     );
 }

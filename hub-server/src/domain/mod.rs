@@ -3,6 +3,7 @@
 
 pub mod cursor;
 pub mod done_gate;
+pub mod observability;
 pub mod role;
 pub mod task;
 pub mod task_rules;

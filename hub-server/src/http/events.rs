@@ -22,10 +22,10 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::mcp::json_response;
 use crate::auth::{self, AuthDecision, AuthOutcome};
-use crate::bookkeeping::{Bookkeeper, CallRecord};
+use crate::bookkeeping::{Bookkeeper, CallRecord, CallStat};
+use crate::domain::observability::CallOutcome;
 use crate::live::{self, Cursor, StreamSet, WaitEnd};
 use crate::store::activity::ActivityRow;
-use crate::store::bookkeeping::AuthEvent;
 use crate::tools::Hub;
 
 /// Open streams per agent and in total.
@@ -275,10 +275,12 @@ pub async fn subscribe(
         .await
         .unwrap_or(AuthOutcome::Invalid);
     hub.bookkeeper.record(CallRecord {
-        auth_event: Some(AuthEvent {
+        call: Some(CallStat {
+            tool: "events_stream",
             agent_id: Some(agent.clone()),
-            tool_name: "events_stream",
-            status: outcome.as_str(),
+            namespace: hub.config.namespace_quota_fallback.clone(),
+            auth: outcome,
+            outcome: CallOutcome::Ok,
             at_ms: hub.store.now_ms(),
         }),
         ..CallRecord::default()

@@ -170,7 +170,7 @@ async fn health(State(state): State<AppState>) -> Response<Body> {
         "waiters": state.hub.waiters.load(std::sync::atomic::Ordering::Relaxed),
         "event_streams": state.events.open_streams(),
         "auth_mode": config.auth_mode.as_str(),
-        "namespace_quota_mode": config.namespace_quota_mode,
+        "namespace_quota_mode": config.namespace_quota_mode.as_str(),
         "namespace_quota_rps": config.namespace_quota_rps,
         "namespace_token_budget_per_min": config.namespace_token_budget_per_min,
         "event_stream": {

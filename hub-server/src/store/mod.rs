@@ -23,10 +23,14 @@ pub mod consensus;
 pub mod context;
 pub mod idempotency;
 pub mod inspect;
+pub mod kpi;
 pub mod messages;
 mod migrations;
 pub mod quality;
 pub mod reports;
+pub mod retention;
+pub mod slo;
+pub mod stats;
 pub mod tasks;
 
 use std::future::Future;

@@ -24,6 +24,7 @@ pub mod consensus;
 pub mod context;
 pub mod live;
 pub mod messages;
+pub mod observability;
 mod onboarding;
 mod pipeline;
 pub use pipeline::{
@@ -75,11 +76,14 @@ pub struct Hub {
     pub bookkeeper: Arc<Bookkeeper>,
     /// Orders the marking reads of each inbox (see [`reading_marked`]).
     pub inbox_gates: crate::live::InboxGates,
+    /// Namespace request buckets and token budgets.
+    pub quotas: crate::quota::NamespaceQuotas,
 }
 
 impl Hub {
     pub fn new(config: Arc<Config>, store: Store) -> Arc<Hub> {
         let rate_limiter = RateLimiter::new(config.rate_limit_rps, config.rate_limit_burst);
+        let quotas = crate::quota::NamespaceQuotas::new(&config);
         Arc::new(Hub {
             config,
             rate_limiter,
@@ -89,17 +93,20 @@ impl Hub {
             tasks: Arc::new(crate::service::tasks::TaskState::default()),
             bookkeeper: Arc::new(Bookkeeper::new(store.clone())),
             inbox_gates: crate::live::InboxGates::default(),
+            quotas,
             store,
         })
     }
 
     /// Hands a call's bookkeeping to the coalescer. Quiet rows wait for the next flush; a
     /// row that advances the activity stream (none today outside writes) is written now.
-    fn record(&self, mut book: CallRecord, activity: Vec<ActivityRow>) {
+    fn record(&self, mut book: CallRecord, activity: Vec<ActivityRow>, answer: &Value) {
+        book.settle(answer);
         for row in activity {
             if row.quiet {
                 book.quiet_activity.push(row);
             } else {
+                book.stream_activity.push(row.clone());
                 self.store
                     .write_detached(move |tx| crate::store::activity::insert(tx, &row));
             }
@@ -291,6 +298,7 @@ pub fn registry() -> &'static Registry {
         tools.extend(protocol::tools());
         tools.extend(blobs::tools());
         tools.extend(live::tools());
+        tools.extend(observability::tools());
         let by_name = tools
             .iter()
             .enumerate()

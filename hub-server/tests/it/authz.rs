@@ -74,7 +74,8 @@ fn required_args(tool: &rmcp::model::Tool) -> Map<String, Value> {
 }
 
 /// Every table an agent's call may change, as text, without the guard's own bookkeeping
-/// (auth events, activity rows and the sequence they take, token last-use).
+/// (per-minute call and activity counts, activity rows and the sequence they take, token
+/// last-use).
 async fn domain_state(hub: &TestHub) -> Vec<(String, Vec<Vec<String>>)> {
     let store = hub.handle.hub.store.clone();
     store
@@ -83,6 +84,8 @@ async fn domain_state(hub: &TestHub) -> Vec<(String, Vec<Vec<String>>)> {
             for table in hub_server::store::inspect::table_names(db)? {
                 if [
                     "auth_events",
+                    "call_minutes",
+                    "activity_minutes",
                     "activity_log",
                     "agent_tokens",
                     "idempotency_keys",

@@ -417,7 +417,7 @@ async fn malformed_arguments_are_schema_errors_without_side_effects() {
         let conn = rusqlite::Connection::open(&db).unwrap();
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
     };
-    let auth_events_before = count("SELECT COUNT(*) FROM auth_events");
+    let calls_before = count("SELECT COALESCE(SUM(calls), 0) FROM call_minutes");
     for (tool, args) in [
         ("send_message", json!({"from_agent": "a"})),
         ("send_message", json!({"from_agent": 5, "content": "x"})),
@@ -440,8 +440,9 @@ async fn malformed_arguments_are_schema_errors_without_side_effects() {
     assert_eq!(count("SELECT COUNT(*) FROM agents"), 0);
     hub.flush_bookkeeping().await;
     assert_eq!(
-        count("SELECT COUNT(*) FROM auth_events"),
-        auth_events_before
+        count("SELECT COALESCE(SUM(calls), 0) FROM call_minutes"),
+        calls_before,
+        "a schema error is not a guarded call"
     );
 
     // Unknown argument keys are dropped, not refused; the hub keeps serving.
