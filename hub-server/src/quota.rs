@@ -139,7 +139,10 @@ mod tests {
         for (mode, rps, burst, budget, calls, passes) in cases {
             let q = quotas(mode, rps, burst, budget);
             let passed = (0..calls).filter(|_| q.check("NS", 10, 0).is_ok()).count();
-            assert_eq!(passed, passes, "{mode:?} rps={rps} burst={burst} budget={budget}");
+            assert_eq!(
+                passed, passes,
+                "{mode:?} rps={rps} burst={burst} budget={budget}"
+            );
         }
     }
 
@@ -147,7 +150,10 @@ mod tests {
     fn budget_window_resets_and_refusals_are_not_charged() {
         let q = quotas(QuotaMode::Enforce, 0.0, 0.0, 20.0);
         assert!(q.check("a", 30, 0).is_err(), "alone over the budget");
-        assert!(q.check("A", 20, 1).is_ok(), "the refusal was not charged; keys fold case");
+        assert!(
+            q.check("A", 20, 1).is_ok(),
+            "the refusal was not charged; keys fold case"
+        );
         let refused = q.check("a", 1, 10_000).unwrap_err();
         assert_eq!(refused.retry_after_ms, 50_000);
         assert!(q.check("a", 20, 60_000).is_ok(), "a new minute");

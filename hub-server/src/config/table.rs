@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 
 use super::field::{Field, home_dir};
 use super::{
-    AuthMode, Config, NamespaceGovernance, QuotaMode, OnboardingMode, UnknownSessionPolicy, WaitResponseMode,
+    AuthMode, Config, NamespaceGovernance, OnboardingMode, QuotaMode, UnknownSessionPolicy,
+    WaitResponseMode,
 };
 use crate::store::SyncMode;
 

@@ -220,7 +220,10 @@ pub struct Firing {
 /// The rules that fire at `now` (spec §4.4), in code order.
 pub fn firing(now: i64, inputs: &SloInputs, t: &SloThresholds) -> Vec<Firing> {
     let mut fired = Vec::new();
-    if let Some(oldest) = inputs.oldest_pending_created_at.filter(|_| inputs.pending_count > 0) {
+    if let Some(oldest) = inputs
+        .oldest_pending_created_at
+        .filter(|_| inputs.pending_count > 0)
+    {
         let age = now - oldest;
         if age >= t.pending_age_ms {
             fired.push(Firing {
@@ -239,7 +242,10 @@ pub fn firing(now: i64, inputs: &SloInputs, t: &SloThresholds) -> Vec<Firing> {
             });
         }
     }
-    if let Some(oldest) = inputs.oldest_stale_updated_at.filter(|_| inputs.stale_count > 0) {
+    if let Some(oldest) = inputs
+        .oldest_stale_updated_at
+        .filter(|_| inputs.stale_count > 0)
+    {
         let age = now - oldest;
         fired.push(Firing {
             code: SloCode::StaleInProgress,
@@ -294,12 +300,24 @@ mod tests {
     #[test]
     fn tags() {
         let cases = [
-            ("claim_task_failed", "task=3 profile (PROFILE_MISMATCH)", "PROFILE_MISMATCH"),
+            (
+                "claim_task_failed",
+                "task=3 profile (PROFILE_MISMATCH)",
+                "PROFILE_MISMATCH",
+            ),
             ("claim_task_failed", "task=3 (lower)", ""),
             ("claim_task_failed", "no code", ""),
-            ("poll_and_claim", "ns=a include_artifacts=1", ARTIFACT_HINTS_TAG),
+            (
+                "poll_and_claim",
+                "ns=a include_artifacts=1",
+                ARTIFACT_HINTS_TAG,
+            ),
             ("poll_and_claim", "ns=a include_artifacts=0", ""),
-            ("wait_for_updates_timeout", "retry_after_ms=1500 streams=x", "1500"),
+            (
+                "wait_for_updates_timeout",
+                "retry_after_ms=1500 streams=x",
+                "1500",
+            ),
             ("read_messages", "include_artifacts=1", ""),
         ];
         for (action, details, tag) in cases {
@@ -324,7 +342,10 @@ mod tests {
             (Some(&[]), vec![60, 300, 1800]),
             (Some(&[-1.0, 0.0, f64::NAN]), vec![60, 300, 1800]),
             (Some(&[90.7, 90.2, 30.0]), vec![90, 30]),
-            (Some(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]), vec![1, 2, 3, 4, 5, 6]),
+            (
+                Some(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]),
+                vec![1, 2, 3, 4, 5, 6],
+            ),
         ];
         for (input, expected) in cases {
             assert_eq!(normalize_windows(input), expected, "{input:?}");

@@ -55,7 +55,11 @@ pub struct Transport {
 
 impl Window {
     pub fn reopen_rate_pct(&self) -> f64 {
-        pct(self.table.reopen_transitions, self.table.done_transitions, 0.0)
+        pct(
+            self.table.reopen_transitions,
+            self.table.done_transitions,
+            0.0,
+        )
     }
 
     pub fn done_with_evidence_rate_pct(&self) -> f64 {
@@ -77,8 +81,7 @@ impl Window {
     pub fn tokens_per_decision(&self) -> Option<f64> {
         (self.table.consensus_decisions > 0).then(|| {
             round2(
-                self.table.consensus_estimated_tokens_total
-                    / self.table.consensus_decisions as f64,
+                self.table.consensus_estimated_tokens_total / self.table.consensus_decisions as f64,
             )
         })
     }
@@ -86,8 +89,7 @@ impl Window {
     pub fn tokens_per_finalized_decision(&self) -> Option<f64> {
         (self.table.consensus_finalized > 0).then(|| {
             round2(
-                self.table.consensus_estimated_tokens_total
-                    / self.table.consensus_finalized as f64,
+                self.table.consensus_estimated_tokens_total / self.table.consensus_finalized as f64,
             )
         })
     }
@@ -187,7 +189,11 @@ pub fn kpi_snapshot(db: &Db, ctx: &Ctx, query: KpiQuery) -> Result<KpiSnapshot, 
         snapshot.windows.push(window(db, now, sec)?);
     }
     if let Some(&largest) = query.windows_sec.iter().max() {
-        snapshot.largest = match snapshot.windows.iter().find(|w| w.window_ms == largest * 1000) {
+        snapshot.largest = match snapshot
+            .windows
+            .iter()
+            .find(|w| w.window_ms == largest * 1000)
+        {
             Some(found) => Some(found.clone()),
             None => Some(window(db, now, largest)?),
         };

@@ -74,4 +74,3 @@ pub fn delete(tx: &mut WriteTx<'_>, agent_id: &str, tool_name: &str, key: &str) 
     )?;
     Ok(())
 }
-

@@ -59,7 +59,9 @@ pub struct TableWindow {
 pub fn table_window(db: &Db, from: i64) -> StoreResult<TableWindow> {
     let (messages_created, avg_chars): (i64, Option<f64>) = db
         .conn
-        .prepare_cached("SELECT COUNT(*), AVG(length(content)) FROM messages WHERE created_at >= ?1")?
+        .prepare_cached(
+            "SELECT COUNT(*), AVG(length(content)) FROM messages WHERE created_at >= ?1",
+        )?
         .query_row([from], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let (tasks_updated, done_tasks_updated): (i64, i64) = db
         .conn

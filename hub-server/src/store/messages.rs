@@ -192,7 +192,6 @@ pub fn mark_read(tx: &mut WriteTx<'_>, agent_id: &str, message_ids: &[i64]) -> S
     Ok(())
 }
 
-
 /// The newest sequence number among messages visible to `agent_id` (direct or broadcast),
 /// 0 when there are none: the watcher's messages watermark. Two index lookups.
 pub fn latest_visible_seq(db: &Db, agent_id: &str) -> StoreResult<i64> {

@@ -58,13 +58,7 @@ pub fn add_activity(tx: &mut WriteTx<'_>, counts: &[(ActivityKey, i64)]) -> Stor
          ON CONFLICT DO UPDATE SET events = events + excluded.events",
     )?;
     for (key, n) in counts {
-        upsert.execute(params![
-            key.minute_ms,
-            key.action,
-            key.agent_id,
-            key.tag,
-            n
-        ])?;
+        upsert.execute(params![key.minute_ms, key.action, key.agent_id, key.tag, n])?;
     }
     Ok(())
 }

@@ -15,15 +15,14 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{
-    Activity, Category, Hub, OpCtx, ToolDef, ToolError, ToolResult, WaitFuture, int_arg,
-    non_blank,
+    Activity, Category, Hub, OpCtx, ToolDef, ToolError, ToolResult, WaitFuture, int_arg, non_blank,
 };
 use crate::config::AuthMode;
 use crate::domain::observability::{normalize_windows, pct};
 use crate::maintenance::MaintenanceReport;
 use crate::service::observability::{
-    self as service, AuthCoverage, KpiQuery, KpiSnapshot, SloEvaluation, TransportSnapshot,
-    Window, valid_coverage_pct,
+    self as service, AuthCoverage, KpiQuery, KpiSnapshot, SloEvaluation, TransportSnapshot, Window,
+    valid_coverage_pct,
 };
 use crate::store::kpi::{Backlog, Queue};
 use crate::store::slo::AlertRow;
@@ -242,7 +241,10 @@ fn render_kpi(snapshot: &KpiSnapshot, windows_sec: &[i64], mode: KpiMode) -> Val
         body.insert("top_actions_5m".into(), json!(pairs(top, "action")));
     }
     if let Some(backlog) = &snapshot.namespace_backlog {
-        body.insert("namespace_backlog".into(), backlog_view(backlog, "namespace"));
+        body.insert(
+            "namespace_backlog".into(),
+            backlog_view(backlog, "namespace"),
+        );
     }
     if let Some(backlog) = &snapshot.execution_backlog {
         body.insert(
@@ -341,8 +343,10 @@ fn collective_accuracy(largest: Option<&Window>) -> Value {
 fn backlog_view(rows: &[Backlog], key: &str) -> Value {
     json!(
         rows.iter()
-            .map(|b| json!({key: b.key, "total": b.total, "pending": b.pending,
-                            "in_progress": b.in_progress}))
+            .map(
+                |b| json!({key: b.key, "total": b.total, "pending": b.pending,
+                            "in_progress": b.in_progress})
+            )
             .collect::<Vec<_>>()
     )
 }
@@ -429,8 +433,10 @@ fn evaluation_view(e: &SloEvaluation, with_rows: bool) -> Value {
         view["events"] = json!(
             e.events
                 .iter()
-                .map(|ev| json!({"code": ev.code, "state": ev.state, "severity": ev.severity,
-                                 "message": ev.message}))
+                .map(
+                    |ev| json!({"code": ev.code, "state": ev.state, "severity": ev.severity,
+                                 "message": ev.message})
+                )
                 .collect::<Vec<_>>()
         );
     }

@@ -80,7 +80,10 @@ fn parse_args<A: ToolArgs>(
         .filter(|id| id.is_finite())
         .map(|id| id as i64);
     let quota_cost = if hub.quotas.budget_enabled() {
-        let chars = Value::Object(raw.clone()).to_string().encode_utf16().count();
+        let chars = Value::Object(raw.clone())
+            .to_string()
+            .encode_utf16()
+            .count();
         crate::quota::estimated_tokens(chars)
     } else {
         1

@@ -15,4 +15,5 @@ mod context;
 mod http_surface;
 mod live;
 mod messages;
+mod observability;
 mod tasks;
