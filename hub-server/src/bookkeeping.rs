@@ -8,13 +8,14 @@
 //! of the last moments, never an acknowledged change (those commit with their op).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::AuthOutcome;
 use crate::domain::observability::{CallOutcome, activity_tag, minute_of};
+use crate::metrics::Metrics;
 use crate::store::activity::ActivityRow;
 use crate::store::bookkeeping::Batch;
 use crate::store::stats::{ActivityKey, CallKey};
@@ -98,6 +99,7 @@ impl CallRecord {
 
 pub struct Bookkeeper {
     store: Store,
+    metrics: Option<Arc<Metrics>>,
     pending: Mutex<Pending>,
     /// Quiet rows kept raw per (minute, action) so far; reset each minute.
     sampled: Mutex<(i64, HashMap<String, u32>)>,
@@ -106,9 +108,10 @@ pub struct Bookkeeper {
 }
 
 impl Bookkeeper {
-    pub fn new(store: Store) -> Bookkeeper {
+    pub fn new(store: Store, metrics: Option<Arc<Metrics>>) -> Bookkeeper {
         Bookkeeper {
             store,
+            metrics,
             pending: Mutex::new(Pending::default()),
             sampled: Mutex::new((0, HashMap::new())),
             flushing: tokio::sync::Mutex::new(()),
@@ -140,6 +143,9 @@ impl Bookkeeper {
             .map(|row| self.keep_raw(&row.action, now))
             .collect();
         let mut pending = self.lock();
+        if let (Some(stat), Some(metrics)) = (&call.call, &self.metrics) {
+            metrics.count_call(stat);
+        }
         if let Some(stat) = call.call {
             let key = CallKey {
                 minute_ms: minute_of(stat.at_ms),

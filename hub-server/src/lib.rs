@@ -23,6 +23,7 @@ pub mod domain;
 pub mod http;
 pub mod live;
 pub mod maintenance;
+pub mod metrics;
 pub mod protocol;
 pub mod quota;
 pub mod rate_limit;

@@ -270,6 +270,8 @@ pub struct Config {
     pub done_task_ttl_ms: Option<i64>,
     pub archive_batch_limit: i64,
     pub resolved_slo_ttl_ms: Option<i64>,
+    /// `GET /metrics` and the counters behind it (`MCP_HUB_METRICS`).
+    pub metrics_enabled: bool,
     pub slo: crate::domain::observability::SloThresholds,
 
     // Shared context, protocol blobs, CAEP packing, consensus (tools-more §1.15, §2).
@@ -343,6 +345,7 @@ impl std::fmt::Debug for Config {
             done_task_ttl_ms,
             archive_batch_limit,
             resolved_slo_ttl_ms,
+            metrics_enabled,
             slo,
             max_protocol_blob_chars,
             lossless_auto_min_payload_chars,
@@ -420,6 +423,7 @@ impl std::fmt::Debug for Config {
             .field("done_task_ttl_ms", done_task_ttl_ms)
             .field("archive_batch_limit", archive_batch_limit)
             .field("resolved_slo_ttl_ms", resolved_slo_ttl_ms)
+            .field("metrics_enabled", metrics_enabled)
             .field("slo", slo)
             .field("max_protocol_blob_chars", max_protocol_blob_chars)
             .field(
@@ -511,6 +515,7 @@ impl Config {
             done_task_ttl_ms: None,
             archive_batch_limit: 0,
             resolved_slo_ttl_ms: None,
+            metrics_enabled: true,
             slo: crate::domain::observability::SloThresholds {
                 pending_age_ms: 0,
                 stale_in_progress_ms: 0,

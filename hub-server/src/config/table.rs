@@ -623,6 +623,12 @@ pub const VARIABLES: &[Variable] = &[
         "resolved SLO alerts deleted after",
         |f, c| c.resolved_slo_ttl_ms = f.ttl(1_209_600_000),
     ),
+    var(
+        "MCP_HUB_METRICS",
+        "on",
+        "off disables GET /metrics and its counters; anything else = on",
+        |f, c| c.metrics_enabled = !f.is("off"),
+    ),
     // SLO thresholds (evaluated by every maintenance pass and evaluate_slo_alerts).
     var(
         "MCP_HUB_SLO_PENDING_AGE_MS",

@@ -356,6 +356,7 @@ const SAMPLE: &[(&str, &str)] = &[
     ("MCP_HUB_DONE_TASK_TTL_MS", "11000"),
     ("MCP_HUB_ARCHIVE_BATCH_LIMIT", "50"),
     ("MCP_HUB_RESOLVED_SLO_TTL_MS", "12000"),
+    ("MCP_HUB_METRICS", "off"),
     ("MCP_HUB_SLO_PENDING_AGE_MS", "13000"),
     ("MCP_HUB_SLO_STALE_IN_PROGRESS_MS", "14000"),
     ("MCP_HUB_SLO_CLAIM_CHURN_WINDOW_MS", "120000"),
@@ -392,6 +393,7 @@ fn a_sample_with_every_variable_set_parses() {
     assert_eq!(c.namespace_quota_burst, 14.0);
     assert_eq!(c.namespace_quota_fallback, "shared");
     assert_eq!(c.resolved_slo_ttl_ms, Some(12_000));
+    assert!(!c.metrics_enabled);
     assert_eq!(
         (c.slo.pending_age_ms, c.slo.stale_in_progress_ms),
         (13_000, 14_000)

@@ -78,12 +78,17 @@ pub struct Hub {
     pub inbox_gates: crate::live::InboxGates,
     /// Namespace request buckets and token budgets.
     pub quotas: crate::quota::NamespaceQuotas,
+    /// Prometheus metrics; `None` under `MCP_HUB_METRICS=off`.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Hub {
     pub fn new(config: Arc<Config>, store: Store) -> Arc<Hub> {
         let rate_limiter = RateLimiter::new(config.rate_limit_rps, config.rate_limit_burst);
         let quotas = crate::quota::NamespaceQuotas::new(&config);
+        let metrics = config
+            .metrics_enabled
+            .then(|| Arc::new(crate::metrics::Metrics::new(store.writer_metrics())));
         Arc::new(Hub {
             config,
             rate_limiter,
@@ -91,7 +96,8 @@ impl Hub {
             waiters: std::sync::atomic::AtomicUsize::new(0),
             shutdown: tokio_util::sync::CancellationToken::new(),
             tasks: Arc::new(crate::service::tasks::TaskState::default()),
-            bookkeeper: Arc::new(Bookkeeper::new(store.clone())),
+            bookkeeper: Arc::new(Bookkeeper::new(store.clone(), metrics.clone())),
+            metrics,
             inbox_gates: crate::live::InboxGates::default(),
             quotas,
             store,
@@ -407,7 +413,11 @@ impl rmcp::ServerHandler for HubServer {
         };
         let env = call_env(&context);
         let arguments = request.arguments.unwrap_or_default();
+        let started = std::time::Instant::now();
         let value = (def.call)(self.hub.clone(), env, arguments).await?;
+        if let Some(metrics) = &self.hub.metrics {
+            metrics.observe_latency(def.name, started.elapsed().as_secs_f64());
+        }
         Ok(render(&value).into())
     }
 }

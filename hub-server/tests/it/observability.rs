@@ -496,3 +496,67 @@ async fn namespace_quota_modes() {
         hub.stop().await;
     }
 }
+
+/// `name{labels} value` lines of a text exposition, by series.
+fn series(text: &str) -> std::collections::HashMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn metrics_expose_counters_that_move_with_the_calls() {
+    let hub = TestHub::start().await;
+    let (client, token) = hub.agent("m1").await;
+    let scrape = || async {
+        let response = reqwest::get(format!("{}/metrics", hub.base_url()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        series(&response.text().await.unwrap())
+    };
+    let ok_calls = r#"hub_tool_calls_total{tool="list_tasks",outcome="ok"}"#;
+    let before = scrape().await;
+    for _ in 0..3 {
+        client
+            .call("list_tasks", json!({"agent_id": "m1", "auth_token": token}))
+            .await
+            .ok();
+    }
+    client
+        .call(
+            "create_task",
+            json!({"created_by": "m1", "title": "t", "namespace": "ns-a", "auth_token": token}),
+        )
+        .await
+        .ok();
+    let after = scrape().await;
+    assert_eq!(
+        after[ok_calls] - before.get(ok_calls).copied().unwrap_or(0.0),
+        3.0
+    );
+    assert_eq!(
+        after[r#"hub_tool_call_seconds_count{tool="list_tasks"}"#],
+        3.0
+    );
+    assert!(after[r#"hub_auth_checks_total{status="valid"}"#] >= 4.0);
+    assert_eq!(after[r#"hub_tasks_pending{namespace="ns-a"}"#], 1.0);
+    assert!(after["hub_writer_group_size_count"] >= 1.0);
+    assert_eq!(after["hub_sessions"], 1.0);
+    assert!(
+        after.keys().all(|key| !key.contains("m1")),
+        "agent ids are never label values"
+    );
+    client.close().await;
+    hub.stop().await;
+}
