@@ -126,7 +126,7 @@ async fn purge_expired(hub: &Hub, now: i64, report: &mut MaintenanceReport) -> S
     ];
     for (table, cutoff) in plan {
         let Some(cutoff) = cutoff else { continue };
-        let purged = purge_table(hub, table, cutoff).await?;
+        let purged = purge_table(&hub.store, table, cutoff).await?;
         let counter = match table {
             Purge::IdempotencyKeys => &mut report.idempotency_purged,
             Purge::Messages => &mut report.messages_purged,
@@ -148,11 +148,10 @@ async fn purge_expired(hub: &Hub, now: i64, report: &mut MaintenanceReport) -> S
 }
 
 /// Deletes every row of `table` older than `cutoff`, one batch per writer request.
-pub async fn purge_table(hub: &Hub, table: Purge, cutoff: i64) -> StoreResult<usize> {
+pub async fn purge_table(store: &store::Store, table: Purge, cutoff: i64) -> StoreResult<usize> {
     let mut total = 0;
     loop {
-        let purged = hub
-            .store
+        let purged = store
             .write(move |tx| retention::purge_batch(tx, table, cutoff, PURGE_BATCH))
             .await?;
         total += purged;

@@ -174,7 +174,11 @@ pub struct KpiSnapshot {
 }
 
 pub fn kpi_snapshot(db: &Db, ctx: &Ctx, query: KpiQuery) -> Result<KpiSnapshot, Refusal> {
-    let now = ctx.now_ms;
+    Ok(kpi_snapshot_at(db, ctx.now_ms, query)?)
+}
+
+/// [`kpi_snapshot`] at `now` (benchmarks call it without a tool call's context).
+pub fn kpi_snapshot_at(db: &Db, now: i64, query: KpiQuery) -> StoreResult<KpiSnapshot> {
     let mut snapshot = KpiSnapshot {
         generated_at: now,
         queue: kpi::queue(db, now)?,
