@@ -27,10 +27,14 @@ const TOOLS: [&str; 3] = ["read_messages", "list_tasks", "poll_and_claim"];
 fn db_bytes(store: &Store, rt: &tokio::runtime::Runtime) -> i64 {
     rt.block_on(store.read(|db| {
         let pages = |pragma: &str| -> hub_server::store::StoreResult<i64> {
-            Ok(inspect::query(db, pragma, 1)?.rows[0][0].parse().unwrap_or(0))
+            Ok(inspect::query(db, pragma, 1)?.rows[0][0]
+                .parse()
+                .unwrap_or(0))
         };
-        Ok((pages("PRAGMA page_count")? - pages("PRAGMA freelist_count")?)
-            * pages("PRAGMA page_size")?)
+        Ok(
+            (pages("PRAGMA page_count")? - pages("PRAGMA freelist_count")?)
+                * pages("PRAGMA page_size")?,
+        )
     }))
     .expect("size")
 }
@@ -173,7 +177,11 @@ fn main() {
     let cutoff = now + 1;
     let mut longest = Duration::ZERO;
     let mut batches = 0;
-    for table in [Purge::ActivityLog, Purge::ActivityMinutes, Purge::CallMinutes] {
+    for table in [
+        Purge::ActivityLog,
+        Purge::ActivityMinutes,
+        Purge::CallMinutes,
+    ] {
         loop {
             let started = Instant::now();
             let purged = rt

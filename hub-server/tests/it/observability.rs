@@ -132,7 +132,7 @@ async fn create(client: &Client, title: &str, namespace: &str) -> i64 {
     outcome.ok()["task"]["id"].as_i64().unwrap()
 }
 
-fn window<'a>(body: &'a Value, index: usize) -> &'a Value {
+fn window(body: &Value, index: usize) -> &Value {
     &body["windows"][index]
 }
 
