@@ -274,18 +274,24 @@ pub async fn subscribe(
         .read(move |db| auth::verify(db, &verify_agent, token.as_deref()))
         .await
         .unwrap_or(AuthOutcome::Invalid);
+    let decision = auth::decide(config.auth_mode, outcome, "events_stream", Some("agent_id"));
+    let refused = matches!(decision, AuthDecision::Refuse { .. });
     hub.bookkeeper.record(CallRecord {
         call: Some(CallStat {
             tool: "events_stream",
             agent_id: Some(agent.clone()),
             namespace: hub.config.namespace_quota_fallback.clone(),
             auth: outcome,
-            outcome: CallOutcome::Ok,
+            outcome: if refused {
+                CallOutcome::Refused
+            } else {
+                CallOutcome::Ok
+            },
             at_ms: hub.store.now_ms(),
         }),
         ..CallRecord::default()
     });
-    let warning = match auth::decide(config.auth_mode, outcome, "events_stream", Some("agent_id")) {
+    let warning = match decision {
         AuthDecision::Refuse { code, message } => {
             return error(
                 StatusCode::UNAUTHORIZED,
