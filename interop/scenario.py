@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 
 from mcp import Client
+from prometheus_client.parser import text_string_to_metric_families
 
 RESULTS: list[tuple[str, bool, str]] = []
 
@@ -206,13 +207,37 @@ async def ballot(url: str, mode: str) -> None:
               and forged["entries"][0]["claimed_voter"] == worker_ids[0], forged)
 
 
+def tool_calls(metrics_url: str) -> dict[tuple[str, str], float]:
+    """`hub_tool_calls_total` by (tool, outcome), parsed by the Prometheus client parser."""
+    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+    counts: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "hub_tool_calls_total":
+                counts[(sample.labels["tool"], sample.labels["outcome"])] = sample.value
+    return counts
+
+
 async def main(url: str) -> int:
+    metrics_url = url.rsplit("/", 1)[0] + "/metrics"
+    try:
+        before = tool_calls(metrics_url)
+    except Exception as error:
+        check("/metrics parses with prometheus_client", False, repr(error))
+        before = {}
     for mode in ("legacy", "auto"):
         for run in (scenario, ballot):
             try:
                 await run(url, mode)
             except Exception as error:  # report, do not hide, an SDK or hub failure
                 check(f"{mode}: {run.__name__} ran to the end", False, repr(error))
+    try:
+        after = tool_calls(metrics_url)
+        sent = after.get(("send_message", "ok"), 0) - before.get(("send_message", "ok"), 0)
+        # Each mode sends a direct, a broadcast and a later message.
+        check("/metrics counts the scenario's send_message calls", sent == 6, after)
+    except Exception as error:
+        check("/metrics parses with prometheus_client", False, repr(error))
     for name, passed, detail in RESULTS:
         print(f"{'PASS' if passed else 'FAIL'} {name}" + (f" -- {detail}" if detail else ""))
     failed = sum(1 for _, passed, _ in RESULTS if not passed)

@@ -108,6 +108,25 @@ impl OnboardingMode {
     }
 }
 
+/// Namespace quotas (spec tools-more §5.2): off, warn (the call proceeds with a warning) or
+/// enforce (refused with NAMESPACE_QUOTA_EXCEEDED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaMode {
+    Off,
+    Warn,
+    Enforce,
+}
+
+impl QuotaMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaMode::Off => "off",
+            QuotaMode::Warn => "warn",
+            QuotaMode::Enforce => "enforce",
+        }
+    }
+}
+
 /// Namespace governance for task tools (spec §4.15): what happens when a swarm-looking call
 /// comes without a namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,9 +247,12 @@ pub struct Config {
     pub privileged_agents: BTreeMap<String, String>,
     pub rate_limit_rps: f64,
     pub rate_limit_burst: f64,
-    pub namespace_quota_mode: String,
+    pub namespace_quota_mode: QuotaMode,
     pub namespace_quota_rps: f64,
+    pub namespace_quota_burst: f64,
     pub namespace_token_budget_per_min: f64,
+    /// The namespace charged when a call names none (never blank).
+    pub namespace_quota_fallback: String,
 
     pub event_stream_interval_ms: i64,
     pub event_stream_heartbeat_ms: i64,
@@ -273,6 +295,10 @@ pub struct Config {
     pub ephemeral_claim_reap_after_ms: Option<i64>,
     pub done_task_ttl_ms: Option<i64>,
     pub archive_batch_limit: i64,
+    pub resolved_slo_ttl_ms: Option<i64>,
+    /// `GET /metrics` and the counters behind it (`MCP_HUB_METRICS`).
+    pub metrics_enabled: bool,
+    pub slo: crate::domain::observability::SloThresholds,
 
     // Shared context, protocol blobs, CAEP packing, consensus (tools-more §1.15, §2).
     pub max_protocol_blob_chars: usize,
@@ -311,7 +337,9 @@ impl std::fmt::Debug for Config {
             rate_limit_burst,
             namespace_quota_mode,
             namespace_quota_rps,
+            namespace_quota_burst,
             namespace_token_budget_per_min,
+            namespace_quota_fallback,
             event_stream_interval_ms,
             event_stream_heartbeat_ms,
             event_stream_max_per_agent,
@@ -346,6 +374,9 @@ impl std::fmt::Debug for Config {
             ephemeral_claim_reap_after_ms,
             done_task_ttl_ms,
             archive_batch_limit,
+            resolved_slo_ttl_ms,
+            metrics_enabled,
+            slo,
             max_protocol_blob_chars,
             lossless_auto_min_payload_chars,
             lossless_auto_min_gain_pct,
@@ -376,6 +407,8 @@ impl std::fmt::Debug for Config {
             .field("rate_limit_burst", rate_limit_burst)
             .field("namespace_quota_mode", namespace_quota_mode)
             .field("namespace_quota_rps", namespace_quota_rps)
+            .field("namespace_quota_burst", namespace_quota_burst)
+            .field("namespace_quota_fallback", namespace_quota_fallback)
             .field(
                 "namespace_token_budget_per_min",
                 namespace_token_budget_per_min,
@@ -423,6 +456,9 @@ impl std::fmt::Debug for Config {
             )
             .field("done_task_ttl_ms", done_task_ttl_ms)
             .field("archive_batch_limit", archive_batch_limit)
+            .field("resolved_slo_ttl_ms", resolved_slo_ttl_ms)
+            .field("metrics_enabled", metrics_enabled)
+            .field("slo", slo)
             .field("max_protocol_blob_chars", max_protocol_blob_chars)
             .field(
                 "lossless_auto_min_payload_chars",
@@ -467,9 +503,11 @@ impl Config {
             privileged_agents: BTreeMap::new(),
             rate_limit_rps: 0.0,
             rate_limit_burst: 0.0,
-            namespace_quota_mode: String::new(),
+            namespace_quota_mode: QuotaMode::Off,
             namespace_quota_rps: 0.0,
+            namespace_quota_burst: 0.0,
             namespace_token_budget_per_min: 0.0,
+            namespace_quota_fallback: String::new(),
             event_stream_interval_ms: 0,
             event_stream_heartbeat_ms: 0,
             event_stream_max_per_agent: 0,
@@ -514,6 +552,14 @@ impl Config {
             ephemeral_claim_reap_after_ms: None,
             done_task_ttl_ms: None,
             archive_batch_limit: 0,
+            resolved_slo_ttl_ms: None,
+            metrics_enabled: true,
+            slo: crate::domain::observability::SloThresholds {
+                pending_age_ms: 0,
+                stale_in_progress_ms: 0,
+                claim_churn_window_ms: 0,
+                claim_churn_threshold: 0,
+            },
             max_protocol_blob_chars: 0,
             lossless_auto_min_payload_chars: 0,
             lossless_auto_min_gain_pct: 0.0,

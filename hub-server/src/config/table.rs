@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 
 use super::field::{Field, home_dir};
 use super::{
-    AuthMode, Config, NamespaceGovernance, OnboardingMode, UnknownSessionPolicy, WaitResponseMode,
+    AuthMode, Config, NamespaceGovernance, OnboardingMode, QuotaMode, UnknownSessionPolicy,
+    WaitResponseMode,
 };
 use crate::store::SyncMode;
 
@@ -275,25 +276,46 @@ pub const VARIABLES: &[Variable] = &[
         "off",
         "off | warn | enforce: per-namespace quotas",
         |f, c| {
-            c.namespace_quota_mode = f
-                .choice(
-                    "off",
-                    &[("off", "off"), ("warn", "warn"), ("enforce", "enforce")],
-                )
-                .to_string()
+            c.namespace_quota_mode = f.choice(
+                QuotaMode::Off,
+                &[
+                    ("off", QuotaMode::Off),
+                    ("warn", QuotaMode::Warn),
+                    ("enforce", QuotaMode::Enforce),
+                ],
+            )
         },
     ),
     var(
         "MCP_HUB_NAMESPACE_QUOTA_RPS",
         "0",
-        "per-namespace refill per second; 0 = off",
+        "per-namespace refill per second; the bucket needs RPS and BURST > 0",
         |f, c| c.namespace_quota_rps = f.float(0.0, 0.0, f64::MAX),
+    ),
+    var(
+        "MCP_HUB_NAMESPACE_QUOTA_BURST",
+        "0",
+        "per-namespace bucket capacity; the bucket needs RPS and BURST > 0",
+        |f, c| c.namespace_quota_burst = f.float(0.0, 0.0, f64::MAX),
     ),
     var(
         "MCP_HUB_NAMESPACE_TOKEN_BUDGET_PER_MIN",
         "0",
-        "per-namespace token budget per minute; 0 = off",
+        "estimated tokens (argument JSON chars / 4) per namespace per fixed minute; 0 = off",
         |f, c| c.namespace_token_budget_per_min = f.float(0.0, 0.0, f64::MAX),
+    ),
+    var(
+        "MCP_HUB_NAMESPACE_QUOTA_FALLBACK",
+        "default",
+        "namespace charged when a call names none",
+        |f, c| {
+            c.namespace_quota_fallback = f
+                .raw()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .unwrap_or("default")
+                .to_string()
+        },
     ),
     var(
         "MCP_HUB_NAMESPACE_GOVERNANCE",
@@ -655,5 +677,42 @@ pub const VARIABLES: &[Variable] = &[
         "200",
         "tasks archived per maintenance pass, 1-1000",
         |f, c| c.archive_batch_limit = f.int(200, 1, 1_000),
+    ),
+    var(
+        "MCP_HUB_RESOLVED_SLO_TTL_MS",
+        "1209600000",
+        "resolved SLO alerts deleted after",
+        |f, c| c.resolved_slo_ttl_ms = f.ttl(1_209_600_000),
+    ),
+    var(
+        "MCP_HUB_METRICS",
+        "on",
+        "off disables GET /metrics and its counters; anything else = on",
+        |f, c| c.metrics_enabled = !f.is("off"),
+    ),
+    // SLO thresholds (evaluated by every maintenance pass and evaluate_slo_alerts).
+    var(
+        "MCP_HUB_SLO_PENDING_AGE_MS",
+        "1800000",
+        "alert high_pending_age when the oldest pending task is this old, min 1000",
+        |f, c| c.slo.pending_age_ms = f.int(1_800_000, 1_000, i64::MAX),
+    ),
+    var(
+        "MCP_HUB_SLO_STALE_IN_PROGRESS_MS",
+        "1200000",
+        "alert stale_in_progress on unclaimed in-progress tasks not updated this long, min 1000",
+        |f, c| c.slo.stale_in_progress_ms = f.int(1_200_000, 1_000, i64::MAX),
+    ),
+    var(
+        "MCP_HUB_SLO_CLAIM_CHURN_WINDOW_MS",
+        "600000",
+        "claim_churn window, 60000-86400000 (whole minutes)",
+        |f, c| c.slo.claim_churn_window_ms = f.int(600_000, 60_000, 86_400_000),
+    ),
+    var(
+        "MCP_HUB_SLO_CLAIM_CHURN_THRESHOLD",
+        "120",
+        "claim/renew/release/poll events in the window that open claim_churn, min 1",
+        |f, c| c.slo.claim_churn_threshold = f.int(120, 1, i64::MAX),
     ),
 ];

@@ -217,7 +217,10 @@ fn every_config_field_has_its_documented_default() {
     assert_eq!(c.admin_token_sha256, None);
     assert!(c.privileged_agents.is_empty());
     assert_eq!((c.rate_limit_rps, c.rate_limit_burst), (30.0, 60.0));
-    assert_eq!(c.namespace_quota_mode, "off");
+    assert_eq!(c.namespace_quota_mode, QuotaMode::Off);
+    assert_eq!(c.namespace_quota_fallback, "default");
+    assert_eq!(c.slo.claim_churn_threshold, 120);
+    assert_eq!(c.resolved_slo_ttl_ms, Some(1_209_600_000));
     assert_eq!(c.namespace_quota_rps, 0.0);
     assert_eq!(c.namespace_token_budget_per_min, 0.0);
     assert_eq!(c.event_stream_interval_ms, 1000);
@@ -307,6 +310,8 @@ const SAMPLE: &[(&str, &str)] = &[
     ("MCP_HUB_RATE_LIMIT_BURST", "10"),
     ("MCP_HUB_NAMESPACE_QUOTA_MODE", "enforce"),
     ("MCP_HUB_NAMESPACE_QUOTA_RPS", "7"),
+    ("MCP_HUB_NAMESPACE_QUOTA_BURST", "14"),
+    ("MCP_HUB_NAMESPACE_QUOTA_FALLBACK", " shared "),
     ("MCP_HUB_NAMESPACE_TOKEN_BUDGET_PER_MIN", "1000"),
     ("MCP_HUB_NAMESPACE_GOVERNANCE", "require"),
     ("MCP_HUB_EVENT_STREAM_INTERVAL_MS", "500"),
@@ -364,6 +369,12 @@ const SAMPLE: &[(&str, &str)] = &[
     ("MCP_HUB_PROTOCOL_BLOB_TTL_MS", "10000"),
     ("MCP_HUB_DONE_TASK_TTL_MS", "11000"),
     ("MCP_HUB_ARCHIVE_BATCH_LIMIT", "50"),
+    ("MCP_HUB_RESOLVED_SLO_TTL_MS", "12000"),
+    ("MCP_HUB_METRICS", "off"),
+    ("MCP_HUB_SLO_PENDING_AGE_MS", "13000"),
+    ("MCP_HUB_SLO_STALE_IN_PROGRESS_MS", "14000"),
+    ("MCP_HUB_SLO_CLAIM_CHURN_WINDOW_MS", "120000"),
+    ("MCP_HUB_SLO_CLAIM_CHURN_THRESHOLD", "7"),
 ];
 
 #[test]
@@ -403,7 +414,19 @@ fn a_sample_with_every_variable_set_parses() {
     assert_eq!(c.auth_mode, AuthMode::Warn);
     assert!(c.admin_token_sha256.is_some());
     assert_eq!(c.privileged_agents.len(), 2);
-    assert_eq!(c.namespace_quota_mode, "enforce");
+    assert_eq!(c.namespace_quota_mode, QuotaMode::Enforce);
+    assert_eq!(c.namespace_quota_burst, 14.0);
+    assert_eq!(c.namespace_quota_fallback, "shared");
+    assert_eq!(c.resolved_slo_ttl_ms, Some(12_000));
+    assert!(!c.metrics_enabled);
+    assert_eq!(
+        (c.slo.pending_age_ms, c.slo.stale_in_progress_ms),
+        (13_000, 14_000)
+    );
+    assert_eq!(
+        (c.slo.claim_churn_window_ms, c.slo.claim_churn_threshold),
+        (120_000, 7)
+    );
     assert_eq!(c.namespace_governance, NamespaceGovernance::Require);
     assert_eq!(c.wait.default_ms, 5000);
     assert_eq!(c.wait.default_response_mode, WaitResponseMode::Nano);
@@ -451,7 +474,7 @@ fn each_enum_variable_rejects_a_bad_value_naming_it() {
 fn unknown_variables_warn_with_the_closest_known_name() {
     let layers = env(&[
         ("MCP_HUB_AUTH_MOD", "enforce"),
-        ("MCP_HUB_SLO_PENDING_AGE_MS", "1800000"),
+        ("MCP_HUB_WATERMARK_CACHE_MS", "100"),
         ("MCP_HUB_PORT", "3001"),
         ("OTHER_VARIABLE", "x"),
     ]);
@@ -465,7 +488,7 @@ fn unknown_variables_warn_with_the_closest_known_name() {
         warnings,
         [
             "MCP_HUB_AUTH_MOD is not a known variable; did you mean MCP_HUB_AUTH_MODE?",
-            "MCP_HUB_SLO_PENDING_AGE_MS is not a known variable; it is ignored",
+            "MCP_HUB_WATERMARK_CACHE_MS is not a known variable; it is ignored",
         ]
     );
 }
@@ -551,4 +574,21 @@ fn privileged_agents_are_id_role_pairs() {
     }
     let errors = errors_of(&[("MCP_HUB_PRIVILEGED_AGENTS", "a:worker,a:reviewer")]);
     assert!(errors[0].contains("listed twice"), "{errors:?}");
+}
+
+#[test]
+fn every_variable_of_the_production_profile_is_read_by_the_hub() {
+    let profile = include_str!("../../../deploy/hub.production.env");
+    let known: std::collections::BTreeSet<&str> = VARIABLES.iter().map(|v| v.name).collect();
+    let unread: Vec<&str> = profile
+        .lines()
+        .map(|line| line.trim().trim_start_matches('#').trim())
+        .filter_map(|line| line.split_once('=').map(|(name, _)| name.trim()))
+        .filter(|name| name.starts_with("MCP_HUB_"))
+        .filter(|name| !known.contains(name))
+        .collect();
+    assert!(
+        unread.is_empty(),
+        "the profile sets variables the hub ignores: {unread:?}"
+    );
 }

@@ -5,6 +5,7 @@ pub mod artifact;
 pub mod ballot;
 pub mod cursor;
 pub mod done_gate;
+pub mod observability;
 pub mod role;
 pub mod task;
 pub mod task_rules;

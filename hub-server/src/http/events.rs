@@ -22,10 +22,10 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::mcp::json_response;
 use crate::auth::{self, AuthDecision, AuthOutcome};
-use crate::bookkeeping::{Bookkeeper, CallRecord};
+use crate::bookkeeping::{Bookkeeper, CallRecord, CallStat};
+use crate::domain::observability::CallOutcome;
 use crate::live::{self, Cursor, StreamSet, WaitEnd};
 use crate::store::activity::ActivityRow;
-use crate::store::bookkeeping::AuthEvent;
 use crate::tools::Hub;
 
 /// Open streams per agent and in total.
@@ -275,16 +275,24 @@ pub async fn subscribe(
         .read(move |db| auth::verify(db, &verify_agent, token.as_deref()))
         .await
         .unwrap_or(AuthOutcome::Invalid);
+    let decision = auth::decide(config.auth_mode, outcome, "events_stream", Some("agent_id"));
+    let refused = matches!(decision, AuthDecision::Refuse { .. });
     hub.bookkeeper.record(CallRecord {
-        auth_event: Some(AuthEvent {
+        call: Some(CallStat {
+            tool: "events_stream",
             agent_id: Some(agent.clone()),
-            tool_name: "events_stream",
-            status: outcome.as_str(),
+            namespace: hub.config.namespace_quota_fallback.clone(),
+            auth: outcome,
+            outcome: if refused {
+                CallOutcome::Refused
+            } else {
+                CallOutcome::Ok
+            },
             at_ms: hub.store.now_ms(),
         }),
         ..CallRecord::default()
     });
-    let warning = match auth::decide(config.auth_mode, outcome, "events_stream", Some("agent_id")) {
+    let warning = match decision {
         AuthDecision::Refuse { code, message } => {
             return error(
                 StatusCode::UNAUTHORIZED,

@@ -1,6 +1,6 @@
-//! The HTTP surface: the axum router with `/mcp`, `/events`, `/artifacts/*`, `/health` and a
-//! JSON 404, behind a
-//! Host/Origin guard (DNS-rebinding protection) on every route.
+//! The HTTP surface: the axum router with `/mcp`, `/events`, `/artifacts/*`, `/health`,
+//! `/metrics` and a JSON 404, behind a Host/Origin guard (DNS-rebinding protection) on every
+//! route.
 
 pub mod artifacts;
 mod body_gate;
@@ -47,6 +47,7 @@ pub fn router(hub: Arc<Hub>, mcp: McpEndpoint) -> Router {
         .route("/events", get(events_route))
         .route("/artifacts/upload/{id}", post(artifacts::upload))
         .route("/artifacts/download/{id}", get(artifacts::download))
+        .route("/metrics", get(metrics_route))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), host_guard))
         .with_state(state)
@@ -183,7 +184,7 @@ async fn health(State(state): State<AppState>) -> Response<Body> {
         "waiters": state.hub.waiters.load(std::sync::atomic::Ordering::Relaxed),
         "event_streams": state.events.open_streams(),
         "auth_mode": config.auth_mode.as_str(),
-        "namespace_quota_mode": config.namespace_quota_mode,
+        "namespace_quota_mode": config.namespace_quota_mode.as_str(),
         "namespace_quota_rps": config.namespace_quota_rps,
         "namespace_token_budget_per_min": config.namespace_token_budget_per_min,
         "event_stream": {
@@ -200,6 +201,65 @@ async fn health(State(state): State<AppState>) -> Response<Body> {
         "schema_version": crate::store::schema_version(),
     });
     with_capabilities(json_response(StatusCode::OK, &body))
+}
+
+/// Prometheus text exposition. Loopback peers, or `Authorization: Bearer <admin token>`:
+/// the figures describe the whole swarm.
+async fn metrics_route(State(state): State<AppState>, request: Request) -> Response<Body> {
+    let Some(metrics) = state.hub.metrics.clone() else {
+        return not_found(Method::GET, request.uri().clone()).await;
+    };
+    let loopback = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .is_some_and(|info| info.0.ip().is_loopback());
+    let bearer = crate::auth::bearer_token(
+        request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok()),
+    );
+    if !loopback && !crate::auth::admin_token_valid(&state.hub.config, bearer.as_deref()) {
+        return forbidden(
+            "/metrics is served to loopback clients, or with Authorization: Bearer \
+             <MCP_HUB_ADMIN_TOKEN>"
+                .into(),
+        );
+    }
+    let now = state.hub.store.now_ms();
+    let board = state
+        .hub
+        .store
+        .read(move |db| {
+            Ok((
+                crate::store::kpi::queue(db, now)?.claims_active,
+                crate::store::kpi::backlog(db, crate::store::kpi::BacklogBy::Namespace, 20)?,
+            ))
+        })
+        .await;
+    let (claims_active, pending_by_namespace) = match board {
+        Ok(board) => board,
+        Err(error) => {
+            tracing::error!(%error, "sampling metrics failed");
+            return json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"success": false, "error": "metrics are unavailable right now"}),
+            );
+        }
+    };
+    let sampled = crate::metrics::Sampled {
+        sessions: state.mcp.sessions.count().await as i64,
+        waiters: state.hub.waiters.load(std::sync::atomic::Ordering::Relaxed) as i64,
+        sse_streams: state.events.open_streams() as i64,
+        claims_active,
+        pending_by_namespace,
+    };
+    let mut response = Response::new(Body::from(metrics.render(&sampled)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> Response<Body> {

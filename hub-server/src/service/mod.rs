@@ -11,6 +11,7 @@ pub mod claims;
 pub mod consensus;
 pub mod context;
 pub mod messages;
+pub mod observability;
 pub mod tasks;
 
 use std::sync::Arc;

@@ -1,9 +1,10 @@
 //! The activity log: who did what, as short `key=value` summaries. Never holds secrets or
-//! message bodies.
+//! message bodies. Holds every row that advances the activity stream and a bounded sample of
+//! quiet rows (see `crate::bookkeeping`); counts come from `super::stats`.
 
 use rusqlite::params;
 
-use super::{StoreResult, Stream, WriteTx};
+use super::{Db, StoreResult, Stream, WriteTx};
 
 /// One activity row to write.
 #[derive(Debug, Clone)]
@@ -45,9 +46,38 @@ pub fn insert_at(tx: &mut WriteTx<'_>, row: &ActivityRow, at_ms: i64) -> StoreRe
     Ok(())
 }
 
-pub fn purge_before(tx: &mut WriteTx<'_>, cutoff_ms: i64) -> StoreResult<usize> {
-    Ok(tx.conn().execute(
-        "DELETE FROM activity_log WHERE created_at < ?1",
-        [cutoff_ms],
-    )?)
+/// A stored activity row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedRow {
+    pub id: i64,
+    pub agent_id: String,
+    pub action: String,
+    pub details: String,
+    pub created_at: i64,
+}
+
+/// Newest first (`created_at DESC, id DESC`), optionally one agent's rows.
+pub fn list(
+    db: &Db,
+    agent_id: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<Vec<LoggedRow>> {
+    let mut stmt = db.conn.prepare_cached(
+        "SELECT id, agent_id, action, details, created_at FROM activity_log
+          WHERE ?1 IS NULL OR agent_id = ?1
+          ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
+    )?;
+    let rows = stmt
+        .query_map(params![agent_id, limit, offset], |r| {
+            Ok(LoggedRow {
+                id: r.get(0)?,
+                agent_id: r.get(1)?,
+                action: r.get(2)?,
+                details: r.get(3)?,
+                created_at: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
 }

@@ -66,26 +66,3 @@ pub fn touch_token(tx: &mut WriteTx<'_>, agent_id: &str) -> StoreResult<()> {
         .execute(params![agent_id, now])?;
     Ok(())
 }
-
-/// One row per guarded call: `status` is valid, invalid, missing or skipped.
-pub fn record_event(
-    tx: &mut WriteTx<'_>,
-    agent_id: Option<&str>,
-    tool_name: &str,
-    status: &str,
-) -> StoreResult<()> {
-    let now = tx.now_ms();
-    tx.conn()
-        .prepare_cached(
-            "INSERT INTO auth_events (agent_id, tool_name, status, created_at)
-             VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![agent_id, tool_name, status, now])?;
-    Ok(())
-}
-
-pub fn purge_events_before(tx: &mut WriteTx<'_>, cutoff_ms: i64) -> StoreResult<usize> {
-    Ok(tx
-        .conn()
-        .execute("DELETE FROM auth_events WHERE created_at < ?1", [cutoff_ms])?)
-}

@@ -1,20 +1,13 @@
-//! The guard's bookkeeping, written in batches: heartbeats, token last-use, auth events and
-//! quiet activity rows gathered in memory by [`crate::bookkeeping`] and applied here in one
-//! writer request, so a tool call costs the writer only its own SQL.
+//! The guard's bookkeeping, written in batches: heartbeats, token last-use, the per-minute
+//! call and activity counts, and the sampled quiet activity rows gathered in memory by
+//! [`crate::bookkeeping`] and applied here in one writer request, so a tool call costs the
+//! writer only its own SQL.
 
 use rusqlite::params;
 
 use super::activity::ActivityRow;
+use super::stats::{ActivityKey, CallKey};
 use super::{StoreResult, WriteTx};
-
-/// One guarded call's auth check, as recorded in `auth_events`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthEvent {
-    pub agent_id: Option<String>,
-    pub tool_name: &'static str,
-    pub status: &'static str,
-    pub at_ms: i64,
-}
 
 /// What accumulated since the last flush. Times are those of the calls, not of the flush.
 #[derive(Debug, Default)]
@@ -23,8 +16,11 @@ pub struct Batch {
     pub heartbeats: Vec<(String, i64)>,
     /// Agent id → latest valid token use.
     pub token_uses: Vec<(String, i64)>,
-    pub auth_events: Vec<AuthEvent>,
-    /// Quiet rows only (they wake nobody), with the time of their call.
+    /// Calls per (minute, tool, outcome, auth, namespace, agent).
+    pub calls: Vec<(CallKey, i64)>,
+    /// Activity rows per (minute, action, agent, tag), stream rows included.
+    pub activity_counts: Vec<(ActivityKey, i64)>,
+    /// The sampled quiet rows kept raw (they wake nobody), with the time of their call.
     pub activity: Vec<(ActivityRow, i64)>,
 }
 
@@ -32,7 +28,8 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.heartbeats.is_empty()
             && self.token_uses.is_empty()
-            && self.auth_events.is_empty()
+            && self.calls.is_empty()
+            && self.activity_counts.is_empty()
             && self.activity.is_empty()
     }
 }
@@ -53,14 +50,9 @@ pub fn apply(tx: &mut WriteTx<'_>, batch: &Batch) -> StoreResult<()> {
         for (agent_id, at_ms) in &batch.token_uses {
             touch.execute(params![agent_id, at_ms])?;
         }
-        let mut event = tx.conn().prepare_cached(
-            "INSERT INTO auth_events (agent_id, tool_name, status, created_at)
-             VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        for e in &batch.auth_events {
-            event.execute(params![e.agent_id, e.tool_name, e.status, e.at_ms])?;
-        }
     }
+    super::stats::add_calls(tx, &batch.calls)?;
+    super::stats::add_activity(tx, &batch.activity_counts)?;
     for (row, at_ms) in &batch.activity {
         super::activity::insert_at(tx, row, *at_ms)?;
     }

@@ -74,10 +74,3 @@ pub fn delete(tx: &mut WriteTx<'_>, agent_id: &str, tool_name: &str, key: &str) 
     )?;
     Ok(())
 }
-
-pub fn purge_before(tx: &mut WriteTx<'_>, cutoff_ms: i64) -> StoreResult<usize> {
-    Ok(tx.conn().execute(
-        "DELETE FROM idempotency_keys WHERE created_at < ?1",
-        [cutoff_ms],
-    )?)
-}

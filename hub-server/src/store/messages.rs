@@ -192,12 +192,6 @@ pub fn mark_read(tx: &mut WriteTx<'_>, agent_id: &str, message_ids: &[i64]) -> S
     Ok(())
 }
 
-pub fn purge_before(tx: &mut WriteTx<'_>, cutoff_ms: i64) -> StoreResult<usize> {
-    Ok(tx
-        .conn()
-        .execute("DELETE FROM messages WHERE created_at < ?1", [cutoff_ms])?)
-}
-
 /// The newest sequence number among messages visible to `agent_id` (direct or broadcast),
 /// 0 when there are none: the watcher's messages watermark. Two index lookups.
 pub fn latest_visible_seq(db: &Db, agent_id: &str) -> StoreResult<i64> {

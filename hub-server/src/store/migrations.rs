@@ -315,6 +315,47 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX artifact_tickets_expiry ON artifact_tickets (expires_at);
     CREATE INDEX artifact_tickets_artifact ON artifact_tickets (artifact_id);
     "#,
+    // 7 (observability): per-minute call and activity aggregates (what KPIs, SLOs and auth
+    // coverage count, at a bounded cost per call), SLO alerts, and the index KPI windows
+    // over task updates need. Raw auth_events are no longer written.
+    r#"
+    CREATE TABLE call_minutes (
+        minute_ms INTEGER NOT NULL,
+        tool      TEXT NOT NULL,
+        outcome   TEXT NOT NULL,
+        auth      TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        agent_id  TEXT NOT NULL,
+        calls     INTEGER NOT NULL,
+        PRIMARY KEY (minute_ms, tool, outcome, auth, namespace, agent_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE activity_minutes (
+        minute_ms INTEGER NOT NULL,
+        action    TEXT NOT NULL,
+        agent_id  TEXT NOT NULL,
+        tag       TEXT NOT NULL,
+        events    INTEGER NOT NULL,
+        PRIMARY KEY (minute_ms, action, agent_id, tag)
+    ) WITHOUT ROWID;
+    CREATE INDEX activity_minutes_action ON activity_minutes (action, minute_ms);
+
+    CREATE TABLE IF NOT EXISTS slo_alerts (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        code         TEXT NOT NULL,
+        severity     TEXT NOT NULL,
+        message      TEXT NOT NULL,
+        details_json TEXT NOT NULL DEFAULT '{}',
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        resolved_at  INTEGER
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS slo_alerts_open ON slo_alerts (code) WHERE resolved_at IS NULL;
+    CREATE INDEX IF NOT EXISTS slo_alerts_updated ON slo_alerts (updated_at);
+    CREATE INDEX IF NOT EXISTS slo_alerts_resolved ON slo_alerts (resolved_at) WHERE resolved_at IS NOT NULL;
+
+    CREATE INDEX IF NOT EXISTS tasks_updated ON tasks (updated_at);
+    "#,
 ];
 
 /// The schema version this build writes.

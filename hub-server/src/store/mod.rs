@@ -24,10 +24,14 @@ pub mod consensus;
 pub mod context;
 pub mod idempotency;
 pub mod inspect;
+pub mod kpi;
 pub mod messages;
 mod migrations;
 pub mod quality;
 pub mod reports;
+pub mod retention;
+pub mod slo;
+pub mod stats;
 pub mod tasks;
 
 use std::future::Future;
@@ -220,7 +224,28 @@ enum WriterMsg {
 const MAX_GROUP: usize = 512;
 const READERS: usize = 4;
 
+/// What the writer thread reports about itself: requests queued, group size and commit time.
+/// Plain Prometheus metric handles (shared counters), registered by `crate::metrics`.
+#[derive(Debug, Clone)]
+pub struct WriterMetrics {
+    pub queue_depth: prometheus_client::metrics::gauge::Gauge,
+    pub group_size: prometheus_client::metrics::histogram::Histogram,
+    pub commit_seconds: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for WriterMetrics {
+    fn default() -> Self {
+        use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+        WriterMetrics {
+            queue_depth: Default::default(),
+            group_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            commit_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 14)),
+        }
+    }
+}
+
 struct Inner {
+    metrics: WriterMetrics,
     writer: Mutex<Option<mpsc::Sender<WriterMsg>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Db>>,
@@ -281,13 +306,19 @@ impl Store {
         let (heads_tx, heads_rx) = watch::channel(initial_heads);
         let (tx, rx) = mpsc::channel::<WriterMsg>();
         let writer_clock = clock.clone();
+        let metrics = WriterMetrics::default();
+        let writer_metrics = metrics.clone();
         let thread = std::thread::Builder::new()
             .name("hub-store-writer".into())
-            .spawn(move || writer_loop(writer_db, rx, seq, initial_heads, heads_tx, writer_clock))
+            .spawn(move || {
+                let heads = (initial_heads, heads_tx);
+                writer_loop(writer_db, rx, seq, heads, writer_clock, writer_metrics)
+            })
             .map_err(|e| StoreError::Internal(format!("spawning writer thread: {e}")))?;
 
         Ok(Store {
             inner: Arc::new(Inner {
+                metrics,
                 writer: Mutex::new(Some(tx)),
                 writer_thread: Mutex::new(Some(thread)),
                 readers: Mutex::new(readers),
@@ -322,12 +353,20 @@ impl Store {
         self.inner.heads.clone()
     }
 
+    /// The writer's queue depth, group sizes and commit latency.
+    pub fn writer_metrics(&self) -> &WriterMetrics {
+        &self.inner.metrics
+    }
+
     fn send(&self, job: Job) -> StoreResult<()> {
         let guard = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
         let sender = guard.as_ref().ok_or(StoreError::Closed)?;
-        sender
-            .send(WriterMsg::Job(job))
-            .map_err(|_| StoreError::Closed)
+        // Counted before the send so the writer never sees its own dequeue first.
+        self.inner.metrics.queue_depth.inc();
+        sender.send(WriterMsg::Job(job)).map_err(|_| {
+            self.inner.metrics.queue_depth.dec();
+            StoreError::Closed
+        })
     }
 
     /// Runs `op` on the writer thread inside the next group commit and returns its result
@@ -470,9 +509,9 @@ fn writer_loop(
     db: Db,
     rx: mpsc::Receiver<WriterMsg>,
     mut seq: i64,
-    mut heads: StreamHeads,
-    heads_tx: watch::Sender<StreamHeads>,
+    (mut heads, heads_tx): (StreamHeads, watch::Sender<StreamHeads>),
     clock: SharedClock,
+    metrics: WriterMetrics,
 ) {
     let mut closing = false;
     while !closing {
@@ -492,7 +531,13 @@ fn writer_loop(
             }
         }
         let (seq_before, heads_before) = (seq, heads);
+        metrics.queue_depth.dec_by(batch.len() as i64);
+        metrics.group_size.observe(batch.len() as f64);
+        let started = std::time::Instant::now();
         let deliveries = run_group(&db, batch, &mut seq, &mut heads, &clock);
+        metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
         let committed = deliveries.is_ok();
         match deliveries {
             Ok(deliveries) => {

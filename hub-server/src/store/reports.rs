@@ -1,12 +1,16 @@
 //! Read-only aggregates for operator reports: the N-hour pool report and the live observer
 //! sample (spec http-config-cli §10.4–10.5). Plain rows only; hubctl renders them.
 //!
+//! Call and activity counts come from the per-minute aggregates (`call_minutes`,
+//! `activity_minutes`; see [`super::stats`]): a window starts at the minute holding its start.
+//!
 //! Every query runs on a read-only connection ([`super::inspect::open_read_only`]) and
 //! tolerates tables a database does not have yet (e.g. SLO alerts) by counting zero.
 
 use rusqlite::{OptionalExtension, params};
 
 use super::{Db, StoreResult};
+use crate::domain::observability::minute_of;
 use crate::domain::task::TaskStatus;
 
 fn table_exists(db: &Db, table: &str) -> StoreResult<bool> {
@@ -108,11 +112,16 @@ pub fn current(db: &Db, now_ms: i64) -> StoreResult<CurrentSnapshot> {
             "SELECT COUNT(*) FROM protocol_blobs",
             [],
         )?,
-        activity_total: count(db, "SELECT COUNT(*) FROM activity_log", [])?,
+        activity_total: count_in(
+            db,
+            "activity_minutes",
+            "SELECT COALESCE(SUM(events), 0) FROM activity_minutes",
+            [],
+        )?,
         slo_open: count_in(
             db,
             "slo_alerts",
-            "SELECT COUNT(*) FROM slo_alerts WHERE status = 'open'",
+            "SELECT COUNT(*) FROM slo_alerts WHERE resolved_at IS NULL",
             [],
         )?,
     })
@@ -135,17 +144,21 @@ pub struct WindowCounters {
 
 pub fn window_counters(db: &Db, from_ms: i64, to_ms: i64) -> StoreResult<WindowCounters> {
     let window = params![from_ms, to_ms];
+    let minutes = params![minute_of(from_ms), to_ms];
     Ok(WindowCounters {
-        activity_events: count(
+        activity_events: count_in(
             db,
-            "SELECT COUNT(*) FROM activity_log WHERE created_at >= ?1 AND created_at < ?2",
-            window,
+            "activity_minutes",
+            "SELECT COALESCE(SUM(events), 0) FROM activity_minutes
+              WHERE minute_ms >= ?1 AND minute_ms < ?2",
+            minutes,
         )?,
-        activity_failed: count(
+        activity_failed: count_in(
             db,
-            "SELECT COUNT(*) FROM activity_log WHERE created_at >= ?1 AND created_at < ?2
-               AND action LIKE '%failed%'",
-            window,
+            "activity_minutes",
+            "SELECT COALESCE(SUM(events), 0) FROM activity_minutes
+              WHERE minute_ms >= ?1 AND minute_ms < ?2 AND action LIKE '%failed%'",
+            minutes,
         )?,
         tasks_created: count_in(
             db,
@@ -200,62 +213,42 @@ pub fn window_counters(db: &Db, from_ms: i64, to_ms: i64) -> StoreResult<WindowC
 }
 
 /// Auth outcomes in the window, overall, per tool and per agent.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AuthCounts {
-    pub key: String,
-    pub valid: i64,
-    pub missing: i64,
-    pub invalid: i64,
-    pub skipped: i64,
-}
-
-const AUTH_SUMS: &str = "COALESCE(SUM(status = 'valid'), 0), COALESCE(SUM(status = 'missing'), 0),
-     COALESCE(SUM(status = 'invalid'), 0), COALESCE(SUM(status = 'skipped'), 0)";
-
-fn auth_rows(db: &Db, sql: &str, from_ms: i64, to_ms: i64) -> StoreResult<Vec<AuthCounts>> {
-    let mut stmt = db.conn.prepare(sql)?;
-    let rows = stmt
-        .query_map(params![from_ms, to_ms], |r| {
-            Ok(AuthCounts {
-                key: r.get(0)?,
-                valid: r.get(1)?,
-                missing: r.get(2)?,
-                invalid: r.get(3)?,
-                skipped: r.get(4)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
-}
+pub use super::stats::AuthCounts;
 
 pub fn auth_total(db: &Db, from_ms: i64, to_ms: i64) -> StoreResult<AuthCounts> {
-    let sql = format!(
-        "SELECT 'all', {AUTH_SUMS} FROM auth_events WHERE created_at >= ?1 AND created_at < ?2"
-    );
-    Ok(auth_rows(db, &sql, from_ms, to_ms)?
-        .pop()
-        .unwrap_or_default())
+    if !table_exists(db, "call_minutes")? {
+        return Ok(AuthCounts::default());
+    }
+    super::stats::auth_total(db, from_ms, to_ms)
 }
 
 /// Tools whose calls arrived without a valid token (missing or invalid), worst first.
 pub fn auth_gaps_by_tool(db: &Db, from_ms: i64, to_ms: i64) -> StoreResult<Vec<AuthCounts>> {
-    let sql = format!(
-        "SELECT tool_name, {AUTH_SUMS} FROM auth_events
-         WHERE created_at >= ?1 AND created_at < ?2
-         GROUP BY tool_name
-         HAVING SUM(status IN ('missing', 'invalid')) > 0
-         ORDER BY SUM(status IN ('missing', 'invalid')) DESC, tool_name LIMIT 20"
-    );
-    auth_rows(db, &sql, from_ms, to_ms)
+    if !table_exists(db, "call_minutes")? {
+        return Ok(Vec::new());
+    }
+    let mut rows = super::stats::auth_by_tool(db, from_ms, to_ms, i64::MAX)?;
+    rows.retain(|r| r.missing + r.invalid > 0);
+    rows.sort_by(|a, b| {
+        (b.missing + b.invalid)
+            .cmp(&(a.missing + a.invalid))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    rows.truncate(20);
+    Ok(rows)
 }
 
 pub fn auth_by_agent(db: &Db, from_ms: i64, to_ms: i64) -> StoreResult<Vec<AuthCounts>> {
-    let sql = format!(
-        "SELECT COALESCE(agent_id, '<null>'), {AUTH_SUMS} FROM auth_events
-         WHERE created_at >= ?1 AND created_at < ?2
-         GROUP BY agent_id ORDER BY COUNT(*) DESC, agent_id LIMIT 20"
-    );
-    auth_rows(db, &sql, from_ms, to_ms)
+    if !table_exists(db, "call_minutes")? {
+        return Ok(Vec::new());
+    }
+    let mut rows = super::stats::auth_by_agent(db, from_ms, to_ms, 20)?;
+    for row in &mut rows {
+        if row.key.is_empty() {
+            row.key = "<null>".into();
+        }
+    }
+    Ok(rows)
 }
 
 /// Activity action counts in the window, most frequent first.
@@ -265,11 +258,15 @@ pub fn top_actions(
     to_ms: i64,
     limit: i64,
 ) -> StoreResult<Vec<(String, i64)>> {
+    if !table_exists(db, "activity_minutes")? {
+        return Ok(Vec::new());
+    }
     pairs(
         db,
-        "SELECT action, COUNT(*) FROM activity_log WHERE created_at >= ?1 AND created_at < ?2
-         GROUP BY action ORDER BY COUNT(*) DESC, action LIMIT ?3",
-        params![from_ms, to_ms, limit],
+        "SELECT action, SUM(events) AS n FROM activity_minutes
+          WHERE minute_ms >= ?1 AND minute_ms < ?2
+         GROUP BY action ORDER BY n DESC, action LIMIT ?3",
+        params![minute_of(from_ms), to_ms, limit],
     )
 }
 
@@ -279,11 +276,15 @@ pub fn top_agents(
     to_ms: i64,
     limit: i64,
 ) -> StoreResult<Vec<(String, i64)>> {
+    if !table_exists(db, "activity_minutes")? {
+        return Ok(Vec::new());
+    }
     pairs(
         db,
-        "SELECT agent_id, COUNT(*) FROM activity_log WHERE created_at >= ?1 AND created_at < ?2
-         GROUP BY agent_id ORDER BY COUNT(*) DESC, agent_id LIMIT ?3",
-        params![from_ms, to_ms, limit],
+        "SELECT agent_id, SUM(events) AS n FROM activity_minutes
+          WHERE minute_ms >= ?1 AND minute_ms < ?2
+         GROUP BY agent_id ORDER BY n DESC, agent_id LIMIT ?3",
+        params![minute_of(from_ms), to_ms, limit],
     )
 }
 
@@ -292,11 +293,12 @@ pub fn action_counts(db: &Db, from_ms: i64, to_ms: i64, actions: &[&str]) -> Sto
     actions
         .iter()
         .map(|action| {
-            count(
+            count_in(
                 db,
-                "SELECT COUNT(*) FROM activity_log
-                 WHERE created_at >= ?1 AND created_at < ?2 AND action = ?3",
-                params![from_ms, to_ms, action],
+                "activity_minutes",
+                "SELECT COALESCE(SUM(events), 0) FROM activity_minutes
+                 WHERE minute_ms >= ?1 AND minute_ms < ?2 AND action = ?3",
+                params![minute_of(from_ms), to_ms, action],
             )
         })
         .collect()
@@ -319,13 +321,17 @@ pub fn failure_details(db: &Db, from_ms: i64, to_ms: i64) -> StoreResult<Vec<Str
 
 /// Per UTC hour (ms of the hour start): (activity, failed activity).
 pub fn hourly_activity(db: &Db, from_ms: i64, to_ms: i64) -> StoreResult<Vec<(i64, i64, i64)>> {
+    if !table_exists(db, "activity_minutes")? {
+        return Ok(Vec::new());
+    }
     let mut stmt = db.conn.prepare(
-        "SELECT (created_at / 3600000) * 3600000 AS hour, COUNT(*), COALESCE(SUM(action LIKE '%failed%'), 0)
-         FROM activity_log WHERE created_at >= ?1 AND created_at < ?2
+        "SELECT (minute_ms / 3600000) * 3600000 AS hour, SUM(events),
+                COALESCE(SUM(events * (action LIKE '%failed%')), 0)
+         FROM activity_minutes WHERE minute_ms >= ?1 AND minute_ms < ?2
          GROUP BY hour ORDER BY hour",
     )?;
     let rows = stmt
-        .query_map(params![from_ms, to_ms], |r| {
+        .query_map(params![minute_of(from_ms), to_ms], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -334,14 +340,20 @@ pub fn hourly_activity(db: &Db, from_ms: i64, to_ms: i64) -> StoreResult<Vec<(i6
 
 /// Per UTC hour: (hour start ms, valid, missing, invalid).
 pub fn hourly_auth(db: &Db, from_ms: i64, to_ms: i64) -> StoreResult<Vec<(i64, i64, i64, i64)>> {
-    let mut stmt = db.conn.prepare(
-        "SELECT (created_at / 3600000) * 3600000 AS hour, COALESCE(SUM(status = 'valid'), 0),
-                COALESCE(SUM(status = 'missing'), 0), COALESCE(SUM(status = 'invalid'), 0)
-         FROM auth_events WHERE created_at >= ?1 AND created_at < ?2
+    if !table_exists(db, "call_minutes")? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = db.conn.prepare(&format!(
+        "SELECT (minute_ms / 3600000) * 3600000 AS hour,
+                COALESCE(SUM(calls * (auth = 'valid')), 0),
+                COALESCE(SUM(calls * (auth = 'missing')), 0),
+                COALESCE(SUM(calls * (auth = 'invalid')), 0)
+         FROM call_minutes WHERE minute_ms >= ?1 AND minute_ms < ?2 AND {}
          GROUP BY hour ORDER BY hour",
-    )?;
+        super::stats::ADMITTED
+    ))?;
     let rows = stmt
-        .query_map(params![from_ms, to_ms], |r| {
+        .query_map(params![minute_of(from_ms), to_ms], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -417,10 +429,11 @@ pub fn observer_rates(db: &Db, now_ms: i64) -> StoreResult<ObserverRates> {
             "SELECT COUNT(*) FROM messages WHERE created_at >= ?1",
             [now_ms - 60_000],
         )?,
-        activity_1m: count(
+        activity_1m: count_in(
             db,
-            "SELECT COUNT(*) FROM activity_log WHERE created_at >= ?1",
-            [now_ms - 60_000],
+            "activity_minutes",
+            "SELECT COALESCE(SUM(events), 0) FROM activity_minutes WHERE minute_ms >= ?1",
+            [minute_of(now_ms - 60_000)],
         )?,
         top_actions_5m: top_actions(db, now_ms - 300_000, i64::MAX, 5)?,
         by_namespace,

@@ -26,6 +26,7 @@ pub mod consensus;
 pub mod context;
 pub mod live;
 pub mod messages;
+pub mod observability;
 mod onboarding;
 mod pipeline;
 mod prompts;
@@ -81,11 +82,19 @@ pub struct Hub {
     pub bookkeeper: Arc<Bookkeeper>,
     /// Orders the marking reads of each inbox (see [`reading_marked`]).
     pub inbox_gates: crate::live::InboxGates,
+    /// Namespace request buckets and token budgets.
+    pub quotas: crate::quota::NamespaceQuotas,
+    /// Prometheus metrics; `None` under `MCP_HUB_METRICS=off`.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Hub {
     pub fn new(config: Arc<Config>, store: Store) -> Arc<Hub> {
         let rate_limiter = RateLimiter::new(config.rate_limit_rps, config.rate_limit_burst);
+        let quotas = crate::quota::NamespaceQuotas::new(&config);
+        let metrics = config
+            .metrics_enabled
+            .then(|| Arc::new(crate::metrics::Metrics::new(store.writer_metrics())));
         Arc::new(Hub {
             config,
             rate_limiter,
@@ -93,19 +102,23 @@ impl Hub {
             waiters: std::sync::atomic::AtomicUsize::new(0),
             shutdown: tokio_util::sync::CancellationToken::new(),
             tasks: Arc::new(crate::service::tasks::TaskState::default()),
-            bookkeeper: Arc::new(Bookkeeper::new(store.clone())),
+            bookkeeper: Arc::new(Bookkeeper::new(store.clone(), metrics.clone())),
+            metrics,
             inbox_gates: crate::live::InboxGates::default(),
+            quotas,
             store,
         })
     }
 
     /// Hands a call's bookkeeping to the coalescer. Quiet rows wait for the next flush; a
     /// row that advances the activity stream (none today outside writes) is written now.
-    fn record(&self, mut book: CallRecord, activity: Vec<ActivityRow>) {
+    fn record(&self, mut book: CallRecord, activity: Vec<ActivityRow>, answer: &Value) {
+        book.settle(answer);
         for row in activity {
             if row.quiet {
                 book.quiet_activity.push(row);
             } else {
+                book.stream_activity.push(row.clone());
                 self.store
                     .write_detached(move |tx| crate::store::activity::insert(tx, &row));
             }
@@ -298,6 +311,7 @@ pub fn registry() -> &'static Registry {
         tools.extend(blobs::tools());
         tools.extend(artifacts::tools());
         tools.extend(live::tools());
+        tools.extend(observability::tools());
         let by_name = tools
             .iter()
             .enumerate()
@@ -428,9 +442,13 @@ impl rmcp::ServerHandler for HubServer {
         };
         let env = call_env(&context);
         let arguments = request.arguments.unwrap_or_default();
+        let started = std::time::Instant::now();
         let value = match (def.call)(self.hub.clone(), env, arguments).await {
             Ok(value) | Err(Rejected(value)) => value,
         };
+        if let Some(metrics) = &self.hub.metrics {
+            metrics.observe_latency(def.name, started.elapsed().as_secs_f64());
+        }
         Ok(render(&value).into())
     }
 }

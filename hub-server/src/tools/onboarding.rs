@@ -110,7 +110,7 @@ fn rules(config: &Config) -> Value {
         "namespace_quotas": {
             "env": ["MCP_HUB_NAMESPACE_QUOTA_MODE", "MCP_HUB_NAMESPACE_QUOTA_RPS",
                 "MCP_HUB_NAMESPACE_QUOTA_BURST", "MCP_HUB_NAMESPACE_TOKEN_BUDGET_PER_MIN"],
-            "mode": config.namespace_quota_mode
+            "mode": config.namespace_quota_mode.as_str()
         },
         "compact_protocol": {
             "auto_policy_env": ["MCP_HUB_AUTO_PACK_MIN_PAYLOAD_CHARS", "MCP_HUB_AUTO_PACK_MIN_GAIN_PCT"]

@@ -16,9 +16,9 @@ use super::{
     CallEnv, CallFn, Category, Hub, OpCtx, ToolArgs, ToolDef, ToolError, ToolResult, validate,
 };
 use crate::auth::{self, AuthDecision, AuthOutcome, Caller};
-use crate::bookkeeping::CallRecord;
-use crate::config::{AuthMode, Config};
-use crate::store::bookkeeping::AuthEvent;
+use crate::bookkeeping::{CallRecord, CallStat};
+use crate::config::{AuthMode, Config, QuotaMode};
+use crate::domain::observability::CallOutcome;
 use crate::store::{self, Db, StoreError, StoreResult, WriteTx};
 
 /// Whether a tool's activity rows advance the activity stream. Reads and waits are quiet so
@@ -43,6 +43,24 @@ struct Call {
     fingerprint: String,
     quiet: bool,
     cancel: tokio_util::sync::CancellationToken,
+    /// The `namespace` (else `task_namespace`) argument, when the tool declares one.
+    namespace: Option<String>,
+    /// The task a task-scoped tool names (`task_id`, else `id`): its namespace is the call's.
+    task_ref: Option<i64>,
+    /// Estimated tokens of the arguments; computed only while a token budget is active.
+    quota_cost: i64,
+}
+
+/// A string argument the tool's schema declares (undeclared ones are ignored by serde too).
+fn declared_str<'a>(schema: &JsonObject, raw: &'a JsonObject, field: &str) -> Option<&'a str> {
+    let declared = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .is_some_and(|props| props.contains_key(field));
+    raw.get(field)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|v| declared && !v.is_empty())
 }
 
 /// A call refused before it ran (its arguments failed validation): the tool error JSON.
@@ -52,6 +70,7 @@ pub struct Rejected(pub Value);
 /// Step 1: the arguments against the tool's schema, then into its args struct. A failure
 /// is an `INVALID_ARGUMENT` tool error naming the field (see [`super::validate`]).
 fn parse_args<A: ToolArgs>(
+    hub: &Hub,
     tool: &'static str,
     env: CallEnv,
     raw: JsonObject,
@@ -65,6 +84,24 @@ fn parse_args<A: ToolArgs>(
     validate::check(&schema, &raw)
         .and_then(|()| validate::check_ids(&schema, &raw, &callers))
         .map_err(|invalid| Rejected(invalid.to_error(tool).to_json()))?;
+    let namespace = declared_str(&schema, &raw, "namespace")
+        .or_else(|| declared_str(&schema, &raw, "task_namespace"))
+        .map(str::to_string);
+    let task_ref = (namespace.is_none() && crate::quota::TASK_SCOPED_TOOLS.contains(&tool))
+        .then(|| raw.get("task_id").or_else(|| raw.get("id")))
+        .flatten()
+        .and_then(Value::as_f64)
+        .filter(|id| id.is_finite())
+        .map(|id| id as i64);
+    let quota_cost = if hub.quotas.budget_enabled() {
+        let chars = Value::Object(raw.clone())
+            .to_string()
+            .encode_utf16()
+            .count();
+        crate::quota::estimated_tokens(chars)
+    } else {
+        1
+    };
     let keyed = raw
         .get("idempotency_key")
         .and_then(Value::as_str)
@@ -104,6 +141,9 @@ fn parse_args<A: ToolArgs>(
         fingerprint,
         quiet: activity == Activity::Quiet,
         cancel,
+        namespace,
+        task_ref,
+        quota_cost,
     };
     Ok((args, call))
 }
@@ -204,7 +244,7 @@ pub fn mutating_prepared<A: ToolArgs, P: Send + 'static, O: Send + 'static>(
         description,
         Box::new(move |hub, env, raw| {
             Box::pin(async move {
-                let (args, call) = parse_args::<A>(name, env, raw, activity)?;
+                let (args, call) = parse_args::<A>(&hub, name, env, raw, activity)?;
                 let config = hub.config.clone();
                 let prepared = match on {
                     PrepareOn::Request => prepare(args, &config),
@@ -239,7 +279,7 @@ pub fn reading<A: ToolArgs>(
         description,
         Box::new(move |hub, env, raw| {
             Box::pin(async move {
-                let (args, call) = parse_args::<A>(name, env, raw, Activity::Quiet)?;
+                let (args, call) = parse_args::<A>(&hub, name, env, raw, Activity::Quiet)?;
                 Ok(run_read(hub, call, move |db, ctx| op(db, ctx, args)).await)
             })
         }),
@@ -265,7 +305,7 @@ pub fn waiting<A: ToolArgs>(
         description,
         Box::new(move |hub, env, raw| {
             Box::pin(async move {
-                let (args, call) = parse_args::<A>(name, env, raw, Activity::Quiet)?;
+                let (args, call) = parse_args::<A>(&hub, name, env, raw, Activity::Quiet)?;
                 Ok(run_wait(hub, call, args, op).await)
             })
         }),
@@ -292,7 +332,7 @@ async fn run_wait<A: ToolArgs>(hub: Arc<Hub>, call: Call, args: A, op: WaitOp<A>
     let ctx = match admission {
         Admission::Admitted(ctx) => ctx,
         Admission::Refused(refusal) => {
-            hub.record(book, Vec::new());
+            hub.record(book, Vec::new(), &refusal);
             return refusal;
         }
     };
@@ -310,7 +350,7 @@ async fn run_wait<A: ToolArgs>(hub: Arc<Hub>, call: Call, args: A, op: WaitOp<A>
         Ok(value) => value,
         Err(error) => ctx.refused(&error),
     };
-    hub.record(book, std::mem::take(&mut ctx.activity));
+    hub.record(book, std::mem::take(&mut ctx.activity), &value);
     merge_warnings(value, ctx.warnings, hub.config.auth_mode)
 }
 
@@ -340,10 +380,13 @@ fn admit(
         (None, Some(_)) => Caller::anonymous(AuthOutcome::Skipped),
     };
     let outcome = caller.authentication();
-    book.auth_event = Some(AuthEvent {
+    let namespace = call_namespace(hub, db, call)?;
+    book.call = Some(CallStat {
+        tool: call.tool,
         agent_id: call.caller.clone(),
-        tool_name: call.tool,
-        status: outcome.as_str(),
+        namespace: namespace.clone(),
+        auth: outcome,
+        outcome: CallOutcome::Ok,
         at_ms: now_ms,
     });
     if outcome == AuthOutcome::Valid {
@@ -388,10 +431,48 @@ fn admit(
             ),
         )
         .with("retry_after_ms", 1000);
+        set_outcome(book, CallOutcome::RateLimited);
         return Ok(Admission::Refused(refusal.to_json()));
+    }
+    if let Err(exceeded) = hub.quotas.check(&namespace, call.quota_cost, now_ms) {
+        let mode = hub.quotas.mode();
+        let problem = format!(
+            "{}: namespace {namespace:?} is over its quota ({}); retry after retry_after_ms",
+            call.tool, exceeded.reason
+        );
+        if mode == QuotaMode::Enforce {
+            let refusal = ToolError::new("NAMESPACE_QUOTA_EXCEEDED", problem)
+                .with("namespace", namespace)
+                .with("quota_mode", mode.as_str())
+                .with("retry_after_ms", exceeded.retry_after_ms);
+            set_outcome(book, CallOutcome::QuotaExceeded);
+            return Ok(Admission::Refused(refusal.to_json()));
+        }
+        ctx.warn(format!("[namespace_quota_warn] {problem}"));
     }
     book.heartbeat = call.caller.clone();
     Ok(Admission::Admitted(ctx))
+}
+
+fn set_outcome(book: &mut CallRecord, outcome: CallOutcome) {
+    if let Some(call) = &mut book.call {
+        call.outcome = outcome;
+    }
+}
+
+/// The namespace a call is charged to and counted under (spec §5.2): its `namespace` or
+/// `task_namespace` argument, else the stored namespace of the task a task-scoped tool
+/// names, else `MCP_HUB_NAMESPACE_QUOTA_FALLBACK`.
+fn call_namespace(hub: &Hub, db: &Db, call: &Call) -> StoreResult<String> {
+    if let Some(namespace) = &call.namespace {
+        return Ok(namespace.clone());
+    }
+    if let Some(task_id) = call.task_ref
+        && let Some(namespace) = store::tasks::namespace_of(db, task_id)?
+    {
+        return Ok(namespace);
+    }
+    Ok(hub.config.namespace_quota_fallback.clone())
 }
 
 /// Private data is the caller's own: a call naming another agent's inbox or read state is
@@ -480,11 +561,13 @@ where
     match result {
         Ok(written) => {
             // Off the writer: the bookkeeping goes to the coalescer, warnings into the body.
-            hub.bookkeeper.record(written.book);
             let value = match written.answer {
                 Answer::Json(value) => value,
                 Answer::Outcome(outcome) => render(outcome),
             };
+            let mut book = written.book;
+            book.settle(&value);
+            hub.bookkeeper.record(book);
             merge_warnings(value, written.warnings, hub.config.auth_mode)
         }
         Err(error) => internal_failure(tool, &error),
@@ -613,6 +696,7 @@ fn settle_activity(
             book.quiet_activity.push(row);
         } else {
             store::activity::insert(tx, &row)?;
+            book.stream_activity.push(row);
         }
     }
     Ok(())
@@ -672,7 +756,7 @@ where
         .await;
     match result {
         Ok((value, extra, warnings, book, activity)) => {
-            hub.record(book, activity);
+            hub.record(book, activity, &value);
             (merge_warnings(value, warnings, hub.config.auth_mode), extra)
         }
         Err(error) => (internal_failure(tool, &error), None),
@@ -715,7 +799,7 @@ pub fn reading_marked<A: ToolArgs>(
         description,
         Box::new(move |hub, env, raw| {
             Box::pin(async move {
-                let (args, call) = parse_args::<A>(name, env, raw, Activity::Quiet)?;
+                let (args, call) = parse_args::<A>(&hub, name, env, raw, Activity::Quiet)?;
                 let turn = match order {
                     FollowUpOrder::PerCaller => Some(
                         hub.inbox_gates

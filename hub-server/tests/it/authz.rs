@@ -74,12 +74,15 @@ pub(crate) fn required_args(tool: &rmcp::model::Tool) -> Map<String, Value> {
 }
 
 /// Every table an agent's call may change, as text, without the guard's own bookkeeping
-/// (auth events, activity rows and the sequence they take, token last-use).
+/// (per-minute call and activity counts, activity rows and the sequence they take, token
+/// last-use).
 async fn domain_state(hub: &TestHub) -> Vec<(String, Vec<Vec<String>>)> {
     table_state(
         hub,
         &[
             "auth_events",
+            "call_minutes",
+            "activity_minutes",
             "activity_log",
             "agent_tokens",
             "idempotency_keys",

@@ -14,7 +14,9 @@ async fn bookkeeping_lands_on_flush_with_the_call_times() {
     let hub = TestHub::start().await;
     let (client, token) = hub.agent("keeper").await;
     hub.flush_bookkeeping().await;
-    let events_before = count(&hub.query("SELECT COUNT(*) FROM auth_events").await);
+    let calls = "SELECT COALESCE(SUM(calls), 0) FROM call_minutes
+                 WHERE tool = 'read_messages' AND auth = 'valid' AND agent_id = 'keeper'";
+    let events_before = count(&hub.query(calls).await);
     hub.clock.advance_ms(5_000);
     for _ in 0..3 {
         client
@@ -26,8 +28,8 @@ async fn bookkeeping_lands_on_flush_with_the_call_times() {
             .ok();
     }
     hub.flush_bookkeeping().await;
-    let events = count(&hub.query("SELECT COUNT(*) FROM auth_events").await);
-    assert_eq!(events, events_before + 3, "one auth event per call");
+    let events = count(&hub.query(calls).await);
+    assert_eq!(events, events_before + 3, "every call counted");
     let seen = hub
         .query("SELECT last_seen, status FROM agents WHERE id = 'keeper'")
         .await;

@@ -19,5 +19,6 @@ mod http_surface;
 mod live;
 mod messages;
 mod prompts;
+mod observability;
 mod tasks;
 mod wire;

@@ -429,7 +429,7 @@ async fn malformed_arguments_are_tool_errors_without_side_effects() {
         let conn = rusqlite::Connection::open(&db).unwrap();
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
     };
-    let auth_events_before = count("SELECT COUNT(*) FROM auth_events");
+    let calls_before = count("SELECT COALESCE(SUM(calls), 0) FROM call_minutes");
     // SEP-1303: the model sees what to fix, as a tool result, not a protocol exception.
     for (tool, args, field) in [
         ("send_message", json!({"from_agent": "a"}), "content"),
@@ -471,8 +471,9 @@ async fn malformed_arguments_are_tool_errors_without_side_effects() {
     assert_eq!(count("SELECT COUNT(*) FROM agents"), 0);
     hub.flush_bookkeeping().await;
     assert_eq!(
-        count("SELECT COUNT(*) FROM auth_events"),
-        auth_events_before
+        count("SELECT COALESCE(SUM(calls), 0) FROM call_minutes"),
+        calls_before,
+        "a schema error is not a guarded call"
     );
 
     let health = http()

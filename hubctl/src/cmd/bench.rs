@@ -186,6 +186,10 @@ pub(crate) async fn start_temp_hub(sync: Sync) -> anyhow::Result<TempHub> {
     ] {
         env.vars.insert(key.to_string(), value);
     }
+    // `MCP_HUB_METRICS=off hubctl bench …` measures the hub without its Prometheus counters.
+    if let Ok(metrics) = std::env::var("MCP_HUB_METRICS") {
+        env.vars.insert("MCP_HUB_METRICS".into(), metrics);
+    }
     let config = Config::from_env(&env).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let writers_before: BTreeSet<u32> = writer_threads_of_this_process();

@@ -115,6 +115,15 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<TaskRow> {
     })
 }
 
+/// The namespace of task `id`, if it exists (what a task-scoped call is charged to).
+pub fn namespace_of(db: &Db, id: i64) -> StoreResult<Option<String>> {
+    Ok(db
+        .conn
+        .prepare_cached("SELECT namespace FROM tasks WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?)
+}
+
 pub fn get(db: &Db, id: i64) -> StoreResult<Option<TaskRow>> {
     Ok(db
         .conn
