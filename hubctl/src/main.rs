@@ -4,6 +4,7 @@ mod client;
 mod cmd;
 mod instance;
 mod process;
+mod term;
 
 use std::process::ExitCode;
 
@@ -62,15 +63,23 @@ enum Command {
         #[arg(long)]
         builtin: bool,
     },
-    /// Stop the hub and delete its data dir after confirmation.
+    /// Stop the hub and delete its data dir, after confirmation ("no" changes nothing).
     Clean {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
     },
+    /// Run the project's test suite (cargo test --workspace in the checkout; with --docker
+    /// in the <image>-dev build image). Extra arguments go to cargo test.
+    Test {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Write the N-hour pool report (JSON + Markdown), read-only on the database.
+    #[command(alias = "pool-report")]
     Report(cmd::report::ReportArgs),
     /// Sample a hub's database at intervals into JSONL plus a summary, with a live table.
+    #[command(alias = "observe-hub")]
     Observe(cmd::observe::ObserveArgs),
     /// Load a hub with concurrent MCP clients and report calls/s, p50/p99 latency, the share
     /// of JSON-RPC ping throughput on the same sessions and the writer thread's CPU per call.
@@ -107,6 +116,31 @@ fn cargo_build(root: &std::path::Path) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// `cargo test --workspace` in the checkout; its exit status is ours.
+fn cargo_test(root: &std::path::Path, args: &[String]) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        root.join("Cargo.toml").is_file(),
+        "no source checkout at {} (hubctl test runs cargo test there)",
+        root.display()
+    );
+    println!("Running cargo test --workspace in {}...", root.display());
+    let status = std::process::Command::new("cargo")
+        .args(["test", "--workspace"])
+        .args(args)
+        .current_dir(root)
+        .status()?;
+    Ok(exit_code(status))
+}
+
+/// A child's exit status as ours (1 when it was killed by a signal).
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    }
+}
+
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let instance = || Instance::resolve(&cli.instance);
     let docker = cli.docker;
@@ -136,6 +170,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs { follow } => cmd::logs::run(&instance()?, follow).await,
         Command::Db { builtin } => cmd::db::run(&instance()?, builtin),
         Command::Clean { yes } => cmd::clean::run(&instance()?, yes, docker),
+        Command::Test { args } if docker => cmd::docker::test(&instance()?, &args),
+        Command::Test { args } => cargo_test(&instance::install_root(), &args),
         Command::Report(args) => cmd::report::run(&instance()?, args).await,
         Command::Observe(args) => cmd::observe::run(&instance()?, args).await,
     }

@@ -364,7 +364,7 @@ fn call_env(context: &RequestContext<RoleServer>) -> CallEnv {
 impl rmcp::ServerHandler for HubServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("mcp-agent-hub", "1.0.0"))
+            .with_server_info(Implementation::new("mcp-agent-hub", crate::VERSION))
             .with_instructions(
                 "Agent Hub: call register_agent first, keep auth.token and pass it as auth_token \
                  (or Authorization: Bearer) on every later call; then get_onboarding \
