@@ -87,6 +87,10 @@ enum Command {
     /// Without --endpoint, each run starts a temporary hub in this process (fresh data dir,
     /// rate limit off) once per --sync mode. Example: hubctl bench suite --sync full
     Bench(cmd::bench::BenchArgs),
+    /// KPI round: the same worker handoff as plain context/messages (baseline) and as
+    /// hash-addressed blobs, then chars, token estimates, hash checks, done rate and latency
+    /// of each in <OUT_DIR>/exp5-kpi.json.
+    KpiRound(cmd::kpi_round::KpiArgs),
     /// Run the hub in the foreground (what `start` launches).
     #[command(hide = true)]
     Serve,
@@ -147,6 +151,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Bench(args) => cmd::bench::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Serve => cmd::serve::run().await.map(|()| ExitCode::SUCCESS),
+        Command::KpiRound(args) => cmd::kpi_round::run(args).await,
         Command::Build if docker => cmd::docker::build(&instance()?, &instance::install_root()),
         Command::Build => cargo_build(&instance::install_root()),
         Command::Start if docker => cmd::docker::start(&instance()?).await,
