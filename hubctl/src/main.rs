@@ -91,6 +91,13 @@ enum Command {
     /// hash-addressed blobs, then chars, token estimates, hash checks, done rate and latency
     /// of each in <OUT_DIR>/exp5-kpi.json.
     KpiRound(cmd::kpi_round::KpiArgs),
+    /// Wait-mode A/B: bytes and latency of a wait_for_updates that wakes on a message, per
+    /// response mode (default/tiny/micro/nano).
+    WaitModeAb(cmd::wait_mode_ab::WaitAbArgs),
+    /// Consensus A/B: the same votes resolved inline and by votes-blob hash; chars, tokens,
+    /// latency and outcome agreement. Run under observe/warn: enforce refuses votes cast in
+    /// other agents' names.
+    ConsensusAbRound(cmd::consensus_ab::ConsensusAbArgs),
     /// Run the hub in the foreground (what `start` launches).
     #[command(hide = true)]
     Serve,
@@ -152,6 +159,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => cmd::bench::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Serve => cmd::serve::run().await.map(|()| ExitCode::SUCCESS),
         Command::KpiRound(args) => cmd::kpi_round::run(args).await,
+        Command::WaitModeAb(args) => cmd::wait_mode_ab::run(args).await,
+        Command::ConsensusAbRound(args) => cmd::consensus_ab::run(args).await,
         Command::Build if docker => cmd::docker::build(&instance()?, &instance::install_root()),
         Command::Build => cargo_build(&instance::install_root()),
         Command::Start if docker => cmd::docker::start(&instance()?).await,

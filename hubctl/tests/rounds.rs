@@ -10,10 +10,10 @@ use std::process::Output;
 use common::{Running, free_port, hubctl_command, text};
 use serde_json::Value;
 
-/// A hub under enforce with rate limiting off (the rounds burst), stopped on drop.
-fn start_enforced(data: &Path, port: u16) -> Running<'_> {
+/// A hub in `auth_mode` with rate limiting off (the rounds burst), stopped on drop.
+fn start_hub<'a>(data: &'a Path, port: u16, auth_mode: &str) -> Running<'a> {
     let started = hubctl_command(data, port, &["start"])
-        .env("MCP_HUB_AUTH_MODE", "enforce")
+        .env("MCP_HUB_AUTH_MODE", auth_mode)
         .env("MCP_HUB_RATE_LIMIT_RPS", "0")
         .output()
         .unwrap();
@@ -49,7 +49,7 @@ fn kpi_round_compares_baseline_and_blob_under_enforce() {
     let data = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _hub = start_enforced(data.path(), port);
+    let _hub = start_hub(data.path(), port, "enforce");
     let endpoint = format!("http://127.0.0.1:{port}/mcp");
     let output = round(
         data.path(),
@@ -133,4 +133,182 @@ fn kpi_round_compares_baseline_and_blob_under_enforce() {
             < 0.0
     );
     assert_eq!(report["deltas"]["accuracy_done_pct_delta"], 0.0);
+}
+
+#[test]
+fn wait_mode_ab_measures_each_mode_under_enforce() {
+    let data = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _hub = start_hub(data.path(), port, "enforce");
+    let endpoint = format!("http://127.0.0.1:{port}/mcp");
+    let out_file = out.path().join("ab.json");
+    let output = round(
+        data.path(),
+        port,
+        &["wait-mode-ab", "--rounds", "2", "--endpoint", &endpoint],
+        &[
+            ("ENDPOINT", "http://127.0.0.1:1/mcp"),
+            ("ROUNDS", "50"),
+            ("WAIT_MODES", "default,NANO,tiny"),
+            ("WAIT_MS", "5000"),
+            ("OUT_FILE", out_file.to_str().unwrap()),
+        ],
+    );
+    assert!(text(&output).contains("Wrote wait mode A/B report:"));
+    let report = read_json(&out_file);
+    assert_fields(&report, &["generated_at", "endpoint", "agent_id", "deltas"]);
+    assert_eq!(report["rounds"], 2, "the flag beats ROUNDS");
+    assert_eq!(
+        report["endpoint"],
+        endpoint.as_str(),
+        "the flag beats ENDPOINT"
+    );
+    let results = report["results"].as_array().unwrap();
+    let modes: Vec<&str> = results
+        .iter()
+        .map(|r| r["mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(modes, ["default", "nano", "tiny"]);
+    for result in results {
+        assert_fields(result, &["total_bytes", "total_ms", "avg_bytes", "avg_ms"]);
+        assert_eq!(
+            result["changed_hits"], 2,
+            "every timed wait saw its message: {result}"
+        );
+    }
+    let bytes = |mode: usize| results[mode]["avg_bytes"].as_f64().unwrap();
+    assert!(
+        bytes(1) < bytes(2) && bytes(2) < bytes(0),
+        "nano < tiny < default: {results:?}"
+    );
+    let deltas = &report["deltas"];
+    assert!(deltas["nano_vs_tiny_avg_bytes_pct"].as_f64().unwrap() < 0.0);
+    assert_eq!(
+        deltas["micro_vs_tiny_avg_bytes_pct"], 0.0,
+        "micro not measured"
+    );
+
+    let refused = hubctl_command(data.path(), port, &["wait-mode-ab", "--wait-modes", "huge"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("huge"), "{}", text(&refused));
+}
+
+#[test]
+fn consensus_ab_round_resolves_inline_and_by_blob_hash_with_tokens() {
+    let data = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _hub = start_hub(data.path(), port, "warn");
+    let endpoint = format!("http://127.0.0.1:{port}/mcp");
+    let out_dir = out.path().to_str().unwrap();
+    let output = round(
+        data.path(),
+        port,
+        &[
+            "consensus-ab-round",
+            "--runs",
+            "3",
+            "--votes",
+            "12",
+            "--json",
+        ],
+        &[("ENDPOINT", endpoint.as_str()), ("OUT_DIR", out_dir)],
+    );
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let path = out
+        .path()
+        .join(format!("{}.json", printed["run_tag"].as_str().unwrap()));
+    let report = read_json(&path);
+    assert_eq!(report, printed, "--json prints the report it wrote");
+    assert_eq!(report["config"]["runs"], 3);
+    assert_eq!(report["config"]["votes_per_round"], 12);
+    assert_eq!(report["config"]["blob_store_strategy"], "per_run");
+    assert_eq!(report["config"]["emit_blob_ref_policy"], Value::Null);
+    assert_eq!(report["inline"]["success"], 3, "{report}");
+    assert_eq!(report["inline"]["failure"], 0);
+    let blob = &report["blob"];
+    assert_eq!(blob["store"]["calls"], 3);
+    assert_eq!(blob["store"]["success"], 3);
+    assert_eq!(blob["store"]["created"], 3, "each run's votes differ");
+    assert_eq!(blob["resolve"]["success"], 3, "{report}");
+    assert_fields(
+        &blob["e2e"],
+        &[
+            "request_chars_total",
+            "response_chars_total",
+            "chars_total",
+            "tokens_est_total",
+            "latency_total_ms",
+            "request_chars_avg",
+            "response_chars_avg",
+            "latency_avg_ms",
+        ],
+    );
+    assert_eq!(report["correctness"]["outcome_match"], 3);
+    assert_eq!(report["correctness"]["match_pct"], 100.0);
+    for key in [
+        "blob_e2e_vs_inline_chars",
+        "blob_e2e_vs_inline_tokens_est",
+        "blob_e2e_vs_inline_latency",
+    ] {
+        assert!(report["deltas_pct"][key].is_number(), "{key}");
+    }
+    // preloaded: one blob for every run.
+    let output = round(
+        data.path(),
+        port,
+        &[
+            "consensus-ab-round",
+            "--runs",
+            "2",
+            "--votes",
+            "12",
+            "--json",
+        ],
+        &[
+            ("ENDPOINT", endpoint.as_str()),
+            ("OUT_DIR", out_dir),
+            ("BLOB_STORE_STRATEGY", "preloaded"),
+            ("EMIT_BLOB_REF_POLICY", "always"),
+        ],
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["blob"]["store"]["calls"], 1);
+    assert_eq!(report["blob"]["resolve"]["success"], 2);
+    assert_eq!(report["blob"]["resolve"]["emitted_blob_ref"], 2, "{report}");
+    assert_eq!(report["config"]["emit_blob_ref_policy"], "always");
+}
+
+#[test]
+fn consensus_ab_round_sends_its_token_under_enforce() {
+    let data = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _hub = start_hub(data.path(), port, "enforce");
+    let endpoint = format!("http://127.0.0.1:{port}/mcp");
+    let output = round(
+        data.path(),
+        port,
+        &[
+            "consensus-ab-round",
+            "--runs",
+            "2",
+            "--votes",
+            "6",
+            "--json",
+        ],
+        &[
+            ("ENDPOINT", endpoint.as_str()),
+            ("OUT_DIR", out.path().to_str().unwrap()),
+        ],
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    // Storing the votes needs only the runner's own token: it was sent (D21).
+    assert_eq!(report["blob"]["store"]["success"], 2, "{report}");
+    // Votes in other agents' names are refused under enforce and counted, not fatal.
+    assert_eq!(report["inline"]["failure"], 2, "{report}");
+    assert_eq!(report["correctness"]["outcome_match"], 0);
 }

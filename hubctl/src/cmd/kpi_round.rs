@@ -10,14 +10,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use hub_server::protocol::sha256_hex;
 use serde_json::{Value, json};
 
 use super::bench_runner::progress_bar;
 use super::round::{
-    HttpArgs, RoundAgent, RoundSession, TokenPolicy, cell, generated_at, pct_change, publish,
-    repo_profile, round_to, table, unix_seconds, wait_for_health,
+    BlobCompression, HttpArgs, RoundAgent, RoundSession, TokenPolicy, cell, generated_at,
+    pct_change, publish, repo_profile, round_to, table, unix_seconds, wait_for_health,
 };
 
 #[derive(Debug, Args)]
@@ -48,28 +48,6 @@ pub struct KpiArgs {
     /// Print the report JSON instead of the summary table.
     #[arg(long)]
     json: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "snake_case")]
-enum BlobCompression {
-    None,
-    Json,
-    Whitespace,
-    Auto,
-    LosslessAuto,
-}
-
-impl BlobCompression {
-    fn as_str(self) -> &'static str {
-        match self {
-            BlobCompression::None => "none",
-            BlobCompression::Json => "json",
-            BlobCompression::Whitespace => "whitespace",
-            BlobCompression::Auto => "auto",
-            BlobCompression::LosslessAuto => "lossless_auto",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -79,6 +79,29 @@ impl TokenPolicy {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+/// `compression_mode` of the blob tools.
+pub enum BlobCompression {
+    None,
+    Json,
+    Whitespace,
+    Auto,
+    LosslessAuto,
+}
+
+impl BlobCompression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlobCompression::None => "none",
+            BlobCompression::Json => "json",
+            BlobCompression::Whitespace => "whitespace",
+            BlobCompression::Auto => "auto",
+            BlobCompression::LosslessAuto => "lossless_auto",
+        }
+    }
+}
+
 /// The HTTP base of an MCP endpoint (`…/mcp` → `…`).
 pub fn base_url(endpoint: &str) -> &str {
     let trimmed = endpoint.trim_end_matches('/');
