@@ -98,6 +98,10 @@ enum Command {
     /// latency and outcome agreement. Run under observe/warn: enforce refuses votes cast in
     /// other agents' names.
     ConsensusAbRound(cmd::consensus_ab::ConsensusAbArgs),
+    /// Smart-swarm round: real claude/codex workers started through hub-launch, each
+    /// completing its own task; backend preflight and fallback, per-worker timeout, snapshot
+    /// sizes and token estimates.
+    SmartSwarmRound(cmd::smart_swarm::SwarmArgs),
     /// Run the hub in the foreground (what `start` launches).
     #[command(hide = true)]
     Serve,
@@ -161,6 +165,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::KpiRound(args) => cmd::kpi_round::run(args).await,
         Command::WaitModeAb(args) => cmd::wait_mode_ab::run(args).await,
         Command::ConsensusAbRound(args) => cmd::consensus_ab::run(args).await,
+        Command::SmartSwarmRound(args) => cmd::smart_swarm::run(args).await,
         Command::Build if docker => cmd::docker::build(&instance()?, &instance::install_root()),
         Command::Build => cargo_build(&instance::install_root()),
         Command::Start if docker => cmd::docker::start(&instance()?).await,
