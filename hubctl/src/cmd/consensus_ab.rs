@@ -108,9 +108,9 @@ fn votes(prefix: &str, count: u32, seed: u32) -> Vec<Value> {
             let k = i + seed;
             let agent = format!("{prefix}agent-{i}");
             let bump = f64::from(k % 30) / 100.0;
-            if k % 11 == 0 {
+            if k.is_multiple_of(11) {
                 json!({"agent_id": agent, "decision": "abstain"})
-            } else if k % 5 == 0 {
+            } else if k.is_multiple_of(5) {
                 json!({"agent_id": agent, "decision": "reject", "confidence": round_to(0.55 + bump, 2)})
             } else {
                 json!({"agent_id": agent, "decision": "accept", "confidence": round_to(0.65 + bump, 2)})
@@ -465,10 +465,12 @@ mod tests {
 
     #[test]
     fn tallies_average_per_call_or_run() {
-        let mut tally = Tally::default();
-        tally.request_chars = 10;
-        tally.response_chars = 7;
-        tally.latency_ms = 3.0;
+        let tally = Tally {
+            request_chars: 10,
+            response_chars: 7,
+            latency_ms: 3.0,
+            ..Tally::default()
+        };
         let figures = tally.figures_with_tokens(2);
         assert_eq!(figures["chars_total"], 17);
         assert_eq!(figures["tokens_est_total"], 5);

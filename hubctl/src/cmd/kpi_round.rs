@@ -1,6 +1,6 @@
 //! `hubctl kpi-round` (spec http-config-cli §10.1): the same handoff round twice on fresh
-//! sessions — `baseline` (plain share_context + send_message) and `blob` (share_blob_context
-//! + send_blob_message) — then the chars, token estimates, hash checks, done rate and latency
+//! sessions — `baseline` (plain share_context and send_message) and `blob`
+//! (share_blob_context and send_blob_message) — then the chars, token estimates, hash checks, done rate and latency
 //! of each, and their deltas, in `<OUT_DIR>/exp5-kpi.json`.
 //!
 //! The `transport_*` fields come from `get_transport_snapshot` when the hub has it; otherwise

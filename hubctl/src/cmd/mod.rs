@@ -25,4 +25,6 @@ pub mod start;
 pub mod status;
 pub mod stop;
 pub mod swarm_backends;
+pub mod swarm_snapshot;
+pub mod swarm_workers;
 pub mod wait_mode_ab;
