@@ -43,7 +43,7 @@ enum Command {
     Stop,
     /// Stop, then start: applies configuration changes.
     Restart,
-    /// Show process, port, uptime and health; exits non-zero when the hub is down.
+    /// Show profile, auth mode, process, port, uptime and health; non-zero when the hub is down.
     Status {
         /// Print as JSON.
         #[arg(long)]

@@ -12,7 +12,17 @@ use serde_json::Value;
 
 /// A hub in `auth_mode` with rate limiting off (the rounds burst), stopped on drop.
 fn start_hub<'a>(data: &'a Path, port: u16, auth_mode: &str) -> Running<'a> {
+    start_hub_with(data, port, auth_mode, &[])
+}
+
+fn start_hub_with<'a>(
+    data: &'a Path,
+    port: u16,
+    auth_mode: &str,
+    env: &[(&str, &str)],
+) -> Running<'a> {
     let started = hubctl_command(data, port, &["start"])
+        .envs(env.iter().copied())
         .env("MCP_HUB_AUTH_MODE", auth_mode)
         .env("MCP_HUB_RATE_LIMIT_RPS", "0")
         .output()
@@ -49,7 +59,10 @@ fn kpi_round_compares_baseline_and_blob_under_enforce() {
     let data = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _hub = start_hub(data.path(), port, "enforce");
+    // The production profile's threshold: the ~1000-char handoffs are stored compressed, so
+    // the hash checks go through the lossless envelope's integrity check.
+    let lossless = [("MCP_HUB_LOSSLESS_AUTO_MIN_PAYLOAD_CHARS", "768")];
+    let _hub = start_hub_with(data.path(), port, "enforce", &lossless);
     let endpoint = format!("http://127.0.0.1:{port}/mcp");
     let output = round(
         data.path(),

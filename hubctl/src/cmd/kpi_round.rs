@@ -1,7 +1,7 @@
 //! `hubctl kpi-round` (spec http-config-cli §10.1): the same handoff round twice on fresh
 //! sessions — `baseline` (plain share_context and send_message) and `blob`
-//! (share_blob_context and send_blob_message) — then the chars, token estimates, hash checks, done rate and latency
-//! of each, and their deltas, in `<OUT_DIR>/exp5-kpi.json`.
+//! (share_blob_context and send_blob_message) — then the chars, token estimates, hash
+//! checks, done rate and latency of each, and their deltas, in `<OUT_DIR>/exp5-kpi.json`.
 //!
 //! The `transport_*` fields come from `get_transport_snapshot` when the hub has it; otherwise
 //! from the round's own calls (`transport_source: "client"`): it makes no long-polls and no
@@ -83,8 +83,8 @@ struct StreamChars {
 }
 
 /// Sums the rows of `rows` whose `owner_key` starts with `prefix`: raw `raw_key` chars as
-/// transport, `resolved_key` (when present) as effective, and whether the resolved text hashes
-/// to `blob_ref.hash`.
+/// transport, `resolved_key` (when present) as effective, and whether each resolved text checks
+/// out against its `blob_ref`.
 fn stream_chars(
     rows: &[Value],
     owner_key: &str,
@@ -107,7 +107,11 @@ fn stream_chars(
         sums.effective += resolved.unwrap_or(raw).chars().count() as u64;
         if let (Some(text), Some(hash)) = (resolved, row["blob_ref"]["hash"].as_str()) {
             sums.hash_total += 1;
-            if sha256_hex(text).starts_with(hash) && !hash.is_empty() {
+            // A blob's key is the hash of its stored value: the payload itself when stored
+            // uncompressed, a lossless envelope otherwise, whose raw_sha256 the hub checks
+            // against the decoded text (integrity_ok).
+            let stored_as_is = !hash.is_empty() && sha256_hex(text).starts_with(hash);
+            if stored_as_is || row["blob_ref"]["integrity_ok"] == true {
                 sums.hash_ok += 1;
             }
         }
@@ -489,17 +493,19 @@ mod tests {
             json!({"from_agent": "w-T-2", "content": "abc"}),
             json!({"from_agent": "w-T-3", "content": "{ref}", "resolved_content": text,
                    "blob_ref": {"hash": "0000"}}),
+            json!({"from_agent": "w-T-4", "content": "{ref}", "resolved_content": text,
+                   "blob_ref": {"hash": "0000", "integrity_ok": true}}),
             json!({"from_agent": "someone", "content": "ignored"}),
         ];
         let sums = stream_chars(&rows, "from_agent", "w-T-", "content", "resolved_content");
         assert_eq!(
             sums,
             StreamChars {
-                count: 3,
-                transport: 5 + 3 + 5,
-                effective: 5 + 3 + 5,
-                hash_total: 2,
-                hash_ok: 1
+                count: 4,
+                transport: 5 + 3 + 5 + 5,
+                effective: 5 + 3 + 5 + 5,
+                hash_total: 3,
+                hash_ok: 2
             }
         );
     }

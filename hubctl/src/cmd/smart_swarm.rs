@@ -7,7 +7,9 @@
 //! ephemeral --onboarding none [--namespace NS] --note <its task>` (the launcher registers it
 //! and hands the CLI its token); a Claude worker that fails is re-run on Codex under a new id
 //! the orchestrator reassigns the task to (the failed id may be registered already, and
-//! re-registering needs its token).
+//! re-registering needs its token). `<OUT_DIR>/mcp-workers.json` (FORCE_WORKER_ENDPOINT_CONFIG)
+//! is what the Claude preflight lists; the workers themselves get hub-launch's own config,
+//! which carries their token.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
