@@ -158,8 +158,9 @@ fn smart_swarm_round_falls_back_from_a_failing_claude() {
     assert_fallback_round(&swarm, &launcher);
 }
 
-/// The same round through the real hub-launch (built beside hubctl: `cargo build -p
-/// hub-launch`).
+/// The same round through the real hub-launch, built beside hubctl by `cargo test
+/// --workspace` (or `cargo build -p hub-launch`). Passes with the launcher branch's hub-launch
+/// (prompt on stdin, token in AGENT_HUB_TOKEN); un-ignore once it is merged.
 #[test]
 #[ignore = "needs hub-launch from the launcher branch"]
 fn smart_swarm_round_through_hub_launch() {

@@ -107,6 +107,14 @@ pub(crate) async fn run_worker(
     if let Some(namespace) = &launch.namespace {
         command.args(["--namespace", namespace]);
     }
+    // hub-launch reads HUB_* settings and AGENT_HUB_TOKEN (relaunch an existing id) from its
+    // environment: the round's own flags must be the only settings a worker gets.
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        if key_text.starts_with("HUB_") || key_text == "AGENT_HUB_TOKEN" {
+            command.env_remove(&key);
+        }
+    }
     command
         .env("PATH", &launch.path)
         .stdin(Stdio::null())
