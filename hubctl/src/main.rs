@@ -69,10 +69,14 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
-    /// Run the project's test suite (cargo test --workspace in the checkout; with --docker
-    /// in the <image>-dev build image). Extra arguments go to cargo test.
+    /// Run the project's test suite: cargo test --workspace, then interop/run.sh, in the
+    /// checkout (with --docker: cargo test in the <image>-dev build image). Arguments after
+    /// `--` go to cargo test.
     Test {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        /// Skip interop/run.sh (the official Python MCP SDK scenario).
+        #[arg(long)]
+        skip_interop: bool,
+        #[arg(last = true)]
         args: Vec<String>,
     },
     /// Write the N-hour pool report (JSON + Markdown), read-only on the database.
@@ -131,17 +135,29 @@ fn cargo_build(root: &std::path::Path) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `cargo test --workspace` in the checkout; its exit status is ours.
-fn cargo_test(root: &std::path::Path, args: &[String]) -> anyhow::Result<ExitCode> {
+/// README's test commands in the checkout: `cargo test --workspace`, then (unless skipped)
+/// `interop/run.sh`; the first failing status is ours.
+fn project_tests(
+    root: &std::path::Path,
+    args: &[String],
+    skip_interop: bool,
+) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         root.join("Cargo.toml").is_file(),
-        "no source checkout at {} (hubctl test runs cargo test there)",
+        "no source checkout at {} (hubctl test runs the suite there)",
         root.display()
     );
     println!("Running cargo test --workspace in {}...", root.display());
     let status = std::process::Command::new("cargo")
         .args(["test", "--workspace"])
         .args(args)
+        .current_dir(root)
+        .status()?;
+    if !status.success() || skip_interop {
+        return Ok(exit_code(status));
+    }
+    println!("Running interop/run.sh...");
+    let status = std::process::Command::new(root.join("interop/run.sh"))
         .current_dir(root)
         .status()?;
     Ok(exit_code(status))
@@ -189,8 +205,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs { follow } => cmd::logs::run(&instance()?, follow).await,
         Command::Db { builtin } => cmd::db::run(&instance()?, builtin),
         Command::Clean { yes } => cmd::clean::run(&instance()?, yes, docker),
-        Command::Test { args } if docker => cmd::docker::test(&instance()?, &args),
-        Command::Test { args } => cargo_test(&instance::install_root(), &args),
+        Command::Test { args, .. } if docker => cmd::docker::test(&instance()?, &args),
+        Command::Test { args, skip_interop } => {
+            project_tests(&instance::install_root(), &args, skip_interop)
+        }
         Command::Report(args) => cmd::report::run(&instance()?, args).await,
         Command::Observe(args) => cmd::observe::run(&instance()?, args).await,
     }

@@ -207,3 +207,25 @@ fn the_profile_does_not_depend_on_the_working_directory() {
         "{shown}"
     );
 }
+
+#[test]
+fn test_needs_a_source_checkout() {
+    // An installed hubctl (no checkout around it) run outside a checkout says so.
+    let install = tempfile::tempdir().unwrap();
+    let installed = install.path().join("hubctl");
+    let checkout = Path::new(env!("CARGO_BIN_EXE_hubctl"));
+    if std::fs::hard_link(checkout, &installed).is_err() {
+        std::fs::copy(checkout, &installed).unwrap();
+    }
+    let output = Command::new(&installed)
+        .args(["test", "--skip-interop"])
+        .current_dir(install.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("no source checkout"),
+        "{}",
+        text(&output)
+    );
+}
