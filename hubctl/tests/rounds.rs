@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{Running, free_port, hubctl_command, text};
+use common::{Running, free_port, hubctl_command, start_configured, text};
 use serde_json::Value;
 
 /// A hub in `auth_mode` with rate limiting off (the rounds burst), stopped on drop.
@@ -19,17 +19,14 @@ fn start_hub_with<'a>(
     data: &'a Path,
     port: u16,
     auth_mode: &str,
-    env: &[(&str, &str)],
+    extra: &[(&str, &str)],
 ) -> Running<'a> {
-    let started = hubctl_command(data, port, &["start"])
-        .envs(env.iter().copied())
-        .env("MCP_HUB_AUTH_MODE", auth_mode)
-        .env("MCP_HUB_RATE_LIMIT_RPS", "0")
-        .output()
-        .unwrap();
-    let guard = Running { data, port };
-    assert!(started.status.success(), "{}", text(&started));
-    guard
+    let mut env = vec![
+        ("MCP_HUB_AUTH_MODE", auth_mode),
+        ("MCP_HUB_RATE_LIMIT_RPS", "0"),
+    ];
+    env.extend_from_slice(extra);
+    start_configured(data, port, &env)
 }
 
 fn round(data: &Path, port: u16, args: &[&str], env: &[(&str, &str)]) -> Output {

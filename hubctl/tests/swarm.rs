@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{Running, free_port, hubctl_command, text};
+use common::{Running, free_port, hubctl_command, start_configured, text};
 use serde_json::Value;
 
 const FAKE_AGENT: &str = include_str!("fixtures/fake_agent.py");
@@ -32,14 +32,11 @@ fn fake_backends(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn start_enforced(data: &Path, port: u16) -> Running<'_> {
-    let started = hubctl_command(data, port, &["start"])
-        .env("MCP_HUB_AUTH_MODE", "enforce")
-        .env("MCP_HUB_RATE_LIMIT_RPS", "0")
-        .output()
-        .unwrap();
-    let guard = Running { data, port };
-    assert!(started.status.success(), "{}", text(&started));
-    guard
+    let env = [
+        ("MCP_HUB_AUTH_MODE", "enforce"),
+        ("MCP_HUB_RATE_LIMIT_RPS", "0"),
+    ];
+    start_configured(data, port, &env)
 }
 
 struct Swarm {

@@ -82,3 +82,15 @@ pub fn start(data: &Path, port: u16) -> (Output, Running<'_>) {
     assert!(started.status.success(), "{}", text(&started));
     (started, guard)
 }
+
+/// `hubctl start` with extra `MCP_HUB_*` variables (they beat the empty test profile),
+/// asserted to succeed; the guard stops the instance when dropped.
+pub fn start_configured<'a>(data: &'a Path, port: u16, env: &[(&str, &str)]) -> Running<'a> {
+    let started = hubctl_command(data, port, &["start"])
+        .envs(env.iter().copied())
+        .output()
+        .expect("hubctl runs");
+    let guard = Running { data, port };
+    assert!(started.status.success(), "{}", text(&started));
+    guard
+}
