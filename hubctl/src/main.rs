@@ -216,7 +216,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors (an unknown command, a value outside a variable's set such as
+    // USE_AUTH_TOKEN=maybe) exit 1 as the older scripts did, not clap's 2.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     // The hub (serve, or the in-process hubs of bench) logs like hub-server; other
     // commands only surface warnings. RUST_LOG overrides both.
     let default_filter = if matches!(cli.command, Command::Serve) {

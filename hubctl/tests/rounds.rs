@@ -322,3 +322,26 @@ fn consensus_ab_round_sends_its_token_under_enforce() {
     assert_eq!(report["inline"]["failure"], 2, "{report}");
     assert_eq!(report["correctness"]["outcome_match"], 0);
 }
+
+#[test]
+fn invalid_round_settings_exit_1_naming_the_value() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    for (args, env, named) in [
+        (vec!["kpi-round"], ("USE_AUTH_TOKEN", "maybe"), "maybe"),
+        (vec!["kpi-round"], ("BLOB_COMPRESSION_MODE", "zip"), "zip"),
+        (vec!["wait-mode-ab"], ("WAIT_MODES", "tiny,huge"), "huge"),
+        (
+            vec!["smart-swarm-round"],
+            ("WORKER_BACKEND", "gemini"),
+            "gemini",
+        ),
+    ] {
+        let output = hubctl_command(data.path(), port, &args)
+            .env(env.0, env.1)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{env:?}: {}", text(&output));
+        assert!(text(&output).contains(named), "{}", text(&output));
+    }
+}
