@@ -15,10 +15,13 @@ fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r interop/requirements.txt
 
 cargo build --quiet -p hub-server -p hub-launch
+# Where cargo put the binary: CARGO_TARGET_DIR when set (relative to the repo root, as for
+# cargo), else target/.
+target_dir=${CARGO_TARGET_DIR:-target}
 data=$(mktemp -d)
 port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 MCP_HUB_DATA="$data" MCP_HUB_PORT="$port" MCP_HUB_AUTH_MODE=enforce \
-  target/debug/hub-server >"$data/hub.log" 2>&1 &
+  "$target_dir/debug/hub-server" >"$data/hub.log" 2>&1 &
 hub_pid=$!
 cleanup() {
   kill "$hub_pid" 2>/dev/null || true
@@ -46,4 +49,4 @@ then
 fi
 
 "$venv/bin/python" interop/scenario.py "http://127.0.0.1:$port/mcp"
-"$venv/bin/python" interop/launcher_clis.py target/debug/hub-launch "http://127.0.0.1:$port/mcp"
+"$venv/bin/python" interop/launcher_clis.py "$target_dir/debug/hub-launch" "http://127.0.0.1:$port/mcp"

@@ -33,6 +33,10 @@ pub mod service;
 pub mod store;
 pub mod tools;
 
+/// The one version string: `serverInfo.version` of MCP initialize, `/health` and the
+/// binaries' `--version` all report it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,13 +4,50 @@
 //! answers with the `-32000` recovery envelope (then retries the call once), accepts JSON or
 //! SSE bodies, and DELETEs its session on `close` (spec http-config-cli §10.0, D20).
 
+use std::time::Duration;
+
 use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
+
+/// How a client talks to the hub. [`ClientOptions::new`] is hubctl's own probe/bench client;
+/// the rounds set the legacy handshake values and the §10.0 timeouts and retries.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub client_name: String,
+    pub client_version: String,
+    pub protocol_version: String,
+    pub connect_timeout: Duration,
+    /// Whole-request timeout (none: wait as long as the hub takes).
+    pub timeout: Option<Duration>,
+    /// Extra attempts after a transport failure (not after an HTTP answer).
+    pub retries: u32,
+    pub retry_delay: Duration,
+    /// Re-handshake once when the hub asks for it (§3.4), instead of failing the call.
+    pub reinit_on_session_error: bool,
+    /// Send `Accept: application/json, text/event-stream` (wait-mode-ab sends none).
+    pub accept_header: bool,
+}
+
+impl ClientOptions {
+    pub fn new(client_name: &str) -> ClientOptions {
+        ClientOptions {
+            client_name: client_name.to_string(),
+            client_version: hub_server::VERSION.to_string(),
+            protocol_version: "2025-06-18".to_string(),
+            connect_timeout: Duration::from_secs(3),
+            timeout: None,
+            retries: 0,
+            retry_delay: Duration::from_secs(1),
+            reinit_on_session_error: true,
+            accept_header: true,
+        }
+    }
+}
 
 pub struct McpClient {
     http: reqwest::Client,
     url: String,
-    client_name: String,
+    options: ClientOptions,
     session: Option<String>,
     next_id: u64,
 }
@@ -20,6 +57,12 @@ pub struct McpClient {
 pub struct ToolReply {
     pub json: Value,
     pub is_error: bool,
+    /// Characters of the JSON-RPC request text that carried the call.
+    pub request_chars: usize,
+    /// Characters of the tool's text block.
+    pub response_chars: usize,
+    /// Bytes of the tool's text block.
+    pub response_bytes: usize,
 }
 
 impl ToolReply {
@@ -38,14 +81,20 @@ enum Reply {
 impl McpClient {
     /// Connects and performs initialize + notifications/initialized.
     pub async fn connect(url: &str, client_name: &str) -> anyhow::Result<McpClient> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(3))
-            .build()
-            .context("building the HTTP client")?;
+        McpClient::connect_with(url, ClientOptions::new(client_name)).await
+    }
+
+    /// Connects with explicit options and performs the handshake.
+    pub async fn connect_with(url: &str, options: ClientOptions) -> anyhow::Result<McpClient> {
+        let mut builder = reqwest::Client::builder().connect_timeout(options.connect_timeout);
+        if let Some(timeout) = options.timeout {
+            builder = builder.timeout(timeout);
+        }
+        let http = builder.build().context("building the HTTP client")?;
         let mut client = McpClient {
             http,
             url: url.to_string(),
-            client_name: client_name.to_string(),
+            options,
             session: None,
             next_id: 1,
         };
@@ -58,14 +107,15 @@ impl McpClient {
     }
 
     async fn handshake(&mut self) -> anyhow::Result<()> {
-        self.session = None;
+        // Close the session being replaced, so a recovery does not leak one (D20).
+        self.delete_session().await;
         let params = json!({
-            "protocolVersion": "2025-06-18",
+            "protocolVersion": self.options.protocol_version,
             "capabilities": {},
-            "clientInfo": {"name": self.client_name, "version": env!("CARGO_PKG_VERSION")}
+            "clientInfo": {"name": self.options.client_name, "version": self.options.client_version}
         });
         let initialize = self.request("initialize", params);
-        let (body, session) = self.post(initialize).await?;
+        let (body, session) = self.post(&initialize).await?;
         let session = session.ok_or_else(|| {
             anyhow!(
                 "initialize returned no mcp-session-id header; response: {}",
@@ -75,7 +125,7 @@ impl McpClient {
         parse_reply(&body)?;
         self.session = Some(session);
         let notification = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-        self.post(notification)
+        self.post(&notification)
             .await
             .context("sending notifications/initialized")?;
         Ok(())
@@ -87,21 +137,35 @@ impl McpClient {
         json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
     }
 
-    /// POSTs one JSON-RPC message; returns the body text and any session id header.
-    async fn post(&self, message: Value) -> anyhow::Result<(String, Option<String>)> {
-        let mut request = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .json(&message);
-        if let Some(session) = &self.session {
-            request = request.header("mcp-session-id", session);
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("request could not reach server at {}", self.url))?;
+    /// POSTs one JSON-RPC message (retrying transport failures as configured); returns the
+    /// body text and any session id header.
+    async fn post(&self, message: &Value) -> anyhow::Result<(String, Option<String>)> {
+        let mut attempt = 0;
+        let response = loop {
+            let mut request = self
+                .http
+                .post(&self.url)
+                .header("content-type", "application/json")
+                .json(message);
+            if self.options.accept_header {
+                request = request.header("accept", "application/json, text/event-stream");
+            }
+            if let Some(session) = &self.session {
+                request = request.header("mcp-session-id", session);
+            }
+            match request.send().await {
+                Ok(response) => break response,
+                Err(_) if attempt < self.options.retries => {
+                    attempt += 1;
+                    tokio::time::sleep(self.options.retry_delay).await;
+                }
+                Err(error) => {
+                    return Err(error).with_context(|| {
+                        format!("request could not reach server at {}", self.url)
+                    });
+                }
+            }
+        };
         let session = response
             .headers()
             .get("mcp-session-id")
@@ -126,17 +190,21 @@ impl McpClient {
         Ok((body, session))
     }
 
-    async fn rpc(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
+    /// One JSON-RPC call; returns the result and the request's length in characters.
+    async fn rpc(&mut self, method: &str, params: Value) -> anyhow::Result<(Value, usize)> {
         for attempt in 0..2 {
             let message = self.request(method, params.clone());
-            let (body, _) = self.post(message).await?;
+            let request_chars = message.to_string().chars().count();
+            let (body, _) = self.post(&message).await?;
             match parse_reply(&body)? {
-                Reply::Result(result) => return Ok(result),
-                Reply::Reinitialize if attempt == 0 => self.handshake().await?,
+                Reply::Result(result) => return Ok((result, request_chars)),
+                Reply::Reinitialize if attempt == 0 && self.options.reinit_on_session_error => {
+                    self.handshake().await?
+                }
                 Reply::Reinitialize => break,
             }
         }
-        bail!("{method}: the hub kept asking for re-initialization")
+        bail!("{method}: the hub asks for a new session (unknown or expired session id)")
     }
 
     /// JSON-RPC `ping`: answered by the MCP transport itself, no tool and no store involved.
@@ -145,12 +213,12 @@ impl McpClient {
     }
 
     pub async fn list_tools(&mut self) -> anyhow::Result<Vec<Value>> {
-        let result = self.rpc("tools/list", json!({})).await?;
+        let (result, _) = self.rpc("tools/list", json!({})).await?;
         Ok(result["tools"].as_array().cloned().unwrap_or_default())
     }
 
     pub async fn call_tool(&mut self, name: &str, arguments: Value) -> anyhow::Result<ToolReply> {
-        let result = self
+        let (result, request_chars) = self
             .rpc("tools/call", json!({"name": name, "arguments": arguments}))
             .await?;
         let text = result["content"][0]["text"]
@@ -161,12 +229,14 @@ impl McpClient {
         Ok(ToolReply {
             json,
             is_error: result["isError"] == Value::Bool(true),
+            request_chars,
+            response_chars: text.chars().count(),
+            response_bytes: text.len(),
         })
     }
 
-    /// Ends the session on the hub (errors ignored).
-    pub async fn close(self) {
-        if let Some(session) = &self.session {
+    async fn delete_session(&mut self) {
+        if let Some(session) = self.session.take() {
             let _ = self
                 .http
                 .delete(&self.url)
@@ -174,6 +244,11 @@ impl McpClient {
                 .send()
                 .await;
         }
+    }
+
+    /// Ends the session on the hub (errors ignored).
+    pub async fn close(mut self) {
+        self.delete_session().await;
     }
 }
 

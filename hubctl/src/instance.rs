@@ -1,7 +1,8 @@
 //! Which hub instance a command acts on: name, port, data dir, pidfile and log, resolved
 //! with the same env layering as the server (process env > local overlay > base profile >
-//! defaults), where the default profile files are `deploy/hub.production.env` and
-//! `deploy/hub.local.env` under the installation root.
+//! defaults). The default profile files `hub.production.env` / `hub.local.env` are looked up
+//! in the `deploy/` of the installation (see [`profile_dir`]), never in the current
+//! directory: the same command gives the same hub wherever it is typed.
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,9 @@ pub struct InstanceArgs {
     /// Instance name shown by status (MCP_HUB_CONTAINER, default mcp-hub).
     #[arg(long, global = true)]
     pub name: Option<String>,
+    /// Base profile (KEY=VALUE file) replacing the default one; same as MCP_HUB_ENV_FILE.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
 }
 
 pub struct Instance {
@@ -31,17 +35,32 @@ pub struct Instance {
     pub warnings: Vec<String>,
 }
 
-/// The directory holding `deploy/`: the nearest ancestor of the executable that has one
-/// (a source checkout's root for target/*/hubctl), else the current directory.
+/// The nearest ancestor of the executable that holds `deploy/` (a source checkout's root
+/// for target/*/hubctl, an install prefix for <prefix>/bin/hubctl).
+fn exe_root() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    exe.ancestors()
+        .skip(1)
+        .find(|dir| dir.join("deploy").is_dir())
+        .map(Path::to_path_buf)
+}
+
+/// The source checkout `build` and `test` run cargo in: the executable's, else the current
+/// directory (a hubctl installed elsewhere, run from a checkout).
 pub fn install_root() -> PathBuf {
-    if let Ok(exe) = std::env::current_exe() {
-        for dir in exe.ancestors().skip(1) {
-            if dir.join("deploy").is_dir() {
-                return dir.to_path_buf();
-            }
-        }
-    }
-    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+    exe_root()
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Where the default profiles live: `deploy/` beside the installation, else the instance's
+/// data dir (`data` before any profile is read: --data, MCP_HUB_DATA or ~/.mcp-hub). Never
+/// the current directory — a profile picked by cwd made `start` enforce auth from the repo
+/// root and observe from anywhere else.
+pub fn profile_dir(data: &Path) -> PathBuf {
+    exe_root()
+        .map(|root| root.join("deploy"))
+        .unwrap_or_else(|| data.to_path_buf())
 }
 
 impl Instance {
@@ -56,11 +75,14 @@ impl Instance {
         if let Some(name) = &args.name {
             env.push(("MCP_HUB_CONTAINER".into(), name.clone()));
         }
-        let root = install_root();
+        if let Some(profile) = &args.profile {
+            env.push(("MCP_HUB_ENV_FILE".into(), profile.display().to_string()));
+        }
+        let dir = profile_dir(&data_dir_before_profiles(&env));
         let layers = EnvLayers::resolve(
             env,
-            Some(&root.join("deploy/hub.production.env")),
-            Some(&root.join("deploy/hub.local.env")),
+            Some(&dir.join("hub.production.env")),
+            Some(&dir.join("hub.local.env")),
         )
         .map_err(anyhow::Error::msg)?;
         let (config, warnings) = Config::load(&layers).map_err(anyhow::Error::msg)?;
@@ -74,6 +96,19 @@ impl Instance {
             layers,
             warnings,
         })
+    }
+
+    /// One line naming the profile files and auth mode in force (printed by start/status).
+    pub fn profile_line(&self) -> String {
+        let files = if self.env_files().is_empty() {
+            "none (built-in defaults)".to_string()
+        } else {
+            self.env_files().join(", ")
+        };
+        format!(
+            "Profile: {files}; auth mode: {}",
+            self.config.auth_mode.as_str()
+        )
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -184,6 +219,22 @@ impl Instance {
             .recorded()?
             .filter(|record| crate::process::is_hub_process(record.pid)))
     }
+}
+
+/// The data dir as known before any profile is read (the last MCP_HUB_DATA, else
+/// ~/.mcp-hub), used only to find a profile stored there.
+fn data_dir_before_profiles(env: &[(String, String)]) -> PathBuf {
+    let explicit = env
+        .iter()
+        .rev()
+        .find(|(key, value)| key == "MCP_HUB_DATA" && !value.trim().is_empty())
+        .map(|(_, value)| PathBuf::from(value));
+    explicit.unwrap_or_else(|| {
+        std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default()
+            .join(".mcp-hub")
+    })
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -28,6 +28,19 @@ pub fn signal(pid: u32, name: &str) -> bool {
         .is_ok_and(|status| status.success())
 }
 
+/// Sends a signal to every process of the process group `pgid` (a child started as its own
+/// group leader, and whatever it started).
+pub fn signal_group(pgid: u32, name: &str) -> bool {
+    Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg("--")
+        .arg(format!("-{pgid}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
 /// Waits until the process is gone; false on timeout.
 pub fn wait_for_exit(pid: u32, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;

@@ -221,7 +221,32 @@ fn report_and_observe_over_a_seeded_database() {
             .unwrap();
     assert_eq!(summary["samples"], 2);
     assert_eq!(summary["trend"]["messages_delta"], 0);
-    assert!(text(&observe).contains("Observation complete."));
+    let shown = String::from_utf8_lossy(&observe.stdout).to_string();
+    assert!(shown.contains("Observation complete."));
+    assert!(shown.contains("messages_delta"), "trend table: {shown}");
+    assert!(!shown.contains('{'), "no JSON dump without --json: {shown}");
+
+    // The legacy name still works, and --json prints the summary alone, for machines.
+    let machine = hubctl(
+        data.path(),
+        port,
+        &[
+            "observe-hub",
+            "--interval-sec",
+            "0",
+            "--samples",
+            "1",
+            "--out-dir",
+            out_dir,
+            "--tag",
+            "o2",
+            "--json",
+        ],
+    );
+    assert!(machine.status.success(), "{}", text(&machine));
+    let summary: Value = serde_json::from_slice(&machine.stdout).unwrap();
+    assert_eq!(summary["tag"], "o2");
+    assert_eq!(summary["snapshot"]["messages_total"], 3);
 }
 
 #[test]
@@ -231,6 +256,9 @@ fn report_refuses_a_missing_database_and_a_bad_window() {
     let missing = hubctl(data.path(), port, &["report", "--hours", "2"]);
     assert!(!missing.status.success());
     assert!(text(&missing).contains("Database not found at"));
-    let zero = hubctl(data.path(), port, &["report", "--hours", "0"]);
+    // Under its legacy name too: the window is refused, not the command.
+    let zero = hubctl(data.path(), port, &["pool-report", "--hours", "0"]);
     assert!(!zero.status.success());
+    assert!(text(&zero).contains("--hours"), "{}", text(&zero));
+    assert!(!text(&zero).contains("unrecognized subcommand"));
 }

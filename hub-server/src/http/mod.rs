@@ -196,7 +196,7 @@ async fn health(State(state): State<AppState>) -> Response<Body> {
         "session_idle_timeout_ms": config.session_idle_timeout_ms(),
         "session_gc_enabled": config.session_idle_timeout.is_some(),
         "unknown_session_policy": config.unknown_session_policy.as_str(),
-        "version": env!("CARGO_PKG_VERSION"),
+        "version": crate::VERSION,
         "db_sync": state.hub.store.sync_mode().as_str(),
         "schema_version": crate::store::schema_version(),
     });

@@ -390,7 +390,7 @@ impl rmcp::ServerHandler for HubServer {
                 .enable_prompts()
                 .build(),
         )
-        .with_server_info(Implementation::new("mcp-agent-hub", "1.0.0"))
+        .with_server_info(Implementation::new("mcp-agent-hub", crate::VERSION))
         .with_instructions(
             "Agent Hub: call register_agent first, keep auth.token and pass it as auth_token \
                  (or Authorization: Bearer) on every later call; then get_onboarding \

@@ -16,6 +16,20 @@ async fn handshake_lists_the_tools_with_object_schemas() {
     let client = hub.client().await;
     let info = client.service.peer_info().expect("server info");
     assert_eq!(info.server_info.as_ref().unwrap().name, "mcp-agent-hub");
+    // One version everywhere: initialize's serverInfo and /health agree.
+    assert_eq!(
+        info.server_info.as_ref().unwrap().version,
+        hub_server::VERSION
+    );
+    let health: Value = http()
+        .get(format!("{}/health", hub.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["version"], hub_server::VERSION);
     let tools = client.service.list_all_tools().await.unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
     for expected in [

@@ -62,6 +62,39 @@ pub fn build(instance: &Instance, root: &Path) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// `hubctl --docker test`: builds the Dockerfile's build stage as `<image>-dev` and runs the
+/// workspace tests in it.
+pub fn test(instance: &Instance, args: &[String]) -> anyhow::Result<ExitCode> {
+    ensure_available()?;
+    let dev = format!("{}-dev", image(instance));
+    let root = crate::instance::install_root();
+    println!("Building {dev} from {}...", root.display());
+    let built = Command::new("docker")
+        .args(["build", "--target", "build", "-t", &dev])
+        .arg(&root)
+        .status()?;
+    if !built.success() {
+        return Ok(ExitCode::FAILURE);
+    }
+    let status = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            &dev,
+            "cargo",
+            "test",
+            "--workspace",
+            "--locked",
+        ])
+        .args(args)
+        .status()?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 pub async fn start(instance: &Instance) -> anyhow::Result<ExitCode> {
     ensure_available()?;
     let name = &instance.name;

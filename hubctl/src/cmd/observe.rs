@@ -1,5 +1,6 @@
 //! `hubctl observe`: read-only live sampling of a hub's database into JSONL plus a summary
-//! JSON, with a live table in the terminal (spec http-config-cli §10.4).
+//! JSON (spec http-config-cli §10.4): one aligned row per sample, then the trend as a table;
+//! `--json` prints only the summary JSON.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use hub_server::store::{inspect, reports};
 use serde_json::{Value, json};
 
+use super::bench_runner::progress_bar;
 use crate::instance::Instance;
 
 #[derive(Debug, Args)]
@@ -32,6 +34,51 @@ pub struct ObserveArgs {
     /// Database to read (default: the instance's).
     #[arg(long)]
     db: Option<PathBuf>,
+    /// Print only the summary JSON (no live rows, no tables).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Columns of the live view: one aligned row per sample under one header.
+const LIVE_COLUMNS: [(&str, &str); 8] = [
+    ("agents 5m", "agents_online_5m"),
+    ("pending", "tasks_pending"),
+    ("in progress", "tasks_in_progress"),
+    ("done", "tasks_done"),
+    ("claims", "claims_active"),
+    ("msgs/1m", "messages_1m"),
+    ("activity/1m", "activity_1m"),
+    ("blobs", "protocol_blobs_total"),
+];
+
+fn live_header() -> String {
+    let mut line = format!("{:<8}", "sample");
+    for (title, _) in LIVE_COLUMNS {
+        line.push_str(&format!(" {title:>12}"));
+    }
+    line
+}
+
+fn live_row(label: &str, sample: &Value) -> String {
+    let mut line = format!("{label:<8}");
+    for (_, key) in LIVE_COLUMNS {
+        line.push_str(&format!(" {:>12}", sample[key].as_i64().unwrap_or(0)));
+    }
+    line
+}
+
+/// The summary's trend as a two-column table.
+fn trend_table(summary: &Value) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_header(vec!["trend", "value"]);
+    if let Some(trend) = summary["trend"].as_object() {
+        for (key, value) in trend {
+            table.add_row(vec![key.clone(), value.to_string()]);
+        }
+    }
+    table
 }
 
 fn sample(conn: &inspect::ReadOnlyConnection) -> anyhow::Result<Value> {
@@ -112,35 +159,28 @@ pub async fn run(instance: &Instance, args: ObserveArgs) -> anyhow::Result<ExitC
     let mut raw = std::fs::File::create(&raw_path)
         .with_context(|| format!("creating {}", raw_path.display()))?;
     let mut samples = Vec::new();
+    if !args.json {
+        println!("{}", live_header());
+    }
     for index in 0..args.samples {
         if index > 0 {
-            tokio::time::sleep(Duration::from_secs(args.interval_sec)).await;
+            // A countdown on a terminal (hidden when piped) rather than a silent pause.
+            let wait = progress_bar(args.interval_sec, "s");
+            wait.set_message("until the next sample");
+            for second in 0..args.interval_sec {
+                wait.set_position(second);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            wait.finish_and_clear();
         }
         let row = sample(&conn)?;
         writeln!(raw, "{row}")?;
-        let mut table = Table::new();
-        table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
-            "sample",
-            "agents 5m",
-            "pending",
-            "in progress",
-            "done",
-            "claims",
-            "msgs/1m",
-            "activity/1m",
-        ]);
-        table.add_row(vec![
-            format!("{}/{}", index + 1, args.samples),
-            row["agents_online_5m"].to_string(),
-            row["tasks_pending"].to_string(),
-            row["tasks_in_progress"].to_string(),
-            row["tasks_done"].to_string(),
-            row["claims_active"].to_string(),
-            row["messages_1m"].to_string(),
-            row["activity_1m"].to_string(),
-        ]);
-        println!("sample {}/{} collected", index + 1, args.samples);
-        println!("{table}");
+        let label = format!("{}/{}", index + 1, args.samples);
+        if args.json {
+            eprintln!("sample {label} collected");
+        } else {
+            println!("{}", live_row(&label, &row));
+        }
         samples.push(row);
     }
     let summary = summary(&tag, &instance.name, args.interval_sec, &samples);
@@ -148,9 +188,13 @@ pub async fn run(instance: &Instance, args: ObserveArgs) -> anyhow::Result<ExitC
         &summary_path,
         format!("{}\n", serde_json::to_string_pretty(&summary)?),
     )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("Observation complete.");
     println!("Raw: {}", raw_path.display());
     println!("Summary: {}", summary_path.display());
-    println!("{}", serde_json::to_string_pretty(&summary)?);
+    println!("{}", trend_table(&summary));
     Ok(ExitCode::SUCCESS)
 }

@@ -62,6 +62,7 @@ pub async fn run(instance: &Instance) -> anyhow::Result<ExitCode> {
             println!("  {file}");
         }
     }
+    println!("{}", instance.profile_line());
     instance.print_warnings();
 
     let log = OpenOptions::new()

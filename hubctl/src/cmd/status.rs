@@ -1,5 +1,6 @@
-//! `hubctl status`: process, pid, port, uptime and the /health fields of the instance.
-//! Exits non-zero when the hub is down or does not answer.
+//! `hubctl status`: profile, process, pid, port, uptime and the main /health fields of the
+//! instance as one table (the whole /health object only with `--json`). Exits non-zero when
+//! the hub is down or does not answer.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,6 +9,19 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Value, json};
 
 use crate::instance::Instance;
+use crate::term::{Tone, paint};
+
+/// The /health fields an operator reads in the status table (`--json` has them all).
+const HEALTH_ROWS: [&str; 8] = [
+    "status",
+    "version",
+    "auth_mode",
+    "sessions",
+    "unknown_session_policy",
+    "session_idle_timeout_ms",
+    "namespace_quota_mode",
+    "db_sync",
+];
 
 fn human_size(bytes: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -72,6 +86,7 @@ pub async fn run(instance: &Instance, as_json: bool) -> anyhow::Result<ExitCode>
             "listen": listen,
             "uptime_ms": uptime_ms,
             "env_config": instance.env_files(),
+            "auth_mode": instance.config.auth_mode.as_str(),
             "health": health,
             "database": {"path": instance.db_path(), "size_bytes": db_size},
             "log": instance.logfile(),
@@ -92,50 +107,34 @@ pub async fn run(instance: &Instance, as_json: bool) -> anyhow::Result<ExitCode>
             println!("  {file}");
         }
     }
+    println!("{}", instance.profile_line());
     match running {
-        None => println!("{} is not running.", instance.name),
+        None => println!("{} is {}.", instance.name, paint("not running", Tone::Bad)),
         Some(record) => {
             let mut table = Table::new();
             table.load_preset(UTF8_FULL_CONDENSED);
+            let state = match &health {
+                Some(_) => paint("running", Tone::Good),
+                None => paint("running, health check failed", Tone::Bad),
+            };
             table.add_row(vec!["instance".to_string(), instance.name.clone()]);
+            table.add_row(vec!["state".to_string(), state]);
             table.add_row(vec!["pid".to_string(), record.pid.to_string()]);
             table.add_row(vec!["listen".to_string(), listen.join(", ")]);
             table.add_row(vec![
                 "uptime".to_string(),
                 uptime_ms.map(human_duration).unwrap_or_default(),
             ]);
-            match &health {
-                Some(health) => {
-                    for key in [
-                        "status",
-                        "sessions",
-                        "auth_mode",
-                        "unknown_session_policy",
-                        "session_idle_timeout_ms",
-                        "namespace_quota_mode",
-                        "db_sync",
-                        "version",
-                    ] {
-                        if let Some(value) = health.get(key) {
-                            let text = match value {
-                                Value::String(s) => s.clone(),
-                                other => other.to_string(),
-                            };
-                            table.add_row(vec![key.to_string(), text]);
-                        }
-                    }
-                }
-                None => {
-                    table.add_row(vec![
-                        "health".to_string(),
-                        "Health check failed".to_string(),
-                    ]);
+            for key in HEALTH_ROWS {
+                if let Some(value) = health.as_ref().and_then(|h| h.get(key)) {
+                    let text = match value {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    table.add_row(vec![key.to_string(), text]);
                 }
             }
             println!("{table}");
-            if let Some(health) = &health {
-                println!("{health}");
-            }
         }
     }
     match db_size {

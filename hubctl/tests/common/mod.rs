@@ -15,18 +15,43 @@ pub fn free_port() -> u16 {
 /// deploy/hub.production.env and, being the same file, disables the local overlay: the tests
 /// see built-in defaults only.
 pub fn hubctl(data: &Path, port: u16, args: &[&str]) -> Output {
+    hubctl_command(data, port, args)
+        .output()
+        .expect("hubctl runs")
+}
+
+/// The command `hubctl` runs, for tests that add stdin, a working directory or variables.
+pub fn hubctl_command(data: &Path, port: u16, args: &[&str]) -> Command {
     let profile = data.with_extension("env");
     std::fs::write(&profile, "# empty test profile\n").unwrap();
-    Command::new(env!("CARGO_BIN_EXE_hubctl"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hubctl"));
+    command
         .arg("--data")
         .arg(data)
         .arg("--port")
         .arg(port.to_string())
         .args(args)
         .env("MCP_HUB_ENV_FILE", &profile)
-        .env("MCP_HUB_LOCAL_ENV_FILE", &profile)
-        .output()
-        .expect("hubctl runs")
+        .env("MCP_HUB_LOCAL_ENV_FILE", &profile);
+    command
+}
+
+/// Runs `command` with `input` on its stdin.
+pub fn with_stdin(mut command: Command, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("hubctl runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// stdout and stderr together.
@@ -56,4 +81,16 @@ pub fn start(data: &Path, port: u16) -> (Output, Running<'_>) {
     let guard = Running { data, port };
     assert!(started.status.success(), "{}", text(&started));
     (started, guard)
+}
+
+/// `hubctl start` with extra `MCP_HUB_*` variables (they beat the empty test profile),
+/// asserted to succeed; the guard stops the instance when dropped.
+pub fn start_configured<'a>(data: &'a Path, port: u16, env: &[(&str, &str)]) -> Running<'a> {
+    let started = hubctl_command(data, port, &["start"])
+        .envs(env.iter().copied())
+        .output()
+        .expect("hubctl runs");
+    let guard = Running { data, port };
+    assert!(started.status.success(), "{}", text(&started));
+    guard
 }
