@@ -16,4 +16,5 @@ mod context;
 mod http_surface;
 mod live;
 mod messages;
+mod surface;
 mod tasks;
