@@ -369,6 +369,8 @@ pub struct ReadSnapshotArgs {
     pub context_namespace: Option<String>,
     /// Resolve blob-ref envelopes in messages and context.
     pub resolve_blob_refs: Option<bool>,
+    /// Messages carry their whole content (content; nano k); the page stops near 64 KB.
+    pub include_content: Option<bool>,
     pub auth_token: Option<String>,
 }
 
@@ -487,6 +489,7 @@ fn snapshot(
             resolve_blob_refs: resolve,
             // A snapshot marks nothing read (D12).
             peek: true,
+            whole_content: args.include_content == Some(true),
         },
     )
     .map_err(|e| stage_failure("messages", e))?;
