@@ -45,6 +45,9 @@ enum Scenario {
     /// wait_for_updates: a ping phase on the waiters' sessions, then wake-up latency after a
     /// broadcast; idle CPU with many parked waiters, and response bytes per mode.
     Wake(WakeArgs),
+    /// Bytes of the MCP surface: tools/list in full and per tool profile, the largest tool,
+    /// register_agent per onboarding mode, nano replies (no load; one temporary hub).
+    Tokens(super::bench_tokens::TokensArgs),
 }
 
 /// Which hub(s) to measure.
@@ -236,5 +239,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Claims(claims) => super::bench_claims::run(claims).await,
         Scenario::Suite(tool) => super::bench_suite::run(tool).await,
         Scenario::Wake(wake) => super::bench_wake::run(wake).await,
+        Scenario::Tokens(tokens) => super::bench_tokens::run(tokens).await,
     }
 }
