@@ -33,6 +33,7 @@ pub use pipeline::{
 pub mod tasks;
 pub use onboarding::PROTOCOL_VERSION;
 pub mod protocol;
+pub mod schema;
 pub mod surface;
 // Tools render with the same text helpers the services decide with.
 use crate::domain::text;

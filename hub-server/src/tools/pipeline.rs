@@ -115,7 +115,7 @@ fn define<A: ToolArgs>(
         kind,
         caller_field: A::CALLER_FIELD,
         subject_field: A::SUBJECT_FIELD,
-        schema: schema_for_type::<A>(),
+        schema: Arc::new(super::schema::compact(&schema_for_type::<A>())),
         call,
     }
 }

@@ -405,8 +405,9 @@ register_agent (onboarding_mode \"none\" or \"compact\") and keep auth.token: pa
 auth_token or Authorization: Bearer on every call. Workers loop poll_and_claim -> work \
 (renew_task_claim while busy) -> update_task status done with evidence. Read your inbox with \
 read_messages, passing next_cursor back as cursor (include_content for whole messages); block on \
-wait_for_updates instead of polling. get_onboarding is the manual. Tool profiles: connect to \
-/mcp?tools=worker|orchestrator|observer|full.";
+wait_for_updates instead of polling. get_onboarding is the manual. Shared arguments: auth_token; idempotency_key (a retry \
+with the same key and arguments returns the first reply); trace_id/span_id (tracing). Tool \
+profiles: connect to /mcp?tools=worker|orchestrator|observer|full.";
 
 #[cfg(test)]
 mod tests {
