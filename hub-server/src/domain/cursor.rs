@@ -53,9 +53,44 @@ pub fn page_end(
     (next_cursor, last.map(|(seq, _)| seq), next_offset)
 }
 
+/// How many rows of a page fit a byte budget on their content: rows are kept in order while
+/// the running total stays within `budget`, and the first row always (a message larger than
+/// the budget still arrives whole, alone on its page).
+pub fn rows_within_budget(sizes: impl IntoIterator<Item = usize>, budget: usize) -> usize {
+    let mut total = 0usize;
+    let mut kept = 0;
+    for size in sizes {
+        total = total.saturating_add(size);
+        if kept > 0 && total > budget {
+            break;
+        }
+        kept += 1;
+    }
+    kept
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budget_table() {
+        let cases: [(&[usize], usize, usize); 6] = [
+            (&[], 10, 0),
+            (&[4, 4, 4], 10, 2),
+            (&[4, 6, 1], 10, 2),
+            (&[50, 1], 10, 1),
+            (&[1, 1, 1], 10, 3),
+            (&[0, 0, 11], 10, 2),
+        ];
+        for (sizes, budget, kept) in cases {
+            assert_eq!(
+                rows_within_budget(sizes.iter().copied(), budget),
+                kept,
+                "{sizes:?}"
+            );
+        }
+    }
 
     #[test]
     fn row_cursor_table() {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::blobs::{Resolution, resolve_envelope_from};
 use super::{Ctx, Refusal, forbid_full_in_polling, row_cursor_seq};
 use crate::config::Config;
-use crate::domain::cursor::page_end;
+use crate::domain::cursor::{page_end, row_cursor, rows_within_budget};
 use crate::domain::text::{char_count, collapse_whitespace, minify_json, optional_text};
 use crate::store::blobs as blob_store;
 use crate::store::messages::{
@@ -216,7 +216,14 @@ pub struct ReadInbox {
     pub resolve_blob_refs: bool,
     /// Leave every message unread (read_snapshot, D12).
     pub peek: bool,
+    /// The page carries each message's whole content: it stops once the contents pass
+    /// [`WHOLE_CONTENT_PAGE_BYTES`] (the first message always comes, whatever its size).
+    pub whole_content: bool,
 }
+
+/// The content budget of one whole-content page: large enough for many ordinary messages,
+/// small enough that one reply stays a reasonable tool result.
+pub const WHOLE_CONTENT_PAGE_BYTES: usize = 64 * 1024;
 
 pub struct InboxItem {
     pub row: InboxRow,
@@ -243,6 +250,8 @@ pub struct InboxPage {
     pub last_seq: Option<i64>,
     /// Newest-first reads with more rows: the offset of the next page.
     pub next_offset: Option<i64>,
+    /// Items carry their whole content (the read asked for it).
+    pub whole_content: bool,
 }
 
 /// What an inbox read leaves to write: read marks for the unread rows it returned, and the
@@ -298,18 +307,7 @@ pub fn read_inbox_from(
         page: position,
     };
     let result = message_store::inbox(db, &query)?;
-    let mut effects = InboxEffects {
-        owner,
-        ..InboxEffects::default()
-    };
-    if !read.peek {
-        effects.mark_read = result
-            .rows
-            .iter()
-            .filter(|row| !row.was_read)
-            .map(|row| row.message.id)
-            .collect();
-    }
+    let mut has_more = result.has_more;
     let mut items = Vec::with_capacity(result.rows.len());
     for row in result.rows {
         let resolution = if read.resolve_blob_refs {
@@ -317,10 +315,29 @@ pub fn read_inbox_from(
         } else {
             None
         };
-        if let Some(found) = resolution.as_ref().filter(|r| r.found) {
+        items.push(InboxItem { row, resolution });
+    }
+    if read.whole_content {
+        let kept = rows_within_budget(
+            items.iter().map(|item| item.effective_content().len()),
+            WHOLE_CONTENT_PAGE_BYTES,
+        );
+        has_more |= kept < items.len();
+        items.truncate(kept);
+    }
+    // Marks and blob counts only for what the page returns: a row cut by the budget stays
+    // unread for the next page.
+    let mut effects = InboxEffects {
+        owner,
+        ..InboxEffects::default()
+    };
+    for item in &items {
+        if !read.peek && !item.row.was_read {
+            effects.mark_read.push(item.row.message.id);
+        }
+        if let Some(found) = item.resolution.as_ref().filter(|r| r.found) {
             effects.resolved_blobs.push(found.hash.clone());
         }
-        items.push(InboxItem { row, resolution });
     }
     let last = items
         .last()
@@ -343,16 +360,30 @@ pub fn read_inbox_from(
         delta,
         last,
         cursor,
-        result.has_more,
+        has_more,
         read.offset,
-        read.limit,
+        items.len() as i64,
     );
+    // A plain first read (newest first) hands back where a cursor loop continues: after
+    // the newest row, which is the first; on an empty page, after the newest row visible now.
+    let next_cursor = match (next_cursor, delta || read.offset > 0, items.first()) {
+        (Some(cursor), _, _) => Some(cursor),
+        (None, true, _) => None,
+        (None, false, Some(newest)) => {
+            Some(row_cursor(newest.row.message.seq, newest.row.message.id))
+        }
+        (None, false, None) => Some(row_cursor(
+            message_store::latest_visible_seq(db, &effects.owner)?,
+            0,
+        )),
+    };
     let page = InboxPage {
-        has_more: result.has_more,
+        has_more,
         next_cursor,
         last_seq,
         next_offset,
         items,
+        whole_content: read.whole_content,
     };
     Ok((page, effects))
 }

@@ -22,22 +22,18 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating(
             "resolve_consensus",
             Category::Consensus,
-            "Settle a proposal by weighted votes (inline votes and/or a votes blob by hash or \
-             blob-ref). Outcome accept, reject or escalate_verifier (token budget, too few \
-             votes, high disagreement — first rule wins). Votes must name registered agents. \
-             The decision is persisted; emit_blob_ref_policy can store it as a blob.",
+            "Settle a proposal by weighted votes (inline and/or a votes blob): accept, reject \
+             or escalate_verifier. Votes must name registered agents; the decision persists.",
             Activity::Stream,
             resolve_consensus,
         ),
         super::mutating(
             "resolve_consensus_from_context",
             Category::Consensus,
-            "resolve_consensus with votes read from context. Ballot (a group vote, works \
-             under enforce): agent_ids — each voter's own entry under context_key (default \
-             vote:<proposal_id>) holding {decision, confidence} is its vote; vote_refs add \
-             context_id:N / message_id:N rows, their author voting. A vote naming anyone but \
-             its row's author is refused (VOTE_AUTHOR_MISMATCH); non-voters come back in \
-             missing_voters. Or one entry: context_id, or context_agent_id + context_key.",
+            "resolve_consensus with votes read from context. Ballot: agent_ids — each voter's \
+             own entry under context_key (default vote:<proposal_id>) is its vote; a vote \
+             naming anyone but its row's author is refused (VOTE_AUTHOR_MISMATCH). Or one \
+             entry: context_id, or context_agent_id + context_key.",
             Activity::Stream,
             resolve_consensus_from_context,
         ),

@@ -28,10 +28,9 @@ pub fn tools() -> Vec<ToolDef> {
         super::waiting(
             "wait_for_updates",
             Category::Observability,
-            "Long-poll: returns as soon as a watched stream (messages visible to you, tasks, \
-         context, activity) changes after your cursor, or at wait_ms. Pass the returned cursor \
-         to the next call: no change is ever skipped. Idle waiting costs nothing; honour \
-         retry_after_ms on timeouts. response_mode nano {c,s,u,r} is the smallest.",
+            "Long-poll: returns when a watched stream (your messages, tasks, context, \
+             activity) changes after your cursor, or at wait_ms. Pass the returned cursor \
+             back: no change is skipped. Use it instead of polling reads.",
             wait_for_updates,
         ),
         super::reading_marked(
@@ -376,6 +375,8 @@ pub struct ReadSnapshotArgs {
     pub context_namespace: Option<String>,
     /// Resolve blob-ref envelopes in messages and context.
     pub resolve_blob_refs: Option<bool>,
+    /// Messages carry their whole content (content; nano k); the page stops near 64 KB.
+    pub include_content: Option<bool>,
     pub auth_token: Option<String>,
 }
 
@@ -494,6 +495,7 @@ fn snapshot(
             resolve_blob_refs: resolve,
             // A snapshot marks nothing read (D12).
             peek: true,
+            whole_content: args.include_content == Some(true),
         },
     )
     .map_err(|e| stage_failure("messages", e))?;

@@ -36,9 +36,10 @@ pub fn tools() -> Vec<ToolDef> {
         super::reading_marked(
             "read_messages",
             Category::Messaging,
-            "Read your inbox (direct and broadcast messages). For loops pass the returned \
-             next_cursor back as cursor: every message arrives exactly once, in order. \
-             response_mode full/compact/tiny/nano; full is refused in polling reads.",
+            "Read your inbox (direct and broadcast). Loop: pass next_cursor back as cursor \
+             (a plain first read returns one too): every message once, in order. Full mode is \
+             refused in cursor/polling reads, so use compact/tiny/nano with \
+             include_content:true to receive whole messages.",
             super::FollowUpOrder::PerCaller,
             read_messages,
         ),
@@ -140,6 +141,9 @@ pub struct ReadMessagesArgs {
     pub polling: Option<bool>,
     /// Resolve blob-ref envelopes (send_blob_message): adds blob_ref and resolved_content.
     pub resolve_blob_refs: Option<bool>,
+    /// compact/tiny/nano: add each message's whole content (content; nano k). A page stops
+    /// near 64 KB (has_more).
+    pub include_content: Option<bool>,
     pub auth_token: Option<String>,
 }
 tool_args!(ReadMessagesArgs, caller = agent_id);
@@ -166,6 +170,7 @@ fn read_messages(
         polling: args.polling == Some(true),
         resolve_blob_refs: args.resolve_blob_refs == Some(true),
         peek: false,
+        whole_content: args.include_content == Some(true) && mode != ReadMode::Full,
     };
     let (page, effects) = service::read_inbox_from(db, ctx, read)?;
     let follow_up: Option<FollowUp> = (!effects.is_empty())
@@ -185,7 +190,7 @@ pub fn render_inbox(page: &InboxPage, mode: ReadMode) -> Value {
             "messages".into(),
             page.items
                 .iter()
-                .map(|item| message_item(item, mode))
+                .map(|item| message_item(item, mode, page.whole_content))
                 .collect(),
         );
         body.insert("has_more".into(), json!(page.has_more));
@@ -197,7 +202,7 @@ pub fn render_inbox(page: &InboxPage, mode: ReadMode) -> Value {
     Value::Object(body)
 }
 
-fn message_item(item: &InboxItem, mode: ReadMode) -> Value {
+fn message_item(item: &InboxItem, mode: ReadMode, whole: bool) -> Value {
     let m = &item.row.message;
     let read = u8::from(item.row.was_read);
     let resolution: Option<&Resolution> = item.resolution.as_ref();
@@ -237,7 +242,9 @@ fn message_item(item: &InboxItem, mode: ReadMode) -> Value {
                 item["blob_ref_hash"] = json!(res.hash);
                 item["blob_resolved"] = json!(res.found);
             }
-            if mode == ReadMode::Compact {
+            if whole {
+                item["content"] = json!(text);
+            } else if mode == ReadMode::Compact {
                 item["content_preview"] = json!(prefix(text, 180));
             }
             item
@@ -247,10 +254,13 @@ fn message_item(item: &InboxItem, mode: ReadMode) -> Value {
 
 /// The nano rows of a page (`m`), also read_snapshot's nano `s.m`.
 pub fn nano_items(page: &InboxPage) -> Value {
-    page.items.iter().map(nano_item).collect()
+    page.items
+        .iter()
+        .map(|item| nano_item(item, page.whole_content))
+        .collect()
 }
 
-fn nano_item(item: &InboxItem) -> Value {
+fn nano_item(item: &InboxItem, whole: bool) -> Value {
     let m = &item.row.message;
     let resolution = item.resolution.as_ref();
     let text = item.effective_content();
@@ -272,6 +282,9 @@ fn nano_item(item: &InboxItem) -> Value {
     if let Some(res) = resolution {
         item["b"] = json!(res.short_hash());
         item["z"] = json!(u8::from(res.found));
+    }
+    if whole {
+        item["k"] = json!(text);
     }
     item
 }

@@ -39,6 +39,8 @@ pub use pipeline::{
 pub mod tasks;
 pub use onboarding::PROTOCOL_VERSION;
 pub mod protocol;
+pub mod schema;
+pub mod surface;
 // Tools render with the same text helpers the services decide with.
 use crate::domain::text;
 
@@ -274,11 +276,24 @@ pub struct CallEnv {
 type CallFuture = Pin<Box<dyn Future<Output = Result<Value, Rejected>> + Send>>;
 type CallFn = Box<dyn Fn(Arc<Hub>, CallEnv, JsonObject) -> CallFuture + Send + Sync>;
 
+/// How a tool's op runs, as far as its effect on the hub goes; the annotations of
+/// [`surface::CATALOG`] are checked against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolKind {
+    /// On the writer.
+    Writes,
+    /// On the reader pool, then marks the caller's messages read.
+    MarksRead,
+    /// On the reader pool or waiting; at most access counters follow.
+    Reads,
+}
+
 /// One tool: its wire description and how to run it.
 pub struct ToolDef {
     pub name: &'static str,
     pub category: Category,
     pub description: &'static str,
+    pub kind: ToolKind,
     pub caller_field: Option<&'static str>,
     /// The argument naming whose private data is read, where it may differ from the caller.
     pub subject_field: Option<&'static str>,
@@ -321,8 +336,29 @@ pub fn registry() -> &'static Registry {
     })
 }
 
-fn wire_tool(def: &ToolDef) -> Tool {
-    Tool::new(def.name, def.description, def.schema.clone())
+/// The tool as `tools/list` shows it: description, schema, annotations from the catalog.
+pub fn wire_tool(def: &ToolDef) -> Tool {
+    let tool = Tool::new(def.name, def.description, def.schema.clone());
+    match surface::annotations(def.name) {
+        Some(annotations) => tool.annotate(annotations),
+        None => tool,
+    }
+}
+
+/// The tool profile the request's connection asked for; an unknown name is a protocol
+/// error naming the choices.
+fn profile_of(context: &RequestContext<RoleServer>) -> Result<surface::Profile, ErrorData> {
+    surface::requested_profile(context.extensions.get::<http::request::Parts>()).map_err(|name| {
+        ErrorData::invalid_params(
+            format!(
+                "unknown tool profile '{name}' ({} / {} header): use worker, \
+                     orchestrator, observer or full",
+                surface::PROFILE_QUERY,
+                surface::PROFILE_HEADER
+            ),
+            None,
+        )
+    })
 }
 
 /// Renders a tool's JSON object as the MCP result: one compact text block; refusals also
@@ -391,12 +427,7 @@ impl rmcp::ServerHandler for HubServer {
                 .build(),
         )
         .with_server_info(Implementation::new("mcp-agent-hub", crate::VERSION))
-        .with_instructions(
-            "Agent Hub: call register_agent first, keep auth.token and pass it as auth_token \
-                 (or Authorization: Bearer) on every later call; then get_onboarding \
-                 {mode:\"compact\"} once. Prompts: onboarding, orchestrator, reviewer, \
-                 assistant, isolated-swarm.",
-        )
+        .with_instructions(surface::INSTRUCTIONS)
     }
 
     async fn list_prompts(
@@ -418,10 +449,16 @@ impl rmcp::ServerHandler for HubServer {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        let profile = profile_of(&context)?;
         Ok(ListToolsResult::with_all_items(
-            registry().tools.iter().map(wire_tool).collect(),
+            registry()
+                .tools
+                .iter()
+                .filter(|def| profile.allows(def.name))
+                .map(wire_tool)
+                .collect(),
         ))
     }
 
@@ -440,6 +477,10 @@ impl rmcp::ServerHandler for HubServer {
                 None,
             ));
         };
+        let profile = profile_of(&context)?;
+        if !profile.allows(def.name) {
+            return Ok(render(&surface::outside_profile(def.name, profile)).into());
+        }
         let env = call_env(&context);
         let arguments = request.arguments.unwrap_or_default();
         let started = std::time::Instant::now();

@@ -75,7 +75,7 @@ fn rules(config: &Config) -> Value {
         "namespace_isolation": "set namespace on every swarm or experiment task operation",
         "pagination": {
             "delta_tools": ["read_messages", "list_tasks"],
-            "rule": "pass next_cursor back as cursor; has_more tells whether another page follows"
+            "rule": "pass next_cursor back as cursor (a plain first read returns one); has_more tells whether another page follows; read_messages/read_snapshot include_content:true carries whole messages in compact/tiny/nano"
         },
         "event_driven": {
             "rule": "idle with wait_for_updates on a cursor instead of polling reads",

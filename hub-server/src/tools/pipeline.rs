@@ -13,7 +13,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{
-    CallEnv, CallFn, Category, Hub, OpCtx, ToolArgs, ToolDef, ToolError, ToolResult, validate,
+    CallEnv, CallFn, Category, Hub, OpCtx, ToolArgs, ToolDef, ToolError, ToolKind, ToolResult,
+    validate,
 };
 use crate::auth::{self, AuthDecision, AuthOutcome, Caller};
 use crate::bookkeeping::{CallRecord, CallStat};
@@ -164,15 +165,17 @@ fn define<A: ToolArgs>(
     name: &'static str,
     category: Category,
     description: &'static str,
+    kind: ToolKind,
     call: CallFn,
 ) -> ToolDef {
     ToolDef {
         name,
         category,
         description,
+        kind,
         caller_field: A::CALLER_FIELD,
         subject_field: A::SUBJECT_FIELD,
-        schema: schema_for_type::<A>(),
+        schema: Arc::new(super::schema::compact(&schema_for_type::<A>())),
         call,
     }
 }
@@ -242,6 +245,7 @@ pub fn mutating_prepared<A: ToolArgs, P: Send + 'static, O: Send + 'static>(
         name,
         category,
         description,
+        ToolKind::Writes,
         Box::new(move |hub, env, raw| {
             Box::pin(async move {
                 let (args, call) = parse_args::<A>(&hub, name, env, raw, activity)?;
@@ -277,6 +281,7 @@ pub fn reading<A: ToolArgs>(
         name,
         category,
         description,
+        ToolKind::Reads,
         Box::new(move |hub, env, raw| {
             Box::pin(async move {
                 let (args, call) = parse_args::<A>(&hub, name, env, raw, Activity::Quiet)?;
@@ -303,6 +308,7 @@ pub fn waiting<A: ToolArgs>(
         name,
         category,
         description,
+        ToolKind::Reads,
         Box::new(move |hub, env, raw| {
             Box::pin(async move {
                 let (args, call) = parse_args::<A>(&hub, name, env, raw, Activity::Quiet)?;
@@ -793,10 +799,17 @@ pub fn reading_marked<A: ToolArgs>(
     order: FollowUpOrder,
     op: MarkingOp<A>,
 ) -> ToolDef {
+    // Read marks change what the caller's next unread-only read returns; access counters
+    // change nothing a client sees.
+    let kind = match order {
+        FollowUpOrder::PerCaller => ToolKind::MarksRead,
+        FollowUpOrder::Unordered => ToolKind::Reads,
+    };
     define::<A>(
         name,
         category,
         description,
+        kind,
         Box::new(move |hub, env, raw| {
             Box::pin(async move {
                 let (args, call) = parse_args::<A>(&hub, name, env, raw, Activity::Quiet)?;

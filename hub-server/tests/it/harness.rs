@@ -178,6 +178,11 @@ impl Client {
         if let Some(token) = bearer {
             config = config.auth_header(token.to_string());
         }
+        Self::connect_with(config).await
+    }
+
+    /// A session over a transport configured by the test (custom headers).
+    pub async fn connect_with(config: StreamableHttpClientTransportConfig) -> Client {
         let transport = StreamableHttpClientTransport::from_config(config);
         let service = ClientConfig::default()
             .serve(transport)

@@ -20,5 +20,6 @@ mod live;
 mod messages;
 mod prompts;
 mod observability;
+mod surface;
 mod tasks;
 mod wire;

@@ -48,7 +48,15 @@ async fn direct_and_broadcast_visibility_and_read_state() {
     assert_eq!(body["messages"][0]["to_agent"], Value::Null);
     assert_eq!(body["messages"][0]["read"], 0);
     assert_eq!(body["has_more"], false);
-    assert_eq!(body["next_cursor"], Value::Null);
+    // A plain read hands back the cursor a loop continues from: after the newest row.
+    let resume = body["next_cursor"].as_str().expect("a cursor").to_string();
+    let after = client
+        .call(
+            "read_messages",
+            json!({"agent_id": "b", "cursor": resume, "response_mode": "tiny"}),
+        )
+        .await;
+    assert!(after.ok()["messages"].as_array().unwrap().is_empty());
 
     // The sender of a broadcast sees it; a third party does not see a direct message.
     let c = client.call("read_messages", json!({"agent_id": "c"})).await;
@@ -611,6 +619,112 @@ async fn concurrent_unread_reads_of_one_inbox_never_repeat_a_message() {
         "marks survived"
     );
     sender.close().await;
+    client.close().await;
+    hub.stop().await;
+}
+
+/// The documented loop (plain first read, then cursor reads in a polling mode with
+/// include_content) delivers every message whole, once, in order — a 10 KB one included —
+/// and a page cut by the content budget leaves the rest unread for the next page.
+#[tokio::test]
+async fn cursor_loop_with_include_content_carries_whole_messages() {
+    let hub = TestHub::start_with(&[("MCP_HUB_MAX_MESSAGE_CONTENT_CHARS", "100000")]).await;
+    let client = hub.client().await;
+    let first = client
+        .call(
+            "read_messages",
+            json!({"agent_id": "b", "response_mode": "compact"}),
+        )
+        .await;
+    let cursor = first.ok()["next_cursor"]
+        .as_str()
+        .expect("a plain first read hands back a cursor")
+        .to_string();
+
+    let ten_kb: String = (0..10_240)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let large = "x".repeat(30_000);
+    let sent = [
+        "short".to_string(),
+        ten_kb.clone(),
+        large.clone(),
+        large.clone(),
+        format!("{large}!"),
+    ];
+    for content in &sent {
+        send(&client, "a", Some("b"), content).await;
+    }
+
+    for mode in ["nano", "compact"] {
+        let mut received = Vec::new();
+        let mut pages = 0;
+        let mut loop_cursor = cursor.clone();
+        loop {
+            let page = client
+                .call(
+                    "read_messages",
+                    json!({"agent_id": "b", "cursor": loop_cursor, "response_mode": mode,
+                           "include_content": true, "polling": true}),
+                )
+                .await;
+            let body = page.ok().clone();
+            pages += 1;
+            let (items, more, next, key) = if mode == "nano" {
+                (&body["m"], body["h"] == 1, &body["n"], "k")
+            } else {
+                (
+                    &body["messages"],
+                    body["has_more"] == true,
+                    &body["next_cursor"],
+                    "content",
+                )
+            };
+            for item in items.as_array().unwrap() {
+                received.push(item[key].as_str().expect("whole content").to_string());
+            }
+            loop_cursor = next.as_str().unwrap().to_string();
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(
+            received, sent,
+            "{mode}: every message whole, once, in order"
+        );
+        assert!(
+            pages >= 2,
+            "{mode}: the 64 KB budget splits the pages ({pages})"
+        );
+        if mode == "nano" {
+            // The marks followed the pages: nothing is left unread.
+            hub.flush_bookkeeping().await;
+            let unread = client
+                .call(
+                    "read_messages",
+                    json!({"agent_id": "b", "unread_only": true, "response_mode": "tiny"}),
+                )
+                .await;
+            assert_eq!(unread.ok()["messages"].as_array().unwrap().len(), 0);
+        }
+    }
+
+    // read_snapshot carries the whole message too.
+    let snapshot = client
+        .call(
+            "read_snapshot",
+            json!({"agent_id": "b", "response_mode": "compact", "include_content": true,
+                   "message_limit": 2}),
+        )
+        .await;
+    let messages = snapshot.ok()["snapshot"]["messages"]["messages"].clone();
+    let contents: Vec<&str> = messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert!(contents.contains(&format!("{large}!").as_str()));
     client.close().await;
     hub.stop().await;
 }

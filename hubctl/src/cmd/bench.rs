@@ -48,6 +48,9 @@ enum Scenario {
     /// Artifact upload/download MB/s per file size against a raw loopback TCP copy of the
     /// same bytes, and the hub's peak RSS growth during the largest upload.
     Artifacts(super::bench_artifacts::ArtifactsArgs),
+    /// Bytes of the MCP surface: tools/list in full and per tool profile, the largest tool,
+    /// register_agent per onboarding mode, nano replies (no load; one temporary hub).
+    Tokens(super::bench_tokens::TokensArgs),
 }
 
 /// Which hub(s) to measure.
@@ -244,5 +247,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Suite(tool) => super::bench_suite::run(tool).await,
         Scenario::Wake(wake) => super::bench_wake::run(wake).await,
         Scenario::Artifacts(artifacts) => super::bench_artifacts::run(artifacts).await,
+        Scenario::Tokens(tokens) => super::bench_tokens::run(tokens).await,
     }
 }

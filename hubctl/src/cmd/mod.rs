@@ -9,6 +9,7 @@ pub mod bench_ping;
 pub mod bench_report;
 pub mod bench_runner;
 pub mod bench_suite;
+pub mod bench_tokens;
 pub mod bench_wake;
 pub mod clean;
 pub mod consensus_ab;

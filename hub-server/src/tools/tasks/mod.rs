@@ -31,10 +31,8 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating_rendered(
             "create_task",
             Category::Tasks,
-            "Create a task (status pending). Optional depends_on (task ids; unknown ids are \
-             refused), priority low|medium|high|critical, namespace, execution_mode \
-             any|repo|isolated, consistency_mode auto|cheap|strict, assigned_to (pre-assigns; \
-             the task stays pending). Supports idempotency_key.",
+            "Create a task (status pending). depends_on task ids must exist; assigned_to \
+             pre-assigns (the task stays pending until claimed).",
             Activity::Stream,
             create_task,
             render::created,
@@ -42,10 +40,9 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating_rendered(
             "update_task",
             Category::Tasks,
-            "Update a task you created, are assigned or hold the claim of (orchestrators: any). \
-             in_progress is entered and left only through the claim tools. status done runs the \
-             done gate: pass confidence, verification_passed:true, evidence_refs and, when \
-             required, verified_by (another registered agent).",
+            "Update a task you created, are assigned or hold the claim of. in_progress is \
+             entered and left only through the claim tools; status done needs confidence, \
+             verification_passed:true, evidence_refs (and verified_by when required).",
             Activity::Stream,
             update_task,
             render::done,
