@@ -161,8 +161,8 @@ async fn purge_expired(hub: &Hub, now: i64, report: &mut MaintenanceReport) -> S
     report.artifact_tickets_purged = tickets;
     if !files.is_empty() {
         let dir = config.artifacts_dir.clone();
-        let _ = tokio::task::spawn_blocking(move || crate::artifact_files::remove(&dir, &files))
-            .await;
+        let _ =
+            tokio::task::spawn_blocking(move || crate::artifact_files::remove(&dir, &files)).await;
     }
     Ok(())
 }

@@ -301,6 +301,13 @@ pub struct ToolDef {
     call: CallFn,
 }
 
+impl ToolDef {
+    /// For a tool whose effect differs from what its tool kind implies.
+    pub fn with_kind(self, kind: ToolKind) -> Self {
+        ToolDef { kind, ..self }
+    }
+}
+
 /// All tools this build serves, in catalog order.
 pub struct Registry {
     pub tools: Vec<ToolDef>,

@@ -76,13 +76,15 @@ pub fn tools() -> Vec<ToolDef> {
              overall and per tool: valid, missing, invalid, skipped.",
             get_auth_coverage,
         ),
+        // Awaited like a wait (the pass runs its own writer requests), but it writes.
         super::waiting(
             "run_maintenance",
             Category::Observability,
             "Run the maintenance pass now (SLOs, expired claims, presence, retention); \
              dry_run:true only describes it. Under enforce it needs a granted orchestrator.",
             run_maintenance,
-        ),
+        )
+        .with_kind(super::ToolKind::Writes),
     ]
 }
 

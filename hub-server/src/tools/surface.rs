@@ -313,8 +313,9 @@ pub const CATALOG: &[Entry] = &[
         "get_task_handoff",
         "Get task handoff",
         Artifacts,
-        Read,
-        W | O | B,
+        // include_downloads issues download tickets.
+        Add,
+        W | O,
     ),
     // Observability (tools-more §4).
     row(

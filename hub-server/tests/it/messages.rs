@@ -629,6 +629,7 @@ async fn concurrent_unread_reads_of_one_inbox_never_repeat_a_message() {
 #[tokio::test]
 async fn cursor_loop_with_include_content_carries_whole_messages() {
     let hub = TestHub::start_with(&[("MCP_HUB_MAX_MESSAGE_CONTENT_CHARS", "100000")]).await;
+    hub.register_ids(&["a", "b"]).await;
     let client = hub.client().await;
     let first = client
         .call(
