@@ -224,6 +224,8 @@ pub struct Config {
     pub extra_bind_hosts: Vec<IpAddr>,
     pub data_dir: PathBuf,
     pub db_path: PathBuf,
+    /// `MCP_HUB_DB_URL`: PostgreSQL instead of the SQLite file at `db_path`.
+    pub db_url: Option<String>,
     pub artifacts_dir: PathBuf,
     pub db_sync: SyncMode,
     pub public_base_url: String,
@@ -320,6 +322,7 @@ impl std::fmt::Debug for Config {
             extra_bind_hosts,
             data_dir,
             db_path,
+            db_url,
             artifacts_dir,
             db_sync,
             public_base_url,
@@ -392,6 +395,7 @@ impl std::fmt::Debug for Config {
             .field("extra_bind_hosts", extra_bind_hosts)
             .field("data_dir", data_dir)
             .field("db_path", db_path)
+            .field("db_url", &db_url.as_deref().map(redact_url))
             .field("artifacts_dir", artifacts_dir)
             .field("db_sync", db_sync)
             .field("public_base_url", public_base_url)
@@ -488,6 +492,7 @@ impl Config {
             extra_bind_hosts: Vec::new(),
             data_dir: PathBuf::new(),
             db_path: PathBuf::new(),
+            db_url: None,
             artifacts_dir: PathBuf::new(),
             db_sync: SyncMode::Full,
             public_base_url: String::new(),
@@ -644,4 +649,18 @@ pub fn help_text() -> String {
         text.push('\n');
     }
     text
+}
+
+/// A database URL with its password replaced, for logs and `Debug`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_string(),
+    }
 }

@@ -119,6 +119,19 @@ pub const VARIABLES: &[Variable] = &[
         |f, c| c.db_path = f.path().unwrap_or_else(|| c.data_dir.join("hub.db")),
     ),
     var(
+        "MCP_HUB_DB_URL",
+        "",
+        "postgres://user:pass@host/db selects PostgreSQL (N hub replicas may share it); empty: the SQLite file",
+        |f, c| {
+            c.db_url = f.raw().map(str::trim).filter(|u| !u.is_empty()).map(String::from);
+            if let Some(url) = &c.db_url
+                && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+            {
+                f.fail("must start with postgres:// or postgresql://".into());
+            }
+        },
+    ),
+    var(
         "MCP_HUB_ARTIFACTS_DIR",
         "<dir of MCP_HUB_DB>/artifacts",
         "artifact byte store",
