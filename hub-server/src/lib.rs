@@ -110,11 +110,20 @@ pub async fn start(
     anyhow::ensure!(!listeners.is_empty(), "no listener to serve on");
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    let db_path = config.db_path.clone();
-    let sync = config.db_sync;
-    let store = tokio::task::spawn_blocking(move || Store::open(&db_path, sync, clock))
+    let target = match &config.db_url {
+        Some(url) => store::Target::Postgres { url: url.clone() },
+        None => store::Target::Sqlite {
+            path: config.db_path.clone(),
+            sync: config.db_sync,
+        },
+    };
+    let described = match &target {
+        store::Target::Postgres { url } => config::redact_url(url),
+        store::Target::Sqlite { path, .. } => path.display().to_string(),
+    };
+    let store = tokio::task::spawn_blocking(move || Store::open_target(target, clock))
         .await?
-        .with_context(|| format!("opening database {}", config.db_path.display()))?;
+        .with_context(|| format!("opening database {described}"))?;
     // Before serving: interrupted uploads and files no row names are removed, so a hub
     // killed mid-upload leaves nothing behind.
     let referenced = store

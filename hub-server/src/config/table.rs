@@ -123,7 +123,11 @@ pub const VARIABLES: &[Variable] = &[
         "",
         "postgres://user:pass@host/db selects PostgreSQL (N hub replicas may share it); empty: the SQLite file",
         |f, c| {
-            c.db_url = f.raw().map(str::trim).filter(|u| !u.is_empty()).map(String::from);
+            c.db_url = f
+                .raw()
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(String::from);
             if let Some(url) = &c.db_url
                 && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
             {

@@ -287,6 +287,7 @@ const SAMPLE: &[(&str, &str)] = &[
     ("MCP_HUB_DB", "/srv/db/hub.sqlite"),
     ("MCP_HUB_ARTIFACTS_DIR", "/srv/blobs"),
     ("MCP_HUB_DB_SYNC", "normal"),
+    ("MCP_HUB_DB_URL", "postgres://hub:secret@db.internal/hub"),
     ("MCP_HUB_PUBLIC_BASE_URL", "https://hub.example/"),
     ("MCP_HUB_ENV_FILE", "/etc/hub.env"),
     ("MCP_HUB_LOCAL_ENV_FILE", "/etc/hub.local.env"),

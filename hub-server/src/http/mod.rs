@@ -197,7 +197,8 @@ async fn health(State(state): State<AppState>) -> Response<Body> {
         "session_gc_enabled": config.session_idle_timeout.is_some(),
         "unknown_session_policy": config.unknown_session_policy.as_str(),
         "version": crate::VERSION,
-        "db_sync": state.hub.store.sync_mode().as_str(),
+        "db_sync": state.hub.store.sync_mode().map(crate::store::SyncMode::as_str),
+        "database": state.hub.store.database_state(),
         "schema_version": crate::store::schema_version(),
     });
     with_capabilities(json_response(StatusCode::OK, &body))

@@ -2,7 +2,7 @@
 //! message bodies. Holds every row that advances the activity stream and a bounded sample of
 //! quiet rows (see `crate::bookkeeping`); counts come from `super::stats`.
 
-use rusqlite::params;
+use crate::store::sql::params;
 
 use super::{Db, StoreResult, Stream, WriteTx};
 
@@ -78,6 +78,6 @@ pub fn list(
                 created_at: r.get(4)?,
             })
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<crate::store::sql::Result<Vec<_>>>()?;
     Ok(rows)
 }

@@ -1,6 +1,6 @@
 //! The agent registry: identity, lifecycle, runtime profile and presence.
 
-use rusqlite::{OptionalExtension, Row, params};
+use crate::store::sql::{OptionalExtension, Row, params};
 
 use super::{Db, StoreResult, WriteTx};
 
@@ -22,7 +22,7 @@ pub struct AgentRow {
 const COLUMNS: &str = "id, name, type, capabilities, role, lifecycle, runtime_mode, \
                        runtime_profile_json, status, last_seen, created_at";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<AgentRow> {
+fn from_row(row: &Row<'_>) -> crate::store::sql::Result<AgentRow> {
     Ok(AgentRow {
         id: row.get(0)?,
         name: row.get(1)?,
@@ -146,7 +146,7 @@ pub fn list(db: &Db, limit: i64, offset: i64) -> StoreResult<Vec<AgentRow>> {
     ))?;
     let rows = stmt
         .query_map(params![limit, offset], from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<crate::store::sql::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
@@ -234,7 +234,7 @@ pub fn stale_ids(
             )?;
             let rows = stmt
                 .query_map(params![lifecycle, cutoff], |r| r.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::store::sql::Result<Vec<_>>>()?;
             ids.extend(rows);
         }
     }

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use rusqlite::{OptionalExtension, Row, params};
+use crate::store::sql::{OptionalExtension, Row, params};
 
 use super::{Db, StoreResult, Stream, WriteTx};
 use crate::domain::artifact::TicketKind;
@@ -39,7 +39,7 @@ const COLUMNS: &str = "a.id, a.created_by, a.name, a.mime_type, a.size_bytes, a.
                        a.storage_path, a.namespace, a.summary, a.created_at, a.updated_at, \
                        a.access_count, a.ttl_expires_at";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<ArtifactRow> {
+fn from_row(row: &Row<'_>) -> crate::store::sql::Result<ArtifactRow> {
     Ok(ArtifactRow {
         id: row.get(0)?,
         created_by: row.get(1)?,
@@ -286,7 +286,7 @@ pub fn insert_ticket(tx: &mut WriteTx<'_>, token_hash: &[u8], ticket: &Ticket) -
     Ok(())
 }
 
-fn ticket_from_row(row: &Row<'_>) -> rusqlite::Result<Ticket> {
+fn ticket_from_row(row: &Row<'_>) -> crate::store::sql::Result<Ticket> {
     let kind: String = row.get(0)?;
     Ok(Ticket {
         // Only this module writes the column, with `TicketKind::as_str`.

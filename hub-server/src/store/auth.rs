@@ -1,6 +1,6 @@
 //! Agent tokens (stored as SHA-256 digests, never in clear) and the auth-event log.
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 
 use super::{Db, StoreResult, WriteTx};
 

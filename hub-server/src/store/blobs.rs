@@ -3,7 +3,7 @@
 //! Identical stored values dedupe onto one row. Every read through [`get_and_touch`]
 //! counts (`access_count`) and extends retention (`updated_at`); listing does not.
 
-use rusqlite::{OptionalExtension, Row, params};
+use crate::store::sql::{OptionalExtension, Row, params};
 
 use super::{Db, StoreResult, WriteTx};
 
@@ -27,7 +27,7 @@ pub struct BlobMeta {
     pub access_count: i64,
 }
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<BlobRow> {
+fn from_row(row: &Row<'_>) -> crate::store::sql::Result<BlobRow> {
     Ok(BlobRow {
         hash: row.get(0)?,
         value: row.get(1)?,
@@ -120,7 +120,7 @@ pub fn list(db: &Db, limit: i64, offset: i64) -> StoreResult<Vec<BlobMeta>> {
                 access_count: row.get(4)?,
             })
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<crate::store::sql::Result<Vec<_>>>()?;
     Ok(rows)
 }
 

@@ -3,7 +3,7 @@
 //! [`crate::bookkeeping`] and applied here in one writer request, so a tool call costs the
 //! writer only its own SQL.
 
-use rusqlite::params;
+use crate::store::sql::params;
 
 use super::activity::ActivityRow;
 use super::stats::{ActivityKey, CallKey};

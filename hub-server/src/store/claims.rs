@@ -6,7 +6,7 @@
 //! row. Whoever deletes a claim also moves its task out of `in_progress` (sweep, release,
 //! reaping), in the same transaction.
 
-use rusqlite::{OptionalExtension, Row, params};
+use crate::store::sql::{OptionalExtension, Row, params};
 
 use super::tasks::{self, TaskRow};
 use super::{Db, StoreResult, WriteTx};
@@ -31,7 +31,7 @@ impl ClaimRow {
 
 const COLUMNS: &str = "task_id, agent_id, claim_id, claimed_at, lease_expires_at, updated_at";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<ClaimRow> {
+fn from_row(row: &Row<'_>) -> crate::store::sql::Result<ClaimRow> {
     Ok(ClaimRow {
         task_id: row.get(0)?,
         agent_id: row.get(1)?,
@@ -191,7 +191,7 @@ pub fn sweep_expired(tx: &mut WriteTx<'_>) -> StoreResult<usize> {
             "SELECT {COLUMNS} FROM task_claims WHERE lease_expires_at <= ?1"
         ))?;
         stmt.query_map([now], from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?
+            .collect::<crate::store::sql::Result<Vec<_>>>()?
     };
     drop_claims_and_requeue(tx, &expired, StatusSource::LeaseExpiry)?;
     Ok(expired.len())
@@ -208,7 +208,7 @@ pub fn reap_ephemeral(tx: &mut WriteTx<'_>, updated_before_ms: i64) -> StoreResu
                            AND a.lifecycle = 'ephemeral' AND a.status = 'offline')"
         ))?;
         stmt.query_map([updated_before_ms], from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?
+            .collect::<crate::store::sql::Result<Vec<_>>>()?
     };
     drop_claims_and_requeue(tx, &stale, StatusSource::Maintenance)?;
     Ok(stale.len())
@@ -281,7 +281,7 @@ pub fn list_live(db: &Db, agent_id: Option<&str>, now_ms: i64) -> StoreResult<Ve
                 task_priority: r.get(8)?,
             })
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?)
+        .collect::<crate::store::sql::Result<Vec<_>>>()?)
 }
 
 /// Whether any claim row exists in the hub (shapes the poll back-off cap).

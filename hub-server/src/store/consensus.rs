@@ -2,7 +2,7 @@
 //! counted and the source each was proven by (`votes_json`). The agent quality counters
 //! that weight votes belong to `store::quality`; their old names here are re-exports.
 
-use rusqlite::params;
+use crate::store::sql::params;
 
 use super::{Db, StoreResult, WriteTx};
 
@@ -89,7 +89,7 @@ pub fn list_decisions(
                 created_at: row.get(7)?,
             })
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<crate::store::sql::Result<Vec<_>>>()?;
     Ok(rows)
 }
 

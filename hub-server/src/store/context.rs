@@ -4,7 +4,7 @@
 //! delta reads ("what changed after cursor S") walk `seq` ascending and never skip a change
 //! made in the same millisecond (D8, D17). An updated row moves to the end of the feed.
 
-use rusqlite::{OptionalExtension, Row, params};
+use crate::store::sql::{OptionalExtension, Row, params};
 
 use super::{Db, StoreResult, Stream, WriteTx};
 
@@ -23,7 +23,7 @@ pub struct ContextRow {
 
 const COLUMNS: &str = "id, seq, agent_id, key, value, namespace, trace_id, span_id, updated_at";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<ContextRow> {
+fn from_row(row: &Row<'_>) -> crate::store::sql::Result<ContextRow> {
     Ok(ContextRow {
         id: row.get(0)?,
         seq: row.get(1)?,
@@ -151,7 +151,7 @@ pub fn list(db: &Db, query: &ContextQuery) -> StoreResult<ContextPageResult> {
             ],
             from_row,
         )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<crate::store::sql::Result<Vec<_>>>()?;
     let has_more = rows.len() as i64 > query.limit;
     rows.truncate(query.limit.max(0) as usize);
     Ok(ContextPageResult { rows, has_more })

@@ -3,7 +3,7 @@
 //! Only successful responses are stored; the fingerprint of the original arguments lets a
 //! reuse of the key with different arguments be refused instead of replayed silently.
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 
 use super::{Db, StoreResult, WriteTx};
 

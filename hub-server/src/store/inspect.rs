@@ -3,21 +3,31 @@
 
 use std::path::Path;
 
-use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags};
+use crate::store::sql::types::Value;
+use crate::store::sql::{Backend, Connection};
 
-use super::{Db, StoreResult};
+use super::{Db, StoreError, StoreResult};
 
 /// A read-only connection to a hub database.
 pub type ReadOnlyConnection = super::Db;
 
 /// Opens `path` read-only (the hub may be running; WAL lets both proceed).
 pub fn open_read_only(path: &Path) -> StoreResult<super::Db> {
-    let conn = Connection::open_with_flags(
+    let conn = rusqlite::Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(super::Db {
+        conn: Connection::from_sqlite(conn),
+    })
+}
+
+/// Connects to a hub's PostgreSQL database in read-only transactions.
+pub fn open_read_only_url(url: &str) -> StoreResult<super::Db> {
+    let conn =
+        Connection::connect_postgres(url).map_err(|e| StoreError::Internal(e.to_string()))?;
+    conn.execute_batch("SET default_transaction_read_only = on")?;
     Ok(super::Db { conn })
 }
 
@@ -30,37 +40,38 @@ pub struct QueryResult {
 
 /// Runs an operator's SQL statement on a read-only connection, returning at most `max_rows`.
 pub fn query(db: &Db, sql: &str, max_rows: usize) -> StoreResult<QueryResult> {
-    let mut stmt = db.conn.prepare(sql)?;
-    let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
-    let width = columns.len();
-    let mut rows = Vec::new();
-    let mut cursor = stmt.query([])?;
-    while let Some(row) = cursor.next()? {
-        if rows.len() >= max_rows {
-            break;
-        }
-        let mut values = Vec::with_capacity(width);
-        for index in 0..width {
-            values.push(match row.get_ref(index)? {
-                ValueRef::Null => "NULL".to_string(),
-                ValueRef::Integer(v) => v.to_string(),
-                ValueRef::Real(v) => v.to_string(),
-                ValueRef::Text(v) => String::from_utf8_lossy(v).into_owned(),
-                ValueRef::Blob(v) => format!("<{} bytes>", v.len()),
-            });
-        }
-        rows.push(values);
-    }
+    let (columns, values) = db.conn.query_table(sql, max_rows)?;
+    let rows = values
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .map(|value| match value {
+                    Value::Null => "NULL".to_string(),
+                    Value::Integer(v) => v.to_string(),
+                    Value::Real(v) => v.to_string(),
+                    Value::Text(v) => v,
+                    Value::Blob(v) => format!("<{} bytes>", v.len()),
+                })
+                .collect()
+        })
+        .collect();
     Ok(QueryResult { columns, rows })
 }
 
 /// Names of the user tables, for `.tables`.
 pub fn table_names(db: &Db) -> StoreResult<Vec<String>> {
-    let mut stmt = db.conn.prepare(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
-    )?;
+    let mut stmt = db.conn.prepare(match db.backend() {
+        Backend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             ORDER BY name"
+        }
+        Backend::Postgres => {
+            "SELECT table_name FROM information_schema.tables \
+             WHERE table_schema = current_schema() ORDER BY table_name"
+        }
+    })?;
     let names = stmt
         .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<String>>>()?;
+        .collect::<crate::store::sql::Result<Vec<String>>>()?;
     Ok(names)
 }

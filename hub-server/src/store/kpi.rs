@@ -2,7 +2,7 @@
 //! tools-more §4.2). Each window query is a range scan of a time index; activity and call
 //! counts come from [`super::stats`].
 
-use rusqlite::params;
+use crate::store::sql::params;
 
 use super::{Db, StoreResult};
 
@@ -16,7 +16,7 @@ pub struct Queue {
     pub agents_online_5m: i64,
 }
 
-fn count(db: &Db, sql: &str, args: impl rusqlite::Params) -> StoreResult<i64> {
+fn count(db: &Db, sql: &str, args: impl crate::store::sql::Params) -> StoreResult<i64> {
     Ok(db.conn.prepare_cached(sql)?.query_row(args, |r| r.get(0))?)
 }
 
@@ -147,6 +147,6 @@ pub fn backlog(db: &Db, by: BacklogBy, limit: i64) -> StoreResult<Vec<Backlog>> 
                 in_progress: r.get(3)?,
             })
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<crate::store::sql::Result<Vec<_>>>()?;
     Ok(rows)
 }

@@ -3,7 +3,7 @@
 //! Messages are append-only, so the hub-wide `seq` a message takes at insert orders every
 //! inbox exactly as commits happened; cursors resume strictly after a `seq`.
 
-use rusqlite::{Row, params};
+use crate::store::sql::{Row, params};
 
 use super::{Db, StoreResult, Stream, WriteTx};
 
@@ -24,7 +24,7 @@ pub struct MessageRow {
 const COLUMNS: &str =
     "id, seq, from_agent, to_agent, content, metadata, trace_id, span_id, created_at";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
+fn from_row(row: &Row<'_>) -> crate::store::sql::Result<MessageRow> {
     Ok(MessageRow {
         id: row.get(0)?,
         seq: row.get(1)?,
@@ -174,7 +174,7 @@ pub fn inbox(db: &Db, query: &InboxQuery) -> StoreResult<InboxPageResult> {
                 })
             },
         )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<crate::store::sql::Result<Vec<_>>>()?;
     let has_more = rows.len() as i64 > query.limit;
     rows.truncate(query.limit as usize);
     Ok(InboxPageResult { rows, has_more })
@@ -205,7 +205,7 @@ pub fn latest_visible_seq(db: &Db, agent_id: &str) -> StoreResult<i64> {
 }
 
 pub fn get(db: &Db, id: i64) -> StoreResult<Option<MessageRow>> {
-    use rusqlite::OptionalExtension;
+    use crate::store::sql::OptionalExtension;
     Ok(db
         .conn
         .prepare_cached(&format!("SELECT {COLUMNS} FROM messages WHERE id = ?1"))?

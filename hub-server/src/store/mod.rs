@@ -1,4 +1,5 @@
-//! The durable state of the hub: one SQLite database.
+//! The durable state of the hub: one SQLite file, or one PostgreSQL database shared by any
+//! number of hub replicas.
 //!
 //! Owns every SQL statement in the crate. Knows nothing of MCP or HTTP: callers pass closures
 //! that call the per-domain functions in the submodules and get plain rows back.
@@ -12,6 +13,9 @@
 //!   WAL lets them proceed beside the writer. No SQLite call ever runs on a tokio worker.
 //! - every change takes the next value of one hub-wide, gap-free sequence (`seq`), assigned by
 //!   the writer in commit order. Cursors are built from it, never from timestamps.
+//! - on PostgreSQL each replica has its own writer; a group transaction starts by locking the
+//!   sequence row, so groups of all replicas commit one after another and sequence order is
+//!   commit order across replicas too (see `replicas.rs`).
 
 pub mod activity;
 pub mod agents;
@@ -28,9 +32,11 @@ pub mod kpi;
 pub mod messages;
 mod migrations;
 pub mod quality;
+mod replicas;
 pub mod reports;
 pub mod retention;
 pub mod slo;
+pub mod sql;
 pub mod stats;
 pub mod tasks;
 
@@ -40,10 +46,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::OpenFlags;
 use tokio::sync::{Semaphore, oneshot, watch};
 
 use crate::clock::SharedClock;
+pub use sql::Backend;
+use sql::Connection;
 
 pub use migrations::latest_version as schema_version;
 
@@ -56,7 +64,7 @@ pub enum StoreError {
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Database(#[from] sql::Error),
     #[error("the store is shut down")]
     Closed,
     #[error("internal error: {0}")]
@@ -64,6 +72,18 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Database(error.into())
+    }
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(error: postgres::Error) -> Self {
+        StoreError::Database(error.into())
+    }
+}
 
 /// Durability of a commit: FULL survives power loss, NORMAL survives a process crash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,28 +127,42 @@ impl StreamHeads {
     pub fn get(&self, stream: Stream) -> i64 {
         self.heads[stream as usize]
     }
+
+    /// Raises each head to `other`'s where that is newer; true if any moved.
+    pub fn merge(&mut self, other: &StreamHeads) -> bool {
+        let mut moved = false;
+        for (mine, theirs) in self.heads.iter_mut().zip(other.heads) {
+            if theirs > *mine {
+                *mine = theirs;
+                moved = true;
+            }
+        }
+        moved
+    }
 }
 
 /// A database connection owned by the store. Code above `store/` passes it to store verbs
 /// but cannot run SQL on it: the connection inside is private to this module tree, so no
-/// rusqlite type leaks out and a second backend can take its place.
+/// database type leaks out.
 pub struct Db {
     conn: Connection,
 }
 
 impl Db {
+    pub fn backend(&self) -> Backend {
+        self.conn.backend()
+    }
+
     /// Runs `op` in one read transaction: every query in it sees the same committed state,
     /// and no commit can fall between them (a snapshot's rows and its cursor agree).
     pub fn in_snapshot<T, E: From<StoreError>>(
         &self,
         op: impl FnOnce(&Db) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.conn
-            .execute_batch("BEGIN DEFERRED")
-            .map_err(|e| E::from(e.into()))?;
+        self.conn.begin_snapshot().map_err(|e| E::from(e.into()))?;
         let result = op(self);
         // A read transaction has nothing to keep; ending it cannot lose anything.
-        let _ = self.conn.execute_batch("COMMIT");
+        let _ = self.conn.commit();
         result
     }
 }
@@ -252,8 +286,30 @@ struct Inner {
     reader_permits: Semaphore,
     heads: watch::Receiver<StreamHeads>,
     clock: SharedClock,
-    path: PathBuf,
-    sync: SyncMode,
+    target: Target,
+    state: Arc<replicas::DbState>,
+    /// Stops the PostgreSQL change listener.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Sqlite { path: PathBuf, sync: SyncMode },
+    Postgres { url: String },
+}
+
+impl Target {
+    fn connect(&self, read_only: bool) -> StoreResult<Db> {
+        let conn = match self {
+            Target::Sqlite { path, sync } => {
+                Connection::from_sqlite(open_connection(path, read_only, *sync)?)
+            }
+            Target::Postgres { url } => Connection::connect_postgres(url)
+                .map_err(|e| StoreError::Internal(e.to_string()))?,
+        };
+        Ok(Db { conn })
+    }
 }
 
 /// Handle to the database; cheap to clone.
@@ -262,7 +318,11 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
-fn open_connection(path: &Path, read_only: bool, sync: SyncMode) -> rusqlite::Result<Connection> {
+fn open_connection(
+    path: &Path,
+    read_only: bool,
+    sync: SyncMode,
+) -> rusqlite::Result<rusqlite::Connection> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
@@ -270,7 +330,7 @@ fn open_connection(path: &Path, read_only: bool, sync: SyncMode) -> rusqlite::Re
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
-    let conn = Connection::open_with_flags(path, flags)?;
+    let conn = rusqlite::Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // 32 MiB of page cache per connection (SQLite's default is 2 MiB): a board of 100k tasks
@@ -285,35 +345,63 @@ fn open_connection(path: &Path, read_only: bool, sync: SyncMode) -> rusqlite::Re
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`, migrates it and starts the writer.
+    /// Opens (creating if needed) the SQLite database at `path`, migrates it and starts the
+    /// writer.
     pub fn open(path: &Path, sync: SyncMode, clock: SharedClock) -> StoreResult<Store> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let target = Target::Sqlite {
+            path: path.to_path_buf(),
+            sync,
+        };
+        Self::open_target(target, clock)
+    }
+
+    /// Connects to the PostgreSQL database at `url` (migrating it under an advisory lock, so
+    /// replicas starting together migrate once) and starts the writer and change listener.
+    pub fn open_postgres(url: &str, clock: SharedClock) -> StoreResult<Store> {
+        Self::open_target(
+            Target::Postgres {
+                url: url.to_string(),
+            },
+            clock,
+        )
+    }
+
+    /// Opens the store `target` names: [`Store::open`] or [`Store::open_postgres`].
+    pub fn open_target(target: Target, clock: SharedClock) -> StoreResult<Store> {
+        if let Target::Sqlite { path, .. } = &target
+            && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StoreError::Internal(format!("creating {}: {e}", parent.display())))?;
         }
-        let mut writer_conn = open_connection(path, false, sync)?;
-        migrations::migrate(&mut writer_conn)?;
-        let seq: i64 =
-            writer_conn.query_row("SELECT value FROM hub_meta WHERE key = 'seq'", [], |r| {
-                r.get(0)
-            })?;
-        let writer_db = Db { conn: writer_conn };
+        let mut writer_db = target.connect(false)?;
+        migrations::migrate(&mut writer_db.conn)?;
         let initial_heads = load_heads(&writer_db)?;
+        let seq = replicas::seed_shared_heads(&writer_db, &initial_heads)?;
+        let initial_heads = replicas::shared_heads(&writer_db)?.unwrap_or(initial_heads);
         let readers = (0..READERS)
-            .map(|_| open_connection(path, true, sync).map(|conn| Db { conn }))
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .map(|_| target.connect(true))
+            .collect::<StoreResult<Vec<_>>>()?;
 
         let (heads_tx, heads_rx) = watch::channel(initial_heads);
+        let heads_tx = Arc::new(heads_tx);
         let (tx, rx) = mpsc::channel::<WriterMsg>();
-        let writer_clock = clock.clone();
-        let metrics = WriterMetrics::default();
-        let writer_metrics = metrics.clone();
+        let state = Arc::new(replicas::DbState::new(writer_db.backend()));
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if let Target::Postgres { url } = &target {
+            replicas::spawn_listener(url.clone(), heads_tx.clone(), stopping.clone())?;
+        }
+        let writer = Writer {
+            target: target.clone(),
+            clock: clock.clone(),
+            metrics: WriterMetrics::default(),
+            heads_tx,
+            state: state.clone(),
+        };
+        let metrics = writer.metrics.clone();
         let thread = std::thread::Builder::new()
             .name("hub-store-writer".into())
-            .spawn(move || {
-                let heads = (initial_heads, heads_tx);
-                writer_loop(writer_db, rx, seq, heads, writer_clock, writer_metrics)
-            })
+            .spawn(move || writer.run(writer_db, rx, seq, initial_heads))
             .map_err(|e| StoreError::Internal(format!("spawning writer thread: {e}")))?;
 
         Ok(Store {
@@ -325,18 +413,40 @@ impl Store {
                 reader_permits: Semaphore::new(READERS),
                 heads: heads_rx,
                 clock,
-                path: path.to_path_buf(),
-                sync,
+                target,
+                state,
+                stopping,
             }),
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.inner.path
+    /// Which database this store uses.
+    pub fn backend(&self) -> Backend {
+        match self.inner.target {
+            Target::Sqlite { .. } => Backend::Sqlite,
+            Target::Postgres { .. } => Backend::Postgres,
+        }
     }
 
-    pub fn sync_mode(&self) -> SyncMode {
-        self.inner.sync
+    /// The SQLite file, or `None` on PostgreSQL.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.inner.target {
+            Target::Sqlite { path, .. } => Some(path),
+            Target::Postgres { .. } => None,
+        }
+    }
+
+    /// SQLite's commit durability; PostgreSQL's is the server's `synchronous_commit`.
+    pub fn sync_mode(&self) -> Option<SyncMode> {
+        match &self.inner.target {
+            Target::Sqlite { sync, .. } => Some(*sync),
+            Target::Postgres { .. } => None,
+        }
+    }
+
+    /// Whether the writer's connection is up, and the last connection error.
+    pub fn database_state(&self) -> replicas::DbStateSnapshot {
+        self.inner.state.snapshot()
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -427,18 +537,33 @@ impl Store {
             .map_err(|_| StoreError::Closed)?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = inner
+            let mut conn = inner
                 .readers
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .pop()
                 .ok_or_else(|| StoreError::Internal("reader pool empty".into()))?;
+            if conn.conn.is_closed() {
+                // The server restarted or the network dropped: one new connection, and if
+                // that fails too the read fails (the lost one stays in the pool to retry).
+                match inner.target.connect(true) {
+                    Ok(fresh) => conn = fresh,
+                    Err(error) => {
+                        inner
+                            .readers
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(conn);
+                        return Err(error);
+                    }
+                }
+            }
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| op(&conn)))
                 .unwrap_or_else(|_| Err(StoreError::Internal("read panicked".into())));
             // A read that panicked inside `Db::in_snapshot` must not hand the next reader a
             // connection stuck in its old snapshot.
-            if !conn.conn.is_autocommit() {
-                let _ = conn.conn.execute_batch("ROLLBACK");
+            if conn.conn.in_transaction() {
+                let _ = conn.conn.rollback();
             }
             inner
                 .readers
@@ -453,6 +578,9 @@ impl Store {
 
     /// Finishes every queued write, then stops the writer thread. Idempotent.
     pub fn close(&self) {
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let sender = self
             .inner
             .writer
@@ -505,127 +633,168 @@ fn load_heads(db: &Db) -> StoreResult<StreamHeads> {
     Ok(heads)
 }
 
-fn writer_loop(
-    db: Db,
-    rx: mpsc::Receiver<WriterMsg>,
-    mut seq: i64,
-    (mut heads, heads_tx): (StreamHeads, watch::Sender<StreamHeads>),
+/// The writer thread: drains the queue into group commits on its own connection.
+struct Writer {
+    target: Target,
     clock: SharedClock,
     metrics: WriterMetrics,
-) {
-    let mut closing = false;
-    while !closing {
-        let mut batch: Vec<Job> = Vec::new();
-        match rx.recv() {
-            Ok(WriterMsg::Job(job)) => batch.push(job),
-            Ok(WriterMsg::Close) | Err(_) => break,
-        }
-        while batch.len() < MAX_GROUP {
-            match rx.try_recv() {
+    heads_tx: Arc<watch::Sender<StreamHeads>>,
+    state: Arc<replicas::DbState>,
+}
+
+impl Writer {
+    fn run(self, mut db: Db, rx: mpsc::Receiver<WriterMsg>, mut seq: i64, mut heads: StreamHeads) {
+        let mut closing = false;
+        while !closing {
+            let mut batch: Vec<Job> = Vec::new();
+            match rx.recv() {
                 Ok(WriterMsg::Job(job)) => batch.push(job),
-                Ok(WriterMsg::Close) => {
-                    closing = true;
-                    break;
+                Ok(WriterMsg::Close) | Err(_) => break,
+            }
+            while batch.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(WriterMsg::Job(job)) => batch.push(job),
+                    Ok(WriterMsg::Close) => {
+                        closing = true;
+                        break;
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
+            }
+            if db.conn.is_closed() {
+                db = self.reconnect(db);
+            }
+            let (seq_before, heads_before) = (seq, heads);
+            self.metrics.queue_depth.dec_by(batch.len() as i64);
+            self.metrics.group_size.observe(batch.len() as f64);
+            let started = std::time::Instant::now();
+            let deliveries = self.run_group(&db, batch, &mut seq, &mut heads);
+            self.metrics
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+            match deliveries {
+                Ok(deliveries) => {
+                    self.state.record_ok();
+                    if heads != heads_before {
+                        self.heads_tx
+                            .send_if_modified(|published| published.merge(&heads));
+                    }
+                    for deliver in deliveries {
+                        deliver(Ok(()));
+                    }
+                }
+                Err((error, deliveries)) => {
+                    tracing::error!(%error, "group commit failed; rolling back");
+                    self.state.record_error(&error);
+                    let _ = db.conn.rollback();
+                    seq = seq_before;
+                    heads = heads_before;
+                    let message = error.to_string();
+                    for deliver in deliveries {
+                        deliver(Err(StoreError::Internal(format!(
+                            "commit failed: {message}"
+                        ))));
+                    }
+                }
             }
         }
-        let (seq_before, heads_before) = (seq, heads);
-        metrics.queue_depth.dec_by(batch.len() as i64);
-        metrics.group_size.observe(batch.len() as f64);
-        let started = std::time::Instant::now();
-        let deliveries = run_group(&db, batch, &mut seq, &mut heads, &clock);
-        metrics
-            .commit_seconds
-            .observe(started.elapsed().as_secs_f64());
-        let committed = deliveries.is_ok();
-        match deliveries {
-            Ok(deliveries) => {
-                if heads != heads_before {
-                    heads_tx.send_replace(heads);
+        tracing::debug!("store writer stopped");
+    }
+
+    /// Replaces a lost connection, retrying with backoff (100 ms doubling to 5 s) until the
+    /// database answers again. Queued writes wait meanwhile; none is acknowledged unwritten.
+    fn reconnect(&self, lost: Db) -> Db {
+        drop(lost);
+        let mut delay = std::time::Duration::from_millis(100);
+        loop {
+            match self.target.connect(false) {
+                Ok(db) => {
+                    tracing::info!("database connection restored");
+                    self.state.record_ok();
+                    return db;
                 }
-                for deliver in deliveries {
-                    deliver(Ok(()));
-                }
-            }
-            Err((error, deliveries)) => {
-                tracing::error!(%error, "group commit failed; rolling back");
-                let _ = db.conn.execute_batch("ROLLBACK");
-                seq = seq_before;
-                heads = heads_before;
-                let message = error.to_string();
-                for deliver in deliveries {
-                    deliver(Err(StoreError::Internal(format!(
-                        "commit failed: {message}"
-                    ))));
+                Err(error) => {
+                    tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "database unreachable");
+                    self.state.record_error(&error);
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(std::time::Duration::from_secs(5));
                 }
             }
         }
-        debug_assert!(committed || seq == seq_before);
     }
-    tracing::debug!("store writer stopped");
-}
 
-type GroupFailure = (rusqlite::Error, Vec<Delivery>);
-
-fn run_group(
-    db: &Db,
-    batch: Vec<Job>,
-    seq: &mut i64,
-    heads: &mut StreamHeads,
-    clock: &SharedClock,
-) -> Result<Vec<Delivery>, GroupFailure> {
-    let conn = &db.conn;
-    let mut deliveries: Vec<Delivery> = Vec::with_capacity(batch.len());
-    let seq_at_start = *seq;
-    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
-        // Without a transaction nothing can run. Dropping the jobs drops their reply
-        // channels, so every waiting caller gets `StoreError::Closed` rather than hanging.
-        drop(batch);
-        return Err((error, deliveries));
-    }
-    for job in batch {
-        let (seq_mark, heads_mark) = (*seq, *heads);
-        if let Err(error) = conn.execute_batch("SAVEPOINT request") {
+    fn run_group(
+        &self,
+        db: &Db,
+        batch: Vec<Job>,
+        seq: &mut i64,
+        heads: &mut StreamHeads,
+    ) -> Result<Vec<Delivery>, GroupFailure> {
+        let conn = &db.conn;
+        let mut deliveries: Vec<Delivery> = Vec::with_capacity(batch.len());
+        if let Err(error) = conn.begin_write() {
+            // Without a transaction nothing can run. Dropping the jobs drops their reply
+            // channels, so every waiting caller gets `StoreError::Closed` rather than hanging.
+            drop(batch);
+            return Err((error.into(), deliveries));
+        }
+        // Shared database: take the sequence lock and what other replicas committed.
+        if let Err(error) = replicas::lock_sequence(db, seq, heads) {
             return Err((error, deliveries));
         }
-        let mut tx = WriteTx {
-            db,
-            seq,
-            heads,
-            now_ms: clock.now_ms(),
-        };
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut tx)));
-        let (keep, deliver) = match outcome {
-            Ok(pair) => pair,
-            Err(_) => {
-                tracing::error!("a store write panicked; its changes are rolled back");
-                let deliver: Delivery = Box::new(|_| {});
-                (false, deliver)
+        let (seq_at_start, heads_at_start) = (*seq, *heads);
+        for job in batch {
+            let (seq_mark, heads_mark) = (*seq, *heads);
+            if let Err(error) = conn.execute_batch("SAVEPOINT request") {
+                return Err((error.into(), deliveries));
             }
-        };
-        let finish = if keep {
-            "RELEASE request"
-        } else {
-            *seq = seq_mark;
-            *heads = heads_mark;
-            "ROLLBACK TO request; RELEASE request"
-        };
-        deliveries.push(deliver);
-        if let Err(error) = conn.execute_batch(finish) {
-            return Err((error, deliveries));
+            let mut tx = WriteTx {
+                db,
+                seq,
+                heads,
+                now_ms: self.clock.now_ms(),
+            };
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut tx)));
+            let (keep, deliver) = match outcome {
+                Ok(pair) => pair,
+                Err(_) => {
+                    tracing::error!("a store write panicked; its changes are rolled back");
+                    let deliver: Delivery = Box::new(|_| {});
+                    (false, deliver)
+                }
+            };
+            let finish = if keep {
+                "RELEASE request"
+            } else {
+                *seq = seq_mark;
+                *heads = heads_mark;
+                "ROLLBACK TO request; RELEASE request"
+            };
+            deliveries.push(deliver);
+            if let Err(error) = conn.execute_batch(finish) {
+                return Err((error.into(), deliveries));
+            }
+        }
+        if *seq != seq_at_start {
+            let saved = match db.backend() {
+                Backend::Sqlite => conn
+                    .execute("UPDATE hub_meta SET value = ?1 WHERE key = 'seq'", [*seq])
+                    .map(drop)
+                    .map_err(StoreError::from),
+                Backend::Postgres => replicas::publish(db, *seq, heads, &heads_at_start),
+            };
+            if let Err(error) = saved {
+                return Err((error, deliveries));
+            }
+        }
+        match conn.commit() {
+            Ok(()) => Ok(deliveries),
+            Err(error) => Err((error.into(), deliveries)),
         }
     }
-    if *seq != seq_at_start
-        && let Err(error) = conn.execute("UPDATE hub_meta SET value = ?1 WHERE key = 'seq'", [*seq])
-    {
-        return Err((error, deliveries));
-    }
-    match conn.execute_batch("COMMIT") {
-        Ok(()) => Ok(deliveries),
-        Err(error) => Err((error, deliveries)),
-    }
 }
+
+type GroupFailure = (StoreError, Vec<Delivery>);
 
 #[cfg(test)]
 mod tests {

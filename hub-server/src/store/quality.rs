@@ -2,7 +2,7 @@
 //! task board and read by the done gate and consensus vote weighting. The only place that
 //! touches the table; must not decide who is credited (that is `domain::task_rules`).
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 
 use super::{Db, StoreResult, WriteTx};
 

@@ -7,7 +7,7 @@
 //! Every query runs on a read-only connection ([`super::inspect::open_read_only`]) and
 //! tolerates tables a database does not have yet (e.g. SLO alerts) by counting zero.
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 
 use super::{Db, StoreResult};
 use crate::domain::observability::minute_of;
@@ -25,12 +25,17 @@ fn table_exists(db: &Db, table: &str) -> StoreResult<bool> {
         .is_some())
 }
 
-fn count(db: &Db, sql: &str, args: impl rusqlite::Params) -> StoreResult<i64> {
+fn count(db: &Db, sql: &str, args: impl crate::store::sql::Params) -> StoreResult<i64> {
     Ok(db.conn.query_row(sql, args, |r| r.get(0))?)
 }
 
 /// `count` when `table` exists, else 0.
-fn count_in(db: &Db, table: &str, sql: &str, args: impl rusqlite::Params) -> StoreResult<i64> {
+fn count_in(
+    db: &Db,
+    table: &str,
+    sql: &str,
+    args: impl crate::store::sql::Params,
+) -> StoreResult<i64> {
     if table_exists(db, table)? {
         count(db, sql, args)
     } else {
@@ -38,11 +43,15 @@ fn count_in(db: &Db, table: &str, sql: &str, args: impl rusqlite::Params) -> Sto
     }
 }
 
-fn pairs(db: &Db, sql: &str, args: impl rusqlite::Params) -> StoreResult<Vec<(String, i64)>> {
+fn pairs(
+    db: &Db,
+    sql: &str,
+    args: impl crate::store::sql::Params,
+) -> StoreResult<Vec<(String, i64)>> {
     let mut stmt = db.conn.prepare(sql)?;
     let rows = stmt
         .query_map(args, |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<crate::store::sql::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
@@ -315,7 +324,7 @@ pub fn failure_details(db: &Db, from_ms: i64, to_ms: i64) -> StoreResult<Vec<Str
     )?;
     let rows = stmt
         .query_map(params![from_ms, to_ms], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<String>>>()?;
+        .collect::<crate::store::sql::Result<Vec<String>>>()?;
     Ok(rows)
 }
 
@@ -334,7 +343,7 @@ pub fn hourly_activity(db: &Db, from_ms: i64, to_ms: i64) -> StoreResult<Vec<(i6
         .query_map(params![minute_of(from_ms), to_ms], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<crate::store::sql::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
@@ -356,7 +365,7 @@ pub fn hourly_auth(db: &Db, from_ms: i64, to_ms: i64) -> StoreResult<Vec<(i64, i
         .query_map(params![minute_of(from_ms), to_ms], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<crate::store::sql::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
@@ -397,7 +406,7 @@ pub fn namespace_throughput(
                 pending_now: r.get(3)?,
             })
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<crate::store::sql::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
@@ -419,7 +428,7 @@ pub fn observer_rates(db: &Db, now_ms: i64) -> StoreResult<ObserverRates> {
              FROM tasks GROUP BY ns ORDER BY COUNT(*) DESC, ns LIMIT 8",
         )?;
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?
+            .collect::<crate::store::sql::Result<Vec<_>>>()?
     } else {
         Vec::new()
     };

@@ -3,7 +3,7 @@
 //! batches, each a few milliseconds) and other writes interleave between batches instead of
 //! waiting behind one multi-second DELETE.
 
-use rusqlite::params;
+use crate::store::sql::params;
 
 use super::{StoreResult, WriteTx};
 

@@ -1,7 +1,7 @@
 //! SLO alerts (`slo_alerts`: at most one open row per code) and the measurements the SLO
 //! rules read from the task board.
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 
 use super::{Db, StoreResult, WriteTx};
 use crate::domain::observability::SloInputs;
@@ -21,7 +21,7 @@ pub struct AlertRow {
 const COLUMNS: &str =
     "id, code, severity, message, details_json, created_at, updated_at, resolved_at";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRow> {
+fn row(r: &crate::store::sql::Row<'_>) -> crate::store::sql::Result<AlertRow> {
     Ok(AlertRow {
         id: r.get(0)?,
         code: r.get(1)?,
@@ -127,6 +127,6 @@ pub fn list(
     ))?;
     let rows = stmt
         .query_map(params![open_only, code, limit, offset], row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<crate::store::sql::Result<Vec<_>>>()?;
     Ok(rows)
 }

@@ -4,7 +4,7 @@
 //! of distinct keys a minute, not with the call rate. Windows are whole minutes: the bucket
 //! holding the window's start counts whole.
 
-use rusqlite::params;
+use crate::store::sql::params;
 
 use super::{Db, StoreResult, WriteTx};
 use crate::domain::observability::{CallOutcome, minute_of};
@@ -102,7 +102,7 @@ pub fn action_tags(db: &Db, from_ms: i64, action: &str) -> StoreResult<Vec<(Stri
         .query_map(params![action, minute_of(from_ms)], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<crate::store::sql::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
@@ -116,7 +116,7 @@ pub fn top_actions(db: &Db, from_ms: i64, limit: i64) -> StoreResult<Vec<(String
         .query_map(params![minute_of(from_ms), limit], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<crate::store::sql::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
@@ -175,7 +175,7 @@ fn auth_rows(
                 skipped: r.get(4)?,
             })
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<crate::store::sql::Result<Vec<_>>>()?;
     Ok(rows)
 }
 

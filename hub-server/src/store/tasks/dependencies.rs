@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::sql::{OptionalExtension, params};
 
 use super::TaskRow;
 use crate::store::{Db, StoreResult, Stream, WriteTx};
@@ -43,7 +43,7 @@ pub fn cycle_through(db: &Db, task_id: i64, new_deps: &[i64]) -> StoreResult<Opt
             }
             let next = stmt
                 .query_map([node], |r| r.get::<_, i64>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<crate::store::sql::Result<Vec<_>>>()?;
             queue.extend(next);
         }
     }
@@ -58,7 +58,7 @@ pub fn dependencies(db: &Db, task_id: i64) -> StoreResult<Vec<i64>> {
     )?;
     Ok(stmt
         .query_map([task_id], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?)
+        .collect::<crate::store::sql::Result<Vec<_>>>()?)
 }
 
 /// Dependencies of a task that are not done, ascending.
@@ -71,7 +71,7 @@ pub fn unmet_dependencies(db: &Db, task_id: i64) -> StoreResult<Vec<i64>> {
     )?;
     Ok(stmt
         .query_map([task_id], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?)
+        .collect::<crate::store::sql::Result<Vec<_>>>()?)
 }
 
 /// Tasks that depend on `task_id` and are not done, ascending.
@@ -82,7 +82,7 @@ pub fn open_dependents(db: &Db, task_id: i64) -> StoreResult<Vec<i64>> {
     )?;
     Ok(stmt
         .query_map([task_id], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?)
+        .collect::<crate::store::sql::Result<Vec<_>>>()?)
 }
 
 fn bump_seq(tx: &mut WriteTx<'_>, task_id: i64) -> StoreResult<()> {

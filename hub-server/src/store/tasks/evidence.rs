@@ -1,7 +1,7 @@
 //! Evidence refs of a task (the done gate counts them): insert-or-ignore on
 //! `(task_id, evidence_ref)` and counts. Must not judge whether the evidence suffices.
 
-use rusqlite::params;
+use crate::store::sql::params;
 
 use crate::store::{Db, StoreResult, WriteTx};
 

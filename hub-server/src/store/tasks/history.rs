@@ -30,5 +30,5 @@ pub fn history(db: &Db, task_id: i64) -> StoreResult<Vec<HistoryRow>> {
                 created_at: r.get(5)?,
             })
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?)
+        .collect::<crate::store::sql::Result<Vec<_>>>()?)
 }

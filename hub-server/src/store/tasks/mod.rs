@@ -19,8 +19,10 @@ mod queue;
 #[cfg(test)]
 mod tests;
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use rusqlite::{OptionalExtension, Row, params};
+use crate::store::sql::types::{
+    FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef,
+};
+use crate::store::sql::{OptionalExtension, Row, params};
 
 use super::{Db, StoreResult, Stream, WriteTx};
 pub use crate::domain::task::StatusSource;
@@ -40,7 +42,7 @@ pub use queue::{ListPage, ListQuery, PollQuery, list, next_candidate, poll_query
 macro_rules! sql_text_enum {
     ($($ty:ty),*) => {$(
         impl ToSql for $ty {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+            fn to_sql(&self) -> crate::store::sql::ToSqlResult<ToSqlOutput<'_>> {
                 Ok(ToSqlOutput::from(self.as_str()))
             }
         }
@@ -93,7 +95,7 @@ const COLUMNS: &str = "id, seq, title, description, namespace, execution_mode, c
                        status, assigned_to, created_by, priority, trace_id, span_id, created_at, \
                        updated_at, unmet_deps, unblocks";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<TaskRow> {
+fn from_row(row: &Row<'_>) -> crate::store::sql::Result<TaskRow> {
     Ok(TaskRow {
         id: row.get(0)?,
         seq: row.get(1)?,
@@ -332,7 +334,7 @@ pub fn change_status(
                     "SELECT task_id FROM task_dependencies WHERE depends_on_task_id = ?1",
                 )?;
                 stmt.query_map([task.id], |r| r.get(0))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?
+                    .collect::<crate::store::sql::Result<Vec<_>>>()?
             };
             for dependent in dependents {
                 adjust_unmet(tx, dependent, delta)?;
@@ -377,7 +379,7 @@ pub fn delete(
                 "SELECT task_id FROM task_dependencies WHERE depends_on_task_id = ?1",
             )?;
             stmt.query_map([task.id], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?
+                .collect::<crate::store::sql::Result<Vec<_>>>()?
         };
         for dependent in dependents {
             adjust_unmet(tx, dependent, -1)?;
@@ -394,7 +396,7 @@ pub fn delete(
 }
 
 /// The head of the tasks stream as stored: the newest task change or delete.
-pub fn stream_head(db: &Db) -> rusqlite::Result<i64> {
+pub fn stream_head(db: &Db) -> crate::store::sql::Result<i64> {
     db.conn.query_row(
         "SELECT MAX(COALESCE((SELECT MAX(seq) FROM tasks), 0),
                     COALESCE((SELECT value FROM hub_meta WHERE key = 'tasks_delete_seq'), 0))",
@@ -413,7 +415,7 @@ pub fn archivable_done(db: &Db, cutoff_ms: i64, limit: i64) -> StoreResult<Vec<T
     ))?;
     Ok(stmt
         .query_map(params![cutoff_ms, limit], from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?)
+        .collect::<crate::store::sql::Result<Vec<_>>>()?)
 }
 
 /// In-progress tasks whose assignee is not a registered agent or is an offline ephemeral
@@ -432,7 +434,7 @@ pub fn orphaned_in_progress(db: &Db, now_ms: i64) -> StoreResult<Vec<TaskRow>> {
     ))?;
     Ok(stmt
         .query_map([now_ms], from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?)
+        .collect::<crate::store::sql::Result<Vec<_>>>()?)
 }
 
 /// Pending and in-progress tasks assigned to `agent_id`.
@@ -443,7 +445,7 @@ pub fn open_assigned_to(db: &Db, agent_id: &str) -> StoreResult<Vec<TaskRow>> {
     ))?;
     Ok(stmt
         .query_map([agent_id], from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?)
+        .collect::<crate::store::sql::Result<Vec<_>>>()?)
 }
 
 /// Recomputes the dependency counters from the edges and returns every task whose stored
@@ -466,7 +468,7 @@ pub fn counter_mismatches(db: &Db) -> StoreResult<Vec<CounterMismatch>> {
         .query_map([], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })?
-        .collect::<rusqlite::Result<Vec<CounterMismatch>>>()?;
+        .collect::<crate::store::sql::Result<Vec<CounterMismatch>>>()?;
     Ok(rows
         .into_iter()
         .filter(|(_, unmet, unmet_actual, unblocks, unblocks_actual)| {

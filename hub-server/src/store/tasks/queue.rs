@@ -2,7 +2,7 @@
 //! partial index in claim order) and list_tasks' filtered, paged reads. Read-only; must not
 //! change rows or decide routing (the caller passes the execution modes a worker may run).
 
-use rusqlite::{OptionalExtension, Row, params, params_from_iter};
+use crate::store::sql::{OptionalExtension, Row, params, params_from_iter};
 
 use super::{COLUMNS, TaskRow, from_row};
 use crate::domain::task::{ExecutionMode, TaskStatus};
@@ -37,7 +37,7 @@ pub fn next_candidate(db: &Db, query: &PollQuery<'_>) -> StoreResult<Option<i64>
             best = Some((key, id));
         }
     };
-    let read = |r: &Row<'_>| -> rusqlite::Result<(PollKey, i64)> {
+    let read = |r: &Row<'_>| -> crate::store::sql::Result<(PollKey, i64)> {
         let id: i64 = r.get(0)?;
         Ok(((r.get(1)?, -r.get::<_, i64>(2)?, r.get(3)?, id), id))
     };
@@ -85,7 +85,7 @@ pub fn next_candidate(db: &Db, query: &PollQuery<'_>) -> StoreResult<Option<i64>
            AND {NO_LIVE_CLAIM}
          {ORDER}"
     );
-    let mut values: Vec<rusqlite::types::Value> = vec![
+    let mut values: Vec<crate::store::sql::types::Value> = vec![
         query.now_ms.into(),
         query.agent_id.to_string().into(),
         query.namespace.map(str::to_string).into(),
@@ -157,7 +157,7 @@ pub fn list(db: &Db, query: &ListQuery) -> StoreResult<(Vec<TaskRow>, bool)> {
             ],
             from_row,
         )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<crate::store::sql::Result<Vec<_>>>()?;
     let has_more = rows.len() as i64 > query.limit;
     rows.truncate(query.limit.max(0) as usize);
     Ok((rows, has_more))
@@ -187,7 +187,7 @@ pub fn poll_query_plan(db: &Db, namespace: Option<&str>) -> StoreResult<Vec<Stri
              ORDER BY priority_rank, unblocks DESC, created_at, id LIMIT 1"
         }
     };
-    let mut plan_params: Vec<rusqlite::types::Value> =
+    let mut plan_params: Vec<crate::store::sql::types::Value> =
         vec![0.into(), ExecutionMode::Any.as_str().to_string().into()];
     if let Some(namespace) = namespace {
         plan_params.push(namespace.to_string().into());
@@ -195,6 +195,6 @@ pub fn poll_query_plan(db: &Db, namespace: Option<&str>) -> StoreResult<Vec<Stri
     let mut stmt = db.conn.prepare(sql)?;
     let rows = stmt
         .query_map(params_from_iter(plan_params), |r| r.get::<_, String>(3))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<crate::store::sql::Result<Vec<_>>>()?;
     Ok(rows)
 }
