@@ -65,7 +65,7 @@ pub fn list(
 ) -> StoreResult<Vec<LoggedRow>> {
     let mut stmt = db.conn.prepare_cached(
         "SELECT id, agent_id, action, details, created_at FROM activity_log
-          WHERE ?1 IS NULL OR agent_id = ?1
+          WHERE (?1 IS NULL OR agent_id = ?1)
           ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
     )?;
     let rows = stmt

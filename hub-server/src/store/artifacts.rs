@@ -174,8 +174,8 @@ pub fn attach(
     let created = tx
         .conn()
         .prepare_cached(
-            "INSERT OR IGNORE INTO task_artifacts (task_id, artifact_id, added_by, created_at)
-             VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO task_artifacts (task_id, artifact_id, added_by, created_at)
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
         )?
         .execute(params![task_id, artifact_id, added_by, now])?
         == 1;
@@ -414,7 +414,7 @@ pub fn purge_expired(
     let mut stmt = tx.conn().prepare_cached(
         "DELETE FROM artifacts
          WHERE ttl_expires_at < ?1
-            OR (ttl_expires_at IS NULL AND ?2 IS NOT NULL AND updated_at < ?2)
+            OR (ttl_expires_at IS NULL AND updated_at < ?2 AND ?2 IS NOT NULL)
          RETURNING storage_path",
     )?;
     let rows = stmt.query_map(params![now, untimed_cutoff], |row| {

@@ -39,13 +39,13 @@ pub fn apply(tx: &mut WriteTx<'_>, batch: &Batch) -> StoreResult<()> {
         // A heartbeat never moves last_seen backwards (a register or an op may have
         // written a later time in between) and is a no-op for unknown ids.
         let mut heartbeat = tx.conn().prepare_cached(
-            "UPDATE agents SET last_seen = MAX(last_seen, ?2), status = 'online' WHERE id = ?1",
+            "UPDATE agents SET last_seen = CASE WHEN last_seen > ?2 THEN last_seen ELSE ?2 END, status = 'online' WHERE id = ?1",
         )?;
         for (agent_id, at_ms) in &batch.heartbeats {
             heartbeat.execute(params![agent_id, at_ms])?;
         }
         let mut touch = tx.conn().prepare_cached(
-            "UPDATE agent_tokens SET last_used_at = MAX(last_used_at, ?2) WHERE agent_id = ?1",
+            "UPDATE agent_tokens SET last_used_at = CASE WHEN last_used_at > ?2 THEN last_used_at ELSE ?2 END WHERE agent_id = ?1",
         )?;
         for (agent_id, at_ms) in &batch.token_uses {
             touch.execute(params![agent_id, at_ms])?;

@@ -53,7 +53,7 @@ pub fn save(
             "INSERT INTO idempotency_keys
                (agent_id, tool_name, idempotency_key, fingerprint, response_json, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT DO UPDATE SET fingerprint = excluded.fingerprint,
+             ON CONFLICT (agent_id, tool_name, idempotency_key) DO UPDATE SET fingerprint = excluded.fingerprint,
                response_json = excluded.response_json, created_at = excluded.created_at",
         )?
         .execute(params![

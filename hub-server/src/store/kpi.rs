@@ -2,7 +2,7 @@
 //! tools-more §4.2). Each window query is a range scan of a time index; activity and call
 //! counts come from [`super::stats`].
 
-use crate::store::sql::params;
+use crate::store::sql::{Backend, params};
 
 use super::{Db, StoreResult};
 
@@ -86,13 +86,22 @@ pub fn table_window(db: &Db, from: i64) -> StoreResult<TableWindow> {
     )?;
     let (decisions, escalations, finalized, tokens): (i64, i64, i64, f64) = db
         .conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT COUNT(*), COALESCE(SUM(outcome = 'escalate_verifier'), 0),
                     COALESCE(SUM(outcome IN ('accept', 'reject')), 0),
-                    COALESCE(SUM(CASE WHEN json_valid(stats_json)
-                        THEN json_extract(stats_json, '$.estimated_token_cost') END), 0.0)
+                    COALESCE(SUM({token_cost}), 0.0)
                FROM consensus_decisions WHERE created_at >= ?1",
-        )?
+            // The hub writes `stats_json` itself; only its JSON functions differ.
+            token_cost = match db.backend() {
+                Backend::Sqlite => {
+                    "CASE WHEN json_valid(stats_json)
+                     THEN json_extract(stats_json, '$.estimated_token_cost') END"
+                }
+                Backend::Postgres => {
+                    "(stats_json::jsonb ->> 'estimated_token_cost')::double precision"
+                }
+            }
+        ))?
         .query_row(params![from], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?;

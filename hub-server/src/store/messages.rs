@@ -149,7 +149,7 @@ pub fn inbox(db: &Db, query: &InboxQuery) -> StoreResult<InboxPageResult> {
     let sql = format!(
         "SELECT m.*, EXISTS (SELECT 1 FROM message_reads r
                              WHERE r.message_id = m.id AND r.agent_id = ?1)
-         FROM (SELECT * FROM ({direct}) UNION ALL SELECT * FROM ({broadcast})) AS m
+         FROM (SELECT * FROM ({direct}) AS d UNION ALL SELECT * FROM ({broadcast}) AS b) AS m
          ORDER BY {order_by} LIMIT ?5 OFFSET ?6",
         direct = branch("to_agent = ?1"),
         broadcast = branch("to_agent IS NULL"),
@@ -184,7 +184,8 @@ pub fn inbox(db: &Db, query: &InboxQuery) -> StoreResult<InboxPageResult> {
 pub fn mark_read(tx: &mut WriteTx<'_>, agent_id: &str, message_ids: &[i64]) -> StoreResult<()> {
     let now = tx.now_ms();
     let mut stmt = tx.conn().prepare_cached(
-        "INSERT OR IGNORE INTO message_reads (message_id, agent_id, read_at) VALUES (?1, ?2, ?3)",
+        "INSERT INTO message_reads (message_id, agent_id, read_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT DO NOTHING",
     )?;
     for id in message_ids {
         stmt.execute(params![id, agent_id, now])?;

@@ -400,11 +400,33 @@ fn migrate_sqlite(conn: &mut Connection) -> StoreResult<()> {
 /// Any hub replica's key for `pg_advisory_xact_lock` while migrating.
 const MIGRATION_LOCK: i64 = 0x6875_625f_6d69_67; // "hub_mig"
 
+/// SQLite's conveniences the store's SQL uses, defined once for PostgreSQL so every
+/// statement is written once: counting a condition (`SUM(status = 'done')`,
+/// `SUM(calls * (auth = 'valid'))`), the two-argument scalar `max`, `instr` and `hex`.
+const POSTGRES_COMPAT: &str = r#"
+    CREATE OR REPLACE FUNCTION hub_count_true(acc BIGINT, v BOOLEAN) RETURNS BIGINT
+        LANGUAGE sql IMMUTABLE AS 'SELECT acc + CASE WHEN v THEN 1 ELSE 0 END';
+    CREATE OR REPLACE AGGREGATE sum(BOOLEAN) (SFUNC = hub_count_true, STYPE = BIGINT, INITCOND = '0');
+    CREATE OR REPLACE FUNCTION hub_times_bool(n BIGINT, v BOOLEAN) RETURNS BIGINT
+        LANGUAGE sql IMMUTABLE AS 'SELECT CASE WHEN v THEN n ELSE 0 END';
+    DO $$ BEGIN
+        CREATE OPERATOR * (LEFTARG = BIGINT, RIGHTARG = BOOLEAN, FUNCTION = hub_times_bool);
+    EXCEPTION WHEN duplicate_function THEN NULL;
+    END $$;
+    CREATE OR REPLACE FUNCTION max(a BIGINT, b BIGINT) RETURNS BIGINT
+        LANGUAGE sql IMMUTABLE AS 'SELECT GREATEST(a, b)';
+    CREATE OR REPLACE FUNCTION hex(bytes BYTEA) RETURNS TEXT
+        LANGUAGE sql IMMUTABLE AS 'SELECT upper(encode(bytes, ''hex''))';
+    CREATE OR REPLACE FUNCTION instr(haystack TEXT, needle TEXT) RETURNS BIGINT
+        LANGUAGE sql IMMUTABLE AS 'SELECT strpos(haystack, needle)';
+"#;
+
 fn migrate_postgres(conn: &mut Connection) -> StoreResult<()> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS hub_schema (version BIGINT NOT NULL)")?;
     conn.begin_write()?;
     let result = (|| -> StoreResult<()> {
         conn.execute("SELECT pg_advisory_xact_lock(?1)", [MIGRATION_LOCK])?;
+        conn.execute_batch(POSTGRES_COMPAT)?;
         let current: Option<i64> =
             conn.query_row("SELECT MAX(version) FROM hub_schema", [], |r| r.get(0))?;
         let current = current.unwrap_or(0);

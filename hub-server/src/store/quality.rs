@@ -31,8 +31,8 @@ pub fn record(
             "INSERT INTO agent_quality (agent_id, completed_count, rollback_count, last_updated)
              VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (agent_id) DO UPDATE SET
-                 completed_count = completed_count + excluded.completed_count,
-                 rollback_count = rollback_count + excluded.rollback_count,
+                 completed_count = agent_quality.completed_count + excluded.completed_count,
+                 rollback_count = agent_quality.rollback_count + excluded.rollback_count,
                  last_updated = excluded.last_updated",
         )?
         .execute(params![agent_id, completed, rollbacks, now])?;

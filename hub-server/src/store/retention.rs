@@ -61,8 +61,9 @@ impl Purge {
                      WHERE minute_ms < ?1 LIMIT ?2)"
             }
             Purge::IdempotencyKeys => {
-                "DELETE FROM idempotency_keys WHERE rowid IN
-                   (SELECT rowid FROM idempotency_keys WHERE created_at < ?1 LIMIT ?2)"
+                "DELETE FROM idempotency_keys WHERE (agent_id, tool_name, idempotency_key) IN
+                   (SELECT agent_id, tool_name, idempotency_key FROM idempotency_keys
+                    WHERE created_at < ?1 LIMIT ?2)"
             }
             Purge::ResolvedSloAlerts => {
                 "DELETE FROM slo_alerts WHERE id IN

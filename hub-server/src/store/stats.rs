@@ -35,7 +35,8 @@ pub fn add_calls(tx: &mut WriteTx<'_>, counts: &[(CallKey, i64)]) -> StoreResult
     let mut upsert = tx.conn().prepare_cached(
         "INSERT INTO call_minutes (minute_ms, tool, outcome, auth, namespace, agent_id, calls)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT DO UPDATE SET calls = calls + excluded.calls",
+         ON CONFLICT (minute_ms, tool, outcome, auth, namespace, agent_id)
+         DO UPDATE SET calls = call_minutes.calls + excluded.calls",
     )?;
     for (key, n) in counts {
         upsert.execute(params![
@@ -55,7 +56,8 @@ pub fn add_activity(tx: &mut WriteTx<'_>, counts: &[(ActivityKey, i64)]) -> Stor
     let mut upsert = tx.conn().prepare_cached(
         "INSERT INTO activity_minutes (minute_ms, action, agent_id, tag, events)
          VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT DO UPDATE SET events = events + excluded.events",
+         ON CONFLICT (minute_ms, action, agent_id, tag)
+         DO UPDATE SET events = activity_minutes.events + excluded.events",
     )?;
     for (key, n) in counts {
         upsert.execute(params![key.minute_ms, key.action, key.agent_id, key.tag, n])?;

@@ -39,7 +39,7 @@ impl Backend {
 pub enum Error {
     #[error("{0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("{0}")]
+    #[error("{}", pg::describe(.0))]
     Postgres(#[from] postgres::Error),
     #[error("query returned no rows")]
     QueryReturnedNoRows,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::error::Error as StdError;
 
 use bytes::{BufMut, BytesMut};
-use postgres::types::{FromSql as PgFromSql, IsNull, ToSql as PgToSql, Type, to_sql_checked};
+use postgres::types::{FromSql as PgFromSql, IsNull, Kind, ToSql as PgToSql, Type, to_sql_checked};
 use postgres::{Client, NoTls};
 use rusqlite::types::{FromSql, ToSql, ToSqlOutput, Value, ValueRef};
 
@@ -23,7 +23,8 @@ const STATEMENT_CACHE: usize = 256;
 pub struct PgConnectError(#[from] postgres::Error);
 
 pub struct PgConn {
-    client: RefCell<Client>,
+    /// Always `Some` until dropped (see `Drop`).
+    client: RefCell<Option<Client>>,
     statements: RefCell<HashMap<String, postgres::Statement>>,
 }
 
@@ -31,23 +32,51 @@ impl PgConn {
     pub fn connect(url: &str) -> Result<PgConn, PgConnectError> {
         let client = Client::connect(url, NoTls)?;
         Ok(PgConn {
-            client: RefCell::new(client),
+            client: RefCell::new(Some(client)),
             statements: RefCell::new(HashMap::new()),
         })
     }
 
+    fn client(&self) -> std::cell::RefMut<'_, Client> {
+        std::cell::RefMut::map(self.client.borrow_mut(), |c| {
+            c.as_mut()
+                .expect("the client lives as long as the connection")
+        })
+    }
+
     pub fn is_closed(&self) -> bool {
-        self.client.borrow().is_closed()
+        self.client().is_closed()
     }
 
     pub fn prepare(&self, sql: &str) -> Result<postgres::Statement> {
         if let Some(statement) = self.statements.borrow().get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self
-            .client
-            .borrow_mut()
-            .prepare(&renumber_placeholders(sql))?;
+        let (translated, unused) = translate(sql);
+        let statement = if unused.is_empty() {
+            self.client().prepare(&translated)
+        } else {
+            // A parameter the text never names (one variant of a query binds the same list
+            // as another) cannot be typed by PostgreSQL: declare it text, infer the rest.
+            let inferred = Type::new("unspecified".into(), 0, Kind::Simple, "pg_catalog".into());
+            let max = unused
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(0)
+                .max(placeholder_count(&translated));
+            let types: Vec<Type> = (1..=max)
+                .map(|i| {
+                    if unused.contains(&i) {
+                        Type::TEXT
+                    } else {
+                        inferred.clone()
+                    }
+                })
+                .collect();
+            self.client().prepare_typed(&translated, &types)
+        }
+        .map_err(|e| with_statement(e, sql))?;
         let mut cache = self.statements.borrow_mut();
         if cache.len() >= STATEMENT_CACHE {
             cache.clear();
@@ -57,10 +86,10 @@ impl PgConn {
     }
 
     pub fn execute(&self, statement: &postgres::Statement, params: &[&dyn ToSql]) -> Result<usize> {
-        let values = outputs(params)?;
+        let values = outputs(bound(statement, params))?;
         let binds = binds(&values)?;
         let refs: Vec<&(dyn PgToSql + Sync)> = binds.iter().map(|b| b as _).collect();
-        Ok(self.client.borrow_mut().execute(statement, &refs)? as usize)
+        Ok(self.client().execute(statement, &refs)? as usize)
     }
 
     pub fn query(
@@ -68,15 +97,55 @@ impl PgConn {
         statement: &postgres::Statement,
         params: &[&dyn ToSql],
     ) -> Result<Vec<postgres::Row>> {
-        let values = outputs(params)?;
+        let values = outputs(bound(statement, params))?;
         let binds = binds(&values)?;
         let refs: Vec<&(dyn PgToSql + Sync)> = binds.iter().map(|b| b as _).collect();
-        Ok(self.client.borrow_mut().query(statement, &refs)?)
+        Ok(self.client().query(statement, &refs)?)
     }
 
     pub fn batch_execute(&self, sql: &str) -> Result<()> {
-        Ok(self.client.borrow_mut().batch_execute(sql)?)
+        Ok(self.client().batch_execute(sql)?)
     }
+}
+
+impl Drop for PgConn {
+    /// Closing a client blocks on its runtime, which panics on an async worker (where the
+    /// last handle of a store may be dropped): close it on a thread of its own there.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.get_mut().take()
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            let _ = std::thread::Builder::new()
+                .name("hub-store-close".into())
+                .spawn(move || drop(client));
+        }
+    }
+}
+
+/// The server's own message (`db error` alone says nothing), with its SQLSTATE.
+pub fn describe(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!(
+            "{} ({}): {}",
+            db.message(),
+            db.code().code(),
+            db.detail().unwrap_or_default()
+        ),
+        None => match error.source() {
+            Some(source) => format!("{error}: {source}"),
+            None => error.to_string(),
+        },
+    }
+}
+
+/// A statement PostgreSQL refused, named (a lost connection stays a plain error so the
+/// caller can tell it apart).
+fn with_statement(error: postgres::Error, sql: &str) -> Error {
+    if is_connection_lost(&error) {
+        return Error::Postgres(error);
+    }
+    let sql: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    Error::Other(format!("{} in: {sql}", describe(&error)))
 }
 
 /// The error means the session is gone, not that the statement was wrong.
@@ -89,6 +158,40 @@ pub fn is_connection_lost(error: &postgres::Error) -> bool {
         Some(code) => code.code().starts_with("08") || code.code().starts_with("57P"),
         None => error.source().is_some_and(|s| s.is::<std::io::Error>()),
     }
+}
+
+/// The store's SQL as PostgreSQL takes it: SQLite's `INDEXED BY` hints dropped (the
+/// planner picks the same partial index by itself), optional filters written
+/// `(?N IS NULL OR col = ?N)` turned around so the placeholder's first use types it, and
+/// placeholders renumbered.
+pub fn translate(sql: &str) -> (String, Vec<usize>) {
+    static INDEXED_BY: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\s+INDEXED BY\s+\w+").expect("valid"));
+    static OPTIONAL_FILTER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\((\?\d+) IS NULL OR ([^()]+)\)").expect("valid")
+    });
+    let sql = INDEXED_BY.replace_all(sql, "");
+    let sql = OPTIONAL_FILTER.replace_all(&sql, "($2 OR $1 IS NULL)");
+    let sql = renumber_placeholders(&sql);
+    let used = placeholders(&sql);
+    let unused = (1..=used.iter().copied().max().unwrap_or(0))
+        .filter(|i| !used.contains(i))
+        .collect();
+    (sql, unused)
+}
+
+/// The `$N` a statement names (outside quoted text).
+fn placeholders(sql: &str) -> Vec<usize> {
+    static PLACEHOLDER: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"'[^']*'|\$(\d+)").expect("valid"));
+    PLACEHOLDER
+        .captures_iter(sql)
+        .filter_map(|c| c.get(1)?.as_str().parse().ok())
+        .collect()
+}
+
+fn placeholder_count(sql: &str) -> usize {
+    placeholders(sql).into_iter().max().unwrap_or(0)
 }
 
 /// `?N` → `$N` and bare `?` → `$k` (k counting up), outside quoted text.
@@ -124,6 +227,15 @@ pub fn renumber_placeholders(sql: &str) -> String {
         }
     }
     out
+}
+
+/// The parameters a statement takes: trailing ones its text never names are left out (a
+/// query variant without a cursor still gets the cursor's slot in the shared list).
+fn bound<'a, 'p>(
+    statement: &postgres::Statement,
+    params: &'a [&'p dyn ToSql],
+) -> &'a [&'p dyn ToSql] {
+    &params[..params.len().min(statement.params().len())]
 }
 
 fn outputs<'p>(params: &'p [&dyn ToSql]) -> Result<Vec<ToSqlOutput<'p>>> {
@@ -336,6 +448,24 @@ fn numeric(bytes: &[u8]) -> Option<ValueRef<'static>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_hints_are_dropped_and_optional_filters_typed_by_their_column() {
+        assert_eq!(
+            translate(
+                "SELECT id FROM tasks INDEXED BY tasks_poll_queue WHERE (?1 IS NULL OR a = ?1)"
+            ),
+            (
+                "SELECT id FROM tasks WHERE (a = $1 OR $1 IS NULL)".to_string(),
+                vec![]
+            )
+        );
+        assert_eq!(
+            translate("SELECT 1 WHERE a = ?2 AND b = '?3' LIMIT ?4").1,
+            vec![1, 3],
+            "placeholders the text never names are reported"
+        );
+    }
 
     #[test]
     fn placeholders_are_renumbered_outside_quotes() {

@@ -32,8 +32,8 @@ pub fn add_evidence(
 ) -> StoreResult<usize> {
     let now = tx.now_ms();
     let mut stmt = tx.conn().prepare_cached(
-        "INSERT OR IGNORE INTO task_evidence (task_id, evidence_ref, added_by, created_at)
-         VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO task_evidence (task_id, evidence_ref, added_by, created_at)
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
     )?;
     let mut added = 0;
     for evidence in refs {

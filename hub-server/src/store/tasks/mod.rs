@@ -359,14 +359,23 @@ pub fn delete(
     if let Some(reason) = archive_reason {
         tx.conn()
             .prepare_cached(
-                "INSERT OR REPLACE INTO tasks_archive
+                "INSERT INTO tasks_archive
                      (id, title, description, namespace, execution_mode, consistency_mode,
                       status, assigned_to, created_by, priority, trace_id, span_id, created_at,
                       updated_at, archived_at, archive_reason)
                  SELECT id, title, description, namespace, execution_mode, consistency_mode,
                         status, assigned_to, created_by, priority, trace_id, span_id,
                         created_at, updated_at, ?2, ?3
-                 FROM tasks WHERE id = ?1",
+                 FROM tasks WHERE id = ?1
+                 ON CONFLICT (id) DO UPDATE SET
+                     title = excluded.title, description = excluded.description,
+                     namespace = excluded.namespace, execution_mode = excluded.execution_mode,
+                     consistency_mode = excluded.consistency_mode, status = excluded.status,
+                     assigned_to = excluded.assigned_to, created_by = excluded.created_by,
+                     priority = excluded.priority, trace_id = excluded.trace_id,
+                     span_id = excluded.span_id, created_at = excluded.created_at,
+                     updated_at = excluded.updated_at, archived_at = excluded.archived_at,
+                     archive_reason = excluded.archive_reason",
             )?
             .execute(params![task.id, now, reason])?;
     }
@@ -397,12 +406,13 @@ pub fn delete(
 
 /// The head of the tasks stream as stored: the newest task change or delete.
 pub fn stream_head(db: &Db) -> crate::store::sql::Result<i64> {
-    db.conn.query_row(
-        "SELECT MAX(COALESCE((SELECT MAX(seq) FROM tasks), 0),
-                    COALESCE((SELECT value FROM hub_meta WHERE key = 'tasks_delete_seq'), 0))",
+    let (newest, deleted): (i64, i64) = db.conn.query_row(
+        "SELECT COALESCE((SELECT MAX(seq) FROM tasks), 0),
+                COALESCE((SELECT value FROM hub_meta WHERE key = 'tasks_delete_seq'), 0)",
         [],
-        |r| r.get(0),
-    )
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(newest.max(deleted))
 }
 
 /// Done tasks last updated before `cutoff_ms` that no task depends on, oldest first.
