@@ -9,7 +9,8 @@
 //! - [`maintenance`]: the periodic pass (presence, retention);
 //! - [`protocol`], [`consensus`]: pure logic of the compact protocol (canonical JSON,
 //!   compression, CAEP packets) and of consensus tallying — no SQL, no MCP;
-//! - [`auth`], [`rate_limit`], [`clock`]: small shared pieces.
+//! - [`auth`], [`rate_limit`], [`clock`]: small shared pieces;
+//! - [`pg_cluster`]: a throwaway PostgreSQL cluster for tests and `hubctl bench`.
 //!
 //! [`start`] binds and serves a hub and returns a handle; `main.rs` and the integration
 //! tests both use it.
@@ -26,6 +27,7 @@ pub mod http;
 pub mod live;
 pub mod maintenance;
 pub mod metrics;
+pub mod pg_cluster;
 pub mod protocol;
 pub mod quota;
 pub mod rate_limit;
