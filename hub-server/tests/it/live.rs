@@ -19,7 +19,7 @@ fn set(names: &[&str]) -> HashSet<String> {
 }
 
 /// A cursor positioned at "now" for `agent`: one quick call (returns at once or times out).
-async fn current_cursor(client: &Client, agent: &str) -> String {
+pub(crate) async fn current_cursor(client: &Client, agent: &str) -> String {
     let first = client
         .call(
             "wait_for_updates",

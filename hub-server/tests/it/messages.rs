@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{Client, TestHub, http};
 
-async fn send(client: &Client, from: &str, to: Option<&str>, content: &str) -> i64 {
+pub(crate) async fn send(client: &Client, from: &str, to: Option<&str>, content: &str) -> i64 {
     let mut args = json!({"from_agent": from, "content": content});
     if let Some(to) = to {
         args["to_agent"] = json!(to);
@@ -432,12 +432,9 @@ async fn idempotent_retry_replays_and_refusals_are_not_cached() {
 async fn malformed_arguments_are_tool_errors_without_side_effects() {
     let hub = TestHub::start().await;
     let client = hub.client().await;
-    let db = hub.db_path();
-    let count = |sql: &str| -> i64 {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.query_row(sql, [], |r| r.get(0)).unwrap()
-    };
-    let calls_before = count("SELECT COALESCE(SUM(calls), 0) FROM call_minutes");
+    // Through the hub's store, so the check runs on either backend.
+    let count = async |sql: &str| -> i64 { hub.query(sql).await[0][0].parse().unwrap() };
+    let calls_before = count("SELECT COALESCE(SUM(calls), 0) FROM call_minutes").await;
     // SEP-1303: the model sees what to fix, as a tool result, not a protocol exception.
     for (tool, args, field) in [
         ("send_message", json!({"from_agent": "a"}), "content"),
@@ -475,11 +472,11 @@ async fn malformed_arguments_are_tool_errors_without_side_effects() {
             .to_string()
             .contains("-32602")
     );
-    assert_eq!(count("SELECT COUNT(*) FROM messages"), 0);
-    assert_eq!(count("SELECT COUNT(*) FROM agents"), 0);
+    assert_eq!(count("SELECT COUNT(*) FROM messages").await, 0);
+    assert_eq!(count("SELECT COUNT(*) FROM agents").await, 0);
     hub.flush_bookkeeping().await;
     assert_eq!(
-        count("SELECT COALESCE(SUM(calls), 0) FROM call_minutes"),
+        count("SELECT COALESCE(SUM(calls), 0) FROM call_minutes").await,
         calls_before,
         "a schema error is not a guarded call"
     );

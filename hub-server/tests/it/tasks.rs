@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::harness::{Client, Outcome, TestHub};
 use hub_server::maintenance;
 
-async fn create(client: &Client, by: &str, title: &str, extra: Value) -> i64 {
+pub(crate) async fn create(client: &Client, by: &str, title: &str, extra: Value) -> i64 {
     let mut args = json!({"created_by": by, "title": title});
     for (key, value) in extra.as_object().cloned().unwrap_or_default() {
         args[key] = value;
@@ -20,7 +20,7 @@ async fn create(client: &Client, by: &str, title: &str, extra: Value) -> i64 {
     outcome.ok()["task"]["id"].as_i64().unwrap()
 }
 
-async fn poll(client: &Client, agent: &str) -> Value {
+pub(crate) async fn poll(client: &Client, agent: &str) -> Value {
     client
         .call("poll_and_claim", json!({"agent_id": agent}))
         .await
@@ -28,7 +28,7 @@ async fn poll(client: &Client, agent: &str) -> Value {
         .clone()
 }
 
-fn done_args(task_id: i64, agent: &str, extra: Value) -> Value {
+pub(crate) fn done_args(task_id: i64, agent: &str, extra: Value) -> Value {
     let mut args = json!({
         "task_id": task_id, "agent_id": agent, "next_status": "done",
         "confidence": 0.95, "verification_passed": true,
