@@ -133,10 +133,16 @@ pub async fn start(
         .await
         .context("listing artifact files")?;
     let artifacts_dir = config.artifacts_dir.clone();
-    let swept =
-        tokio::task::spawn_blocking(move || artifact_files::sweep(&artifacts_dir, &referenced))
-            .await?
-            .with_context(|| format!("sweeping {}", config.artifacts_dir.display()))?;
+    // On PostgreSQL replicas share the directory: spare what another one may be writing.
+    let spare_recent = match config.db_url {
+        Some(_) => artifact_files::SHARED_DIR_GRACE,
+        None => Duration::ZERO,
+    };
+    let swept = tokio::task::spawn_blocking(move || {
+        artifact_files::sweep(&artifacts_dir, &referenced, spare_recent)
+    })
+    .await?
+    .with_context(|| format!("sweeping {}", config.artifacts_dir.display()))?;
     if swept > 0 {
         tracing::info!(swept, "removed orphan artifact files");
     }
