@@ -3,11 +3,13 @@
 //! replayed, foreign tickets), durability across restart and across a killed hub, access
 //! and sharing, retention with the manual clock, and the task handoff packet.
 
+use std::sync::Arc;
+
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::harness::{ChildHub, Client, TestHub, http, skip_unless_sqlite};
+use crate::harness::{ChildHub, Client, TestHub, http, skip_unless_sqlite, spawn_call};
 use hub_server::maintenance;
 
 const MB: usize = 1024 * 1024;
@@ -289,14 +291,7 @@ async fn tickets_are_durable_hashed_and_counted_by_health() {
         .await;
     assert_eq!(stored.len(), 1);
     assert_ne!(stored[0][0].to_lowercase(), token, "only a hash is kept");
-    let health: Value = http()
-        .get(format!("{}/health", hub.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = hub.health().await;
     assert_eq!(health["artifact_tickets"], 1);
 
     let hub = hub.restart().await;
@@ -706,15 +701,12 @@ async fn artifact_changes_wake_wait_for_updates_and_events() {
     let hello = events.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&hello).contains("event: hello"));
 
-    let waiter = tokio::spawn(async move {
-        watcher
-            .call(
-                "wait_for_updates",
-                json!({"agent_id": "watcher", "streams": ["artifacts"], "cursor": cursor,
-                       "wait_ms": 30_000, "response_mode": "micro"}),
-            )
-            .await
-    });
+    let waiter = spawn_call(
+        &Arc::new(watcher),
+        "wait_for_updates",
+        json!({"agent_id": "watcher", "streams": ["artifacts"], "cursor": cursor,
+               "wait_ms": 30_000, "response_mode": "micro"}),
+    );
     let (status, _) = post(&hub, &url, b"wake up".to_vec(), "text/plain").await;
     assert_eq!(status, 200);
     let woke = waiter.await.unwrap();

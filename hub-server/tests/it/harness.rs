@@ -201,6 +201,18 @@ impl TestHub {
         self.handle.base_url()
     }
 
+    /// `GET /health` as JSON.
+    pub async fn health(&self) -> Value {
+        http()
+            .get(format!("{}/health", self.base_url()))
+            .send()
+            .await
+            .expect("GET /health")
+            .json()
+            .await
+            .expect("/health is JSON")
+    }
+
     /// Writes the coalesced bookkeeping (auth events, heartbeats, quiet activity) now.
     pub async fn flush_bookkeeping(&self) {
         self.handle.hub.bookkeeper.flush().await.expect("flush");
@@ -252,6 +264,16 @@ impl TestHub {
         let token = client.register(id, json!({})).await;
         (client, token)
     }
+}
+
+/// Runs one call on a task of its own: a long-poll that the test answers meanwhile.
+pub fn spawn_call(
+    client: &Arc<Client>,
+    tool: &'static str,
+    args: Value,
+) -> tokio::task::JoinHandle<Outcome> {
+    let client = client.clone();
+    tokio::spawn(async move { client.call(tool, args).await })
 }
 
 fn owned(env: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hub_server::pg_cluster::{Cluster, ClusterOptions};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::harness::{ChildHub, Client, TestHub, fresh_postgres_database};
+use crate::harness::{ChildHub, Client, TestHub, fresh_postgres_database, spawn_call};
 use crate::live::current_cursor;
-use crate::messages::send;
-use crate::tasks::{create, done_args, poll};
+use crate::messages::{send, spawn_senders};
+use crate::tasks::{create_concurrently, drain_queue};
 
 /// The failure bound of awaits that must end by an event (a wake, a reconnect).
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -83,70 +83,21 @@ async fn task_ids_with_status(client: &Client, status: &str) -> Vec<i64> {
 async fn thirty_two_workers_on_two_replicas_claim_two_thousand_tasks_exactly_once() {
     const TASKS: usize = 2_000;
     const WORKERS: usize = 32;
-    const CREATORS: usize = 8;
     let replicas = TestHub::start_replicas(2, QUIET).await;
     let urls: Vec<String> = replicas.iter().map(TestHub::url).collect();
 
-    let mut creators = Vec::new();
-    for creator in 0..CREATORS {
-        let url = urls[creator % 2].clone();
-        creators.push(tokio::spawn(async move {
-            let client = Client::connect(&url, None).await;
-            for i in 0..TASKS / CREATORS {
-                let priority = ["low", "medium", "high", "critical"][i % 4];
-                create(
-                    &client,
-                    "lead",
-                    &format!("job {creator}-{i}"),
-                    json!({"priority": priority, "consistency_mode": "cheap"}),
-                )
-                .await;
-            }
-            client.close().await;
-        }));
-    }
-    for creator in creators {
-        creator.await.unwrap();
-    }
+    create_concurrently(&urls, TASKS).await;
 
+    // Workers alternate between the replicas.
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|w| tokio::spawn(drain_queue(urls[w % 2].clone(), format!("drain-{w}"))))
+        .collect();
     // (task, worker, replica, claim id) of every successful claim.
-    type Claim = (i64, String, usize, String);
-    let claims: Arc<Mutex<Vec<Claim>>> = Arc::new(Mutex::new(Vec::new()));
-    let mut workers = Vec::new();
-    for w in 0..WORKERS {
-        let replica = w % 2;
-        let url = urls[replica].clone();
-        let claims = claims.clone();
-        workers.push(tokio::spawn(async move {
-            let agent = format!("drain-{w}");
-            let client = Client::connect(&url, None).await;
-            loop {
-                let polled = poll(&client, &agent).await;
-                if polled["task"].is_null() {
-                    break;
-                }
-                let task = polled["task"]["id"].as_i64().unwrap();
-                let claim_id = polled["claim"]["claim_id"].as_str().unwrap().to_string();
-                claims
-                    .lock()
-                    .unwrap()
-                    .push((task, agent.clone(), replica, claim_id.clone()));
-                let released = client
-                    .call(
-                        "release_task_claim",
-                        done_args(task, &agent, json!({"claim_id": claim_id})),
-                    )
-                    .await;
-                assert_eq!(released.ok()["task"]["status"], "done", "task {task}");
-            }
-            client.close().await;
-        }));
+    let mut claims: Vec<(i64, usize, usize, String)> = Vec::new();
+    for (w, worker) in workers.into_iter().enumerate() {
+        let got = worker.await.unwrap();
+        claims.extend(got.into_iter().map(|(task, claim)| (task, w, w % 2, claim)));
     }
-    for worker in workers {
-        worker.await.unwrap();
-    }
-
-    let claims = claims.lock().unwrap().clone();
     assert_eq!(claims.len(), TASKS, "each task claimed once, none twice");
     let claimed: HashSet<i64> = claims.iter().map(|c| c.0).collect();
     assert_eq!(claimed.len(), TASKS);
@@ -164,8 +115,8 @@ async fn thirty_two_workers_on_two_replicas_claim_two_thousand_tasks_exactly_onc
         per_replica.iter().all(|&n| n > 0),
         "both replicas served claims: {per_replica:?}"
     );
-    let per_worker: HashMap<&str, usize> = claims.iter().fold(HashMap::new(), |mut m, c| {
-        *m.entry(c.1.as_str()).or_default() += 1;
+    let per_worker: HashMap<usize, usize> = claims.iter().fold(HashMap::new(), |mut m, c| {
+        *m.entry(c.1).or_default() += 1;
         m
     });
     assert!(per_worker.len() > 1, "work was shared: {per_worker:?}");
@@ -204,18 +155,11 @@ async fn a_cursor_reader_on_one_replica_sees_every_message_from_both_exactly_onc
 
     // Senders on both replicas; their transactions commit in an order that need not follow
     // the order their rows were numbered in — the trap a cursor must not fall into.
-    let mut senders = Vec::new();
+    let mut clients = Vec::new();
     for s in 0..SENDERS {
-        let client = Arc::new(replicas[s % 2].client().await);
-        senders.push(tokio::spawn(async move {
-            let mut sent = Vec::new();
-            for n in 0..PER_SENDER {
-                let to = if n % 5 == 4 { None } else { Some("reader") };
-                sent.push(send(&client, &format!("sender-{s}"), to, &format!("{s}:{n}")).await);
-            }
-            sent
-        }));
+        clients.push(replicas[s % 2].client().await);
     }
+    let senders = spawn_senders(clients, "reader", PER_SENDER);
     // Read on replica 0 while both replicas write, then drain what is left.
     let mut cursor = "0".to_string();
     let mut seen: Vec<i64> = Vec::new();
@@ -270,18 +214,12 @@ async fn a_waiter_on_one_replica_wakes_on_a_write_through_the_other() {
 
     for round in 0..3 {
         let cursor = current_cursor(&watcher, "w").await;
-        let waiting = {
-            let watcher = watcher.clone();
-            tokio::spawn(async move {
-                watcher
-                    .call(
-                        "wait_for_updates",
-                        json!({"agent_id": "w", "streams": ["messages"], "cursor": cursor,
-                               "wait_ms": 30000, "response_mode": "compact"}),
-                    )
-                    .await
-            })
-        };
+        let waiting = spawn_call(
+            &watcher,
+            "wait_for_updates",
+            json!({"agent_id": "w", "streams": ["messages"], "cursor": cursor,
+                   "wait_ms": 30000, "response_mode": "compact"}),
+        );
         // A direct message and a broadcast, each through the other replica.
         let to = if round == 1 { None } else { Some("w") };
         send(&writer, "s", to, &format!("wake up {round}")).await;
@@ -474,15 +412,10 @@ async fn the_hub_rides_out_a_postgresql_restart_and_keeps_what_it_acknowledged()
     for id in &expected {
         assert!(read_set.contains(id), "message {id} lost: read {read:?}");
     }
-    let health: Value = crate::harness::http()
-        .get(format!("{}/health", hub.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = hub.health().await;
     assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["database"]["backend"], "postgres", "{health}");
+    assert_eq!(health["database"]["connected"], true, "{health}");
     client.close().await;
     hub.stop().await;
 }
