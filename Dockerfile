@@ -10,6 +10,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY hub-server/Cargo.toml hub-server/Cargo.toml
 COPY hubctl/Cargo.toml hubctl/Cargo.toml
 COPY hub-launch/Cargo.toml hub-launch/Cargo.toml
+# The manifest names its bench targets: without their files cargo refuses to load it.
+COPY hub-server/benches hub-server/benches
 RUN mkdir -p hub-server/src hubctl/src hub-launch/src \
  && echo 'fn main() {}' > hub-server/src/main.rs && touch hub-server/src/lib.rs \
  && echo 'fn main() {}' > hubctl/src/main.rs && echo 'fn main() {}' > hub-launch/src/main.rs \
@@ -19,8 +21,10 @@ RUN touch hub-server/src/lib.rs hub-server/src/main.rs hubctl/src/main.rs \
  && cargo build --release --locked -p hub-server -p hubctl
 
 FROM debian:bookworm-slim
+# /artifacts: the mount point of the artifacts volume replicas share (deploy/compose.yaml);
+# a new named volume takes this directory's owner, so the hub user can write to it.
 RUN useradd --system --uid 10001 --home-dir /data hub \
- && mkdir -p /data && chown hub /data
+ && mkdir -p /data /artifacts && chown hub /data /artifacts
 COPY --from=build /src/target/release/hub-server /usr/local/bin/hub-server
 COPY --from=build /src/target/release/hubctl /usr/local/bin/hubctl
 USER hub

@@ -177,10 +177,22 @@ fn is_final_name(name: &str) -> bool {
         && suffix.chars().all(|c| c.is_ascii_hexdigit())
 }
 
+/// How recently a file in a directory shared by replicas may have been written and still
+/// belong to a live upload of another replica: spared by the startup sweep. Generous, since
+/// an upload's temp file is written to continuously and a final file is committed right
+/// after its rename.
+pub const SHARED_DIR_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// At startup, before serving: creates the directory and deletes the temp files of
 /// interrupted uploads and committed-looking files no row names. Files this hub did not
-/// name are left alone (the directory may be shared). Returns how many were deleted.
-pub fn sweep(dir: &Path, referenced: &HashSet<String>) -> io::Result<usize> {
+/// name are left alone. Files modified within `spare_recent` are kept: with replicas
+/// sharing the directory (PostgreSQL) they may be another replica's upload in flight, or
+/// a file renamed an instant before its row commits. Returns how many were deleted.
+pub fn sweep(
+    dir: &Path,
+    referenced: &HashSet<String>,
+    spare_recent: std::time::Duration,
+) -> io::Result<usize> {
     fs::create_dir_all(dir)?;
     let mut removed = 0;
     for entry in fs::read_dir(dir)? {
@@ -188,9 +200,24 @@ pub fn sweep(dir: &Path, referenced: &HashSet<String>) -> io::Result<usize> {
         let name = entry.file_name().to_string_lossy().into_owned();
         let orphan =
             name.starts_with(TEMP_PREFIX) || (is_final_name(&name) && !referenced.contains(&name));
-        if orphan && entry.file_type()?.is_file() {
-            fs::remove_file(entry.path())?;
-            removed += 1;
+        if !orphan || !entry.file_type()?.is_file() {
+            continue;
+        }
+        // An mtime in the future (clock skew between hosts) counts as recent.
+        let modified = match entry.metadata().and_then(|m| m.modified()) {
+            Ok(modified) => modified,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let age = modified.elapsed().unwrap_or(std::time::Duration::ZERO);
+        if age < spare_recent {
+            continue;
+        }
+        match fs::remove_file(entry.path()) {
+            Ok(()) => removed += 1,
+            // Another replica sweeping the same shared directory got there first.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(removed)
@@ -209,7 +236,10 @@ mod tests {
             fs::write(dir.path().join(name), b"x").unwrap();
         }
         let referenced = HashSet::from([keep.to_string()]);
-        assert_eq!(sweep(dir.path(), &referenced).unwrap(), 2);
+        assert_eq!(
+            sweep(dir.path(), &referenced, std::time::Duration::ZERO).unwrap(),
+            2
+        );
         let mut left: Vec<String> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -217,6 +247,33 @@ mod tests {
         left.sort();
         assert_eq!(left, vec![keep.to_string(), "notes.txt".to_string()]);
         assert!(path_of(dir.path(), "../etc/passwd").is_none());
+    }
+
+    #[test]
+    fn a_shared_directory_keeps_recent_orphans() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = std::time::Duration::from_secs(3600);
+        let stale = "1b7c7a4e-1d1f-4f2b-9c5e-4a3c2b1a0f9e.0123456789abcdef";
+        let fresh = "2b7c7a4e-1d1f-4f2b-9c5e-4a3c2b1a0f9e.0123456789abcdef";
+        for name in [stale, fresh, ".upload-old-1", ".upload-new-1"] {
+            fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        for name in [stale, ".upload-old-1"] {
+            let two_hours_ago = std::time::SystemTime::now() - 2 * hour;
+            fs::File::options()
+                .write(true)
+                .open(dir.path().join(name))
+                .unwrap()
+                .set_modified(two_hours_ago)
+                .unwrap();
+        }
+        assert_eq!(sweep(dir.path(), &HashSet::new(), hour).unwrap(), 2);
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec![".upload-new-1".to_string(), fresh.to_string()]);
     }
 
     #[tokio::test]

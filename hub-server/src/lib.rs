@@ -9,7 +9,8 @@
 //! - [`maintenance`]: the periodic pass (presence, retention);
 //! - [`protocol`], [`consensus`]: pure logic of the compact protocol (canonical JSON,
 //!   compression, CAEP packets) and of consensus tallying — no SQL, no MCP;
-//! - [`auth`], [`rate_limit`], [`clock`]: small shared pieces.
+//! - [`auth`], [`rate_limit`], [`clock`]: small shared pieces;
+//! - [`pg_cluster`]: a throwaway PostgreSQL cluster for tests and `hubctl bench`.
 //!
 //! [`start`] binds and serves a hub and returns a handle; `main.rs` and the integration
 //! tests both use it.
@@ -26,6 +27,7 @@ pub mod http;
 pub mod live;
 pub mod maintenance;
 pub mod metrics;
+pub mod pg_cluster;
 pub mod protocol;
 pub mod quota;
 pub mod rate_limit;
@@ -131,10 +133,16 @@ pub async fn start(
         .await
         .context("listing artifact files")?;
     let artifacts_dir = config.artifacts_dir.clone();
-    let swept =
-        tokio::task::spawn_blocking(move || artifact_files::sweep(&artifacts_dir, &referenced))
-            .await?
-            .with_context(|| format!("sweeping {}", config.artifacts_dir.display()))?;
+    // On PostgreSQL replicas share the directory: spare what another one may be writing.
+    let spare_recent = match config.db_url {
+        Some(_) => artifact_files::SHARED_DIR_GRACE,
+        None => Duration::ZERO,
+    };
+    let swept = tokio::task::spawn_blocking(move || {
+        artifact_files::sweep(&artifacts_dir, &referenced, spare_recent)
+    })
+    .await?
+    .with_context(|| format!("sweeping {}", config.artifacts_dir.display()))?;
     if swept > 0 {
         tracing::info!(swept, "removed orphan artifact files");
     }

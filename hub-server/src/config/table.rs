@@ -148,6 +148,14 @@ pub const VARIABLES: &[Variable] = &[
             })
         },
     ),
+    // Read by `pg_cluster` (tests, `hubctl bench`), not the hub; listed so setting it draws
+    // no unknown-variable warning and `--help` documents it.
+    var(
+        "MCP_HUB_PG_BIN",
+        "",
+        "PostgreSQL bin dir (initdb, pg_ctl) for the throwaway clusters of tests and hubctl bench; unused by the hub",
+        |_, _| {},
+    ),
     var(
         "MCP_HUB_DB_SYNC",
         "full",

@@ -286,6 +286,7 @@ const SAMPLE: &[(&str, &str)] = &[
     ("MCP_HUB_DATA", "/srv/hub"),
     ("MCP_HUB_DB", "/srv/db/hub.sqlite"),
     ("MCP_HUB_ARTIFACTS_DIR", "/srv/blobs"),
+    ("MCP_HUB_PG_BIN", "/usr/lib/postgresql/15/bin"),
     ("MCP_HUB_DB_SYNC", "normal"),
     ("MCP_HUB_DB_URL", "postgres://hub:secret@db.internal/hub"),
     ("MCP_HUB_PUBLIC_BASE_URL", "https://hub.example/"),

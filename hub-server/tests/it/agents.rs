@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::harness::TestHub;
+use crate::harness::{TestHub, skip_unless_sqlite};
 
 #[tokio::test]
 async fn registration_onboarding_depends_on_lifecycle_and_reregistration() {
@@ -321,6 +321,9 @@ async fn warn_mode_adds_warnings_and_observe_rotates_tokens_on_tokenless_reregis
 
 #[tokio::test]
 async fn tokens_and_message_bodies_never_reach_the_database_in_clear() {
+    if skip_unless_sqlite("reads the SQLite file directly after the hub stopped") {
+        return;
+    }
     let hub = TestHub::start().await;
     // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
     hub.register_ids(&["other"]).await;

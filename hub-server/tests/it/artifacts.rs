@@ -3,14 +3,13 @@
 //! replayed, foreign tickets), durability across restart and across a killed hub, access
 //! and sharing, retention with the manual clock, and the task handoff packet.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::harness::{Client, TestHub, http};
+use crate::harness::{ChildHub, Client, TestHub, http, skip_unless_sqlite, spawn_call};
 use hub_server::maintenance;
 
 const MB: usize = 1024 * 1024;
@@ -292,14 +291,7 @@ async fn tickets_are_durable_hashed_and_counted_by_health() {
         .await;
     assert_eq!(stored.len(), 1);
     assert_ne!(stored[0][0].to_lowercase(), token, "only a hash is kept");
-    let health: Value = http()
-        .get(format!("{}/health", hub.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = hub.health().await;
     assert_eq!(health["artifact_tickets"], 1);
 
     let hub = hub.restart().await;
@@ -606,31 +598,12 @@ async fn retention_removes_rows_and_files_together() {
 /// visible artifact and no file left.
 #[tokio::test]
 async fn a_hub_killed_mid_upload_leaves_nothing_after_restart() {
-    let data = tempfile::tempdir().unwrap();
-    // The binary refuses port 0: borrow a free port from the OS.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hub-server"))
-        .env("MCP_HUB_DATA", data.path())
-        .env("MCP_HUB_PORT", port.to_string())
-        .env("MCP_HUB_ENV_FILE", "/dev/null")
-        // The restarted hub's manual clock is ahead of the system clock: keep the row.
-        .env("MCP_HUB_ARTIFACT_TTL_MS", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn hub-server");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines.next().expect("hub output").unwrap();
-        if let Some(rest) = line.strip_prefix("Agent Hub listening on ") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
+    if skip_unless_sqlite("restarts on the killed binary's SQLite file") {
+        return;
+    }
+    // The restarted hub's manual clock is ahead of the system clock: keep the row.
+    let mut child = ChildHub::spawn(&[("MCP_HUB_ARTIFACT_TTL_MS", "0")]).await;
+    let url = child.url.clone();
     let base = url.trim_end_matches("/mcp").to_string();
     let client = Client::connect(&url, None).await;
     client.register("alice", json!({})).await;
@@ -650,7 +623,7 @@ async fn a_hub_killed_mid_upload_leaves_nothing_after_restart() {
     sender.send(Ok(vec![7u8; MB])).await.unwrap();
     let body = reqwest::Body::wrap_stream(tokio_stream_of(receiver));
     let request = tokio::spawn(http().post(format!("{base}{path}")).body(body).send());
-    let artifacts_dir = data.path().join("artifacts");
+    let artifacts_dir = child.data_dir.path().join("artifacts");
     let mut waited = 0;
     while !std::fs::read_dir(&artifacts_dir)
         .map(|mut d| d.any(|e| e.is_ok()))
@@ -661,15 +634,14 @@ async fn a_hub_killed_mid_upload_leaves_nothing_after_restart() {
         waited += 1;
         assert!(waited < 1000, "the upload never reached the hub");
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill().await;
     drop(sender);
     // The request fails with the hub gone; its outcome is not what this test checks.
     let _ = request.await;
     client.close().await;
 
     let hub = TestHub::start_with(&[
-        ("MCP_HUB_DATA", &data.path().display().to_string()),
+        ("MCP_HUB_DATA", &child.data_dir.path().display().to_string()),
         ("MCP_HUB_ARTIFACT_TTL_MS", "0"),
     ])
     .await;
@@ -729,15 +701,12 @@ async fn artifact_changes_wake_wait_for_updates_and_events() {
     let hello = events.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&hello).contains("event: hello"));
 
-    let waiter = tokio::spawn(async move {
-        watcher
-            .call(
-                "wait_for_updates",
-                json!({"agent_id": "watcher", "streams": ["artifacts"], "cursor": cursor,
-                       "wait_ms": 30_000, "response_mode": "micro"}),
-            )
-            .await
-    });
+    let waiter = spawn_call(
+        &Arc::new(watcher),
+        "wait_for_updates",
+        json!({"agent_id": "watcher", "streams": ["artifacts"], "cursor": cursor,
+               "wait_ms": 30_000, "response_mode": "micro"}),
+    );
     let (status, _) = post(&hub, &url, b"wake up".to_vec(), "text/plain").await;
     assert_eq!(status, 200);
     let woke = waiter.await.unwrap();

@@ -21,14 +21,7 @@ async fn handshake_lists_the_tools_with_object_schemas() {
         info.server_info.as_ref().unwrap().version,
         hub_server::VERSION
     );
-    let health: Value = http()
-        .get(format!("{}/health", hub.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = hub.health().await;
     assert_eq!(health["version"], hub_server::VERSION);
     let tools = client.service.list_all_tools().await.unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();

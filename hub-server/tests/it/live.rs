@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Client, TestHub, http};
+use crate::harness::{Client, TestHub, http, spawn_call};
 
 fn keys(value: &Value) -> HashSet<String> {
     value.as_object().unwrap().keys().cloned().collect()
@@ -19,7 +19,7 @@ fn set(names: &[&str]) -> HashSet<String> {
 }
 
 /// A cursor positioned at "now" for `agent`: one quick call (returns at once or times out).
-async fn current_cursor(client: &Client, agent: &str) -> String {
+pub(crate) async fn current_cursor(client: &Client, agent: &str) -> String {
     let first = client
         .call(
             "wait_for_updates",
@@ -38,19 +38,12 @@ async fn a_send_wakes_the_waiter_and_nothing_is_skipped_between_waits() {
     let sender = hub.client().await;
     let cursor = current_cursor(&watcher, "w").await;
 
-    let waiting = {
-        let watcher = watcher.clone();
-        let cursor = cursor.clone();
-        tokio::spawn(async move {
-            watcher
-                .call(
-                    "wait_for_updates",
-                    json!({"agent_id": "w", "streams": ["messages"], "cursor": cursor,
+    let waiting = spawn_call(
+        &watcher,
+        "wait_for_updates",
+        json!({"agent_id": "w", "streams": ["messages"], "cursor": cursor,
                            "wait_ms": 20000, "response_mode": "compact"}),
-                )
-                .await
-        })
-    };
+    );
     sender
         .call(
             "send_message",
@@ -97,19 +90,12 @@ async fn changes_the_watcher_cannot_see_and_bookkeeping_do_not_wake_it() {
     other.register("w", json!({})).await;
     let cursor = current_cursor(&watcher, "w").await;
 
-    let waiting = {
-        let watcher = watcher.clone();
-        let cursor = cursor.clone();
-        tokio::spawn(async move {
-            watcher
-                .call(
-                    "wait_for_updates",
-                    json!({"agent_id": "w", "streams": ["messages"], "cursor": cursor,
+    let waiting = spawn_call(
+        &watcher,
+        "wait_for_updates",
+        json!({"agent_id": "w", "streams": ["messages"], "cursor": cursor,
                            "wait_ms": 1200, "response_mode": "compact"}),
-                )
-                .await
-        })
-    };
+    );
     // A direct message to someone else, reads and onboarding: none of it is visible to w.
     other
         .call(

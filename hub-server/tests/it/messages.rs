@@ -5,10 +5,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use tokio::task::JoinHandle;
 
 use crate::harness::{Client, TestHub, http};
 
-async fn send(client: &Client, from: &str, to: Option<&str>, content: &str) -> i64 {
+pub(crate) async fn send(client: &Client, from: &str, to: Option<&str>, content: &str) -> i64 {
     let mut args = json!({"from_agent": from, "content": content});
     if let Some(to) = to {
         args["to_agent"] = json!(to);
@@ -16,6 +17,32 @@ async fn send(client: &Client, from: &str, to: Option<&str>, content: &str) -> i
     client.call("send_message", args).await.ok()["message"]["id"]
         .as_i64()
         .unwrap()
+}
+
+/// One task per client, each sending `per_sender` messages one after another as
+/// `sender-<n>`: four of five direct to `to`, every fifth a broadcast. Each task returns the
+/// ids it got acknowledged, in order.
+pub(crate) fn spawn_senders(
+    clients: Vec<Client>,
+    to: &str,
+    per_sender: usize,
+) -> Vec<JoinHandle<Vec<i64>>> {
+    clients
+        .into_iter()
+        .enumerate()
+        .map(|(s, client)| {
+            let to = to.to_string();
+            tokio::spawn(async move {
+                let mut sent = Vec::new();
+                for n in 0..per_sender {
+                    let to = (n % 5 != 4).then_some(to.as_str());
+                    sent.push(send(&client, &format!("sender-{s}"), to, &format!("{s}:{n}")).await);
+                }
+                client.close().await;
+                sent
+            })
+        })
+        .collect()
 }
 
 fn ids(messages: &Value) -> Vec<i64> {
@@ -153,18 +180,11 @@ async fn twenty_concurrent_senders_every_message_seen_once_in_order() {
     // Direct messages go to registered agents only (RECIPIENT_NOT_FOUND).
     hub.register_ids(&["reader"]).await;
     let reader = hub.client().await;
-    let mut senders = Vec::new();
-    for s in 0..SENDERS {
-        let client = Arc::new(hub.client().await);
-        senders.push(tokio::spawn(async move {
-            let mut sent = Vec::new();
-            for n in 0..PER_SENDER {
-                let to = if n % 5 == 4 { None } else { Some("reader") };
-                sent.push(send(&client, &format!("sender-{s}"), to, &format!("{s}:{n}")).await);
-            }
-            sent
-        }));
+    let mut clients = Vec::new();
+    for _ in 0..SENDERS {
+        clients.push(hub.client().await);
     }
+    let senders = spawn_senders(clients, "reader", PER_SENDER);
     // Read concurrently with the senders, then drain what is left.
     let mut cursor = "0".to_string();
     let mut seen: Vec<(i64, String)> = Vec::new();
@@ -432,12 +452,9 @@ async fn idempotent_retry_replays_and_refusals_are_not_cached() {
 async fn malformed_arguments_are_tool_errors_without_side_effects() {
     let hub = TestHub::start().await;
     let client = hub.client().await;
-    let db = hub.db_path();
-    let count = |sql: &str| -> i64 {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.query_row(sql, [], |r| r.get(0)).unwrap()
-    };
-    let calls_before = count("SELECT COALESCE(SUM(calls), 0) FROM call_minutes");
+    // Through the hub's store, so the check runs on either backend.
+    let count = async |sql: &str| -> i64 { hub.query(sql).await[0][0].parse().unwrap() };
+    let calls_before = count("SELECT COALESCE(SUM(calls), 0) FROM call_minutes").await;
     // SEP-1303: the model sees what to fix, as a tool result, not a protocol exception.
     for (tool, args, field) in [
         ("send_message", json!({"from_agent": "a"}), "content"),
@@ -475,11 +492,11 @@ async fn malformed_arguments_are_tool_errors_without_side_effects() {
             .to_string()
             .contains("-32602")
     );
-    assert_eq!(count("SELECT COUNT(*) FROM messages"), 0);
-    assert_eq!(count("SELECT COUNT(*) FROM agents"), 0);
+    assert_eq!(count("SELECT COUNT(*) FROM messages").await, 0);
+    assert_eq!(count("SELECT COUNT(*) FROM agents").await, 0);
     hub.flush_bookkeeping().await;
     assert_eq!(
-        count("SELECT COALESCE(SUM(calls), 0) FROM call_minutes"),
+        count("SELECT COALESCE(SUM(calls), 0) FROM call_minutes").await,
         calls_before,
         "a schema error is not a guarded call"
     );

@@ -4,14 +4,13 @@
 //! ownership rules, deletes, and the maintenance pass.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
 use crate::harness::{Client, Outcome, TestHub};
 use hub_server::maintenance;
 
-async fn create(client: &Client, by: &str, title: &str, extra: Value) -> i64 {
+pub(crate) async fn create(client: &Client, by: &str, title: &str, extra: Value) -> i64 {
     let mut args = json!({"created_by": by, "title": title});
     for (key, value) in extra.as_object().cloned().unwrap_or_default() {
         args[key] = value;
@@ -20,7 +19,7 @@ async fn create(client: &Client, by: &str, title: &str, extra: Value) -> i64 {
     outcome.ok()["task"]["id"].as_i64().unwrap()
 }
 
-async fn poll(client: &Client, agent: &str) -> Value {
+pub(crate) async fn poll(client: &Client, agent: &str) -> Value {
     client
         .call("poll_and_claim", json!({"agent_id": agent}))
         .await
@@ -28,7 +27,60 @@ async fn poll(client: &Client, agent: &str) -> Value {
         .clone()
 }
 
-fn done_args(task_id: i64, agent: &str, extra: Value) -> Value {
+/// `total` tasks of mixed priorities (cheap consistency) created by 8 concurrent sessions,
+/// the n-th on `urls[n % urls.len()]`.
+pub(crate) async fn create_concurrently(urls: &[String], total: usize) {
+    const CREATORS: usize = 8;
+    let creators: Vec<_> = (0..CREATORS)
+        .map(|creator| {
+            let url = urls[creator % urls.len()].clone();
+            tokio::spawn(async move {
+                let client = Client::connect(&url, None).await;
+                for i in 0..total / CREATORS {
+                    let priority = ["low", "medium", "high", "critical"][i % 4];
+                    create(
+                        &client,
+                        "lead",
+                        &format!("job {creator}-{i}"),
+                        json!({"priority": priority, "consistency_mode": "cheap"}),
+                    )
+                    .await;
+                }
+                client.close().await;
+            })
+        })
+        .collect();
+    for creator in creators {
+        creator.await.unwrap();
+    }
+}
+
+/// A worker on `url`: polls and finishes tasks as `agent` until the queue is empty;
+/// returns the (task, claim id) of every claim it got.
+pub(crate) async fn drain_queue(url: String, agent: String) -> Vec<(i64, String)> {
+    let client = Client::connect(&url, None).await;
+    let mut claims = Vec::new();
+    loop {
+        let polled = poll(&client, &agent).await;
+        if polled["task"].is_null() {
+            break;
+        }
+        let task = polled["task"]["id"].as_i64().unwrap();
+        let claim_id = polled["claim"]["claim_id"].as_str().unwrap().to_string();
+        let released = client
+            .call(
+                "release_task_claim",
+                done_args(task, &agent, json!({"claim_id": claim_id})),
+            )
+            .await;
+        assert_eq!(released.ok()["task"]["status"], "done", "task {task}");
+        claims.push((task, claim_id));
+    }
+    client.close().await;
+    claims
+}
+
+pub(crate) fn done_args(task_id: i64, agent: &str, extra: Value) -> Value {
     let mut args = json!({
         "task_id": task_id, "agent_id": agent, "next_status": "done",
         "confidence": 0.95, "verification_passed": true,
@@ -558,58 +610,18 @@ async fn thirty_two_workers_drain_two_thousand_tasks_exactly_once() {
     ])
     .await;
     let url = hub.url();
-    let mut creators = Vec::new();
-    for creator in 0..8 {
-        let url = url.clone();
-        creators.push(tokio::spawn(async move {
-            let client = Client::connect(&url, None).await;
-            for i in 0..TASKS / 8 {
-                let priority = ["low", "medium", "high", "critical"][i % 4];
-                create(
-                    &client,
-                    "lead",
-                    &format!("job {creator}-{i}"),
-                    json!({"priority": priority, "consistency_mode": "cheap"}),
-                )
-                .await;
-            }
-            client.close().await;
-        }));
+    create_concurrently(std::slice::from_ref(&url), TASKS).await;
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|w| tokio::spawn(drain_queue(url.clone(), format!("drain-{w}"))))
+        .collect();
+    let mut claims: Vec<(i64, String)> = Vec::new();
+    for (w, worker) in workers.into_iter().enumerate() {
+        let got = worker.await.unwrap();
+        claims.extend(
+            got.into_iter()
+                .map(|(task, _)| (task, format!("drain-{w}"))),
+        );
     }
-    for creator in creators {
-        creator.await.unwrap();
-    }
-    let claims: Arc<Mutex<Vec<(i64, String)>>> = Arc::new(Mutex::new(Vec::new()));
-    let mut workers = Vec::new();
-    for w in 0..WORKERS {
-        let url = url.clone();
-        let claims = claims.clone();
-        workers.push(tokio::spawn(async move {
-            let agent = format!("drain-{w}");
-            let client = Client::connect(&url, None).await;
-            loop {
-                let polled = poll(&client, &agent).await;
-                if polled["task"].is_null() {
-                    break;
-                }
-                let task = polled["task"]["id"].as_i64().unwrap();
-                let claim_id = polled["claim"]["claim_id"].as_str().unwrap().to_string();
-                claims.lock().unwrap().push((task, agent.clone()));
-                let released = client
-                    .call(
-                        "release_task_claim",
-                        done_args(task, &agent, json!({"claim_id": claim_id})),
-                    )
-                    .await;
-                assert_eq!(released.ok()["task"]["status"], "done");
-            }
-            client.close().await;
-        }));
-    }
-    for worker in workers {
-        worker.await.unwrap();
-    }
-    let claims = claims.lock().unwrap().clone();
     let unique: HashSet<i64> = claims.iter().map(|(id, _)| *id).collect();
     assert_eq!(claims.len(), TASKS, "each task claimed once, none twice");
     assert_eq!(unique.len(), TASKS);
