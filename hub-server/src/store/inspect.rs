@@ -20,6 +20,7 @@ pub fn open_read_only(path: &Path) -> StoreResult<super::Db> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(super::Db {
         conn: Connection::from_sqlite(conn),
+        epoch: 0,
     })
 }
 
@@ -28,7 +29,7 @@ pub fn open_read_only_url(url: &str) -> StoreResult<super::Db> {
     let conn =
         Connection::connect_postgres(url).map_err(|e| StoreError::Internal(e.to_string()))?;
     conn.execute_batch("SET default_transaction_read_only = on")?;
-    Ok(super::Db { conn })
+    Ok(super::Db { conn, epoch: 0 })
 }
 
 /// The result of one ad-hoc query, every value rendered as text.

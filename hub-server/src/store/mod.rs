@@ -146,6 +146,8 @@ impl StreamHeads {
 /// database type leaks out.
 pub struct Db {
     conn: Connection,
+    /// The connection epoch this connection was opened in (see `Inner::epoch`).
+    epoch: u64,
 }
 
 impl Db {
@@ -290,6 +292,10 @@ struct Inner {
     state: Arc<replicas::DbState>,
     /// Stops the PostgreSQL change listener.
     stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// Bumped by the listener whenever its connection to PostgreSQL drops: connections opened
+    /// before are presumed dead (a server restart kills them all) and replaced before use,
+    /// so a restart costs no failed call once the listener has noticed it.
+    epoch: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Where the data lives.
@@ -300,7 +306,7 @@ pub enum Target {
 }
 
 impl Target {
-    fn connect(&self, read_only: bool) -> StoreResult<Db> {
+    fn connect(&self, read_only: bool, epoch: u64) -> StoreResult<Db> {
         let conn = match self {
             Target::Sqlite { path, sync } => {
                 Connection::from_sqlite(open_connection(path, read_only, *sync)?)
@@ -308,7 +314,7 @@ impl Target {
             Target::Postgres { url } => Connection::connect_postgres(url)
                 .map_err(|e| StoreError::Internal(e.to_string()))?,
         };
-        Ok(Db { conn })
+        Ok(Db { conn, epoch })
     }
 }
 
@@ -374,13 +380,14 @@ impl Store {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StoreError::Internal(format!("creating {}: {e}", parent.display())))?;
         }
-        let mut writer_db = target.connect(false)?;
+        let epoch = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut writer_db = target.connect(false, 0)?;
         migrations::migrate(&mut writer_db.conn)?;
         let initial_heads = load_heads(&writer_db)?;
         let seq = replicas::seed_shared_heads(&writer_db, &initial_heads)?;
         let initial_heads = replicas::shared_heads(&writer_db)?.unwrap_or(initial_heads);
         let readers = (0..READERS)
-            .map(|_| target.connect(true))
+            .map(|_| target.connect(true, 0))
             .collect::<StoreResult<Vec<_>>>()?;
 
         let (heads_tx, heads_rx) = watch::channel(initial_heads);
@@ -389,7 +396,12 @@ impl Store {
         let state = Arc::new(replicas::DbState::new(writer_db.backend()));
         let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if let Target::Postgres { url } = &target {
-            replicas::spawn_listener(url.clone(), heads_tx.clone(), stopping.clone())?;
+            replicas::spawn_listener(
+                url.clone(),
+                heads_tx.clone(),
+                stopping.clone(),
+                epoch.clone(),
+            )?;
         }
         let writer = Writer {
             target: target.clone(),
@@ -397,6 +409,7 @@ impl Store {
             metrics: WriterMetrics::default(),
             heads_tx,
             state: state.clone(),
+            epoch: epoch.clone(),
         };
         let metrics = writer.metrics.clone();
         let thread = std::thread::Builder::new()
@@ -416,6 +429,7 @@ impl Store {
                 target,
                 state,
                 stopping,
+                epoch,
             }),
         })
     }
@@ -543,10 +557,11 @@ impl Store {
                 .unwrap_or_else(|p| p.into_inner())
                 .pop()
                 .ok_or_else(|| StoreError::Internal("reader pool empty".into()))?;
-            if conn.conn.is_closed() {
+            let epoch = inner.epoch.load(std::sync::atomic::Ordering::Acquire);
+            if conn.conn.is_closed() || conn.epoch < epoch {
                 // The server restarted or the network dropped: one new connection, and if
                 // that fails too the read fails (the lost one stays in the pool to retry).
-                match inner.target.connect(true) {
+                match inner.target.connect(true, epoch) {
                     Ok(fresh) => conn = fresh,
                     Err(error) => {
                         inner
@@ -560,6 +575,15 @@ impl Store {
             }
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| op(&conn)))
                 .unwrap_or_else(|_| Err(StoreError::Internal("read panicked".into())));
+            if let Err(StoreError::Database(error)) = &result
+                && error.is_connection_lost()
+            {
+                // Found dead in use: the next read through this slot reconnects.
+                conn.epoch = 0;
+                inner
+                    .epoch
+                    .fetch_max(1, std::sync::atomic::Ordering::AcqRel);
+            }
             // A read that panicked inside `Db::in_snapshot` must not hand the next reader a
             // connection stuck in its old snapshot.
             if conn.conn.in_transaction() {
@@ -640,6 +664,7 @@ struct Writer {
     metrics: WriterMetrics,
     heads_tx: Arc<watch::Sender<StreamHeads>>,
     state: Arc<replicas::DbState>,
+    epoch: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Writer {
@@ -661,7 +686,9 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            if db.conn.is_closed() {
+            if db.conn.is_closed()
+                || db.epoch < self.epoch.load(std::sync::atomic::Ordering::Acquire)
+            {
                 db = self.reconnect(db);
             }
             let (seq_before, heads_before) = (seq, heads);
@@ -707,7 +734,10 @@ impl Writer {
         drop(lost);
         let mut delay = std::time::Duration::from_millis(100);
         loop {
-            match self.target.connect(false) {
+            match self
+                .target
+                .connect(false, self.epoch.load(std::sync::atomic::Ordering::Acquire))
+            {
                 Ok(db) => {
                     tracing::info!("database connection restored");
                     self.state.record_ok();

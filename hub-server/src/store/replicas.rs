@@ -118,20 +118,29 @@ pub(super) fn spawn_listener(
     url: String,
     heads_tx: Arc<watch::Sender<StreamHeads>>,
     stopping: Arc<AtomicBool>,
+    epoch: Arc<AtomicU64>,
 ) -> StoreResult<()> {
     std::thread::Builder::new()
         .name("hub-store-listener".into())
-        .spawn(move || listen(&url, &heads_tx, &stopping))
+        .spawn(move || listen(&url, &heads_tx, &stopping, &epoch))
         .map(drop)
         .map_err(|e| StoreError::Internal(format!("spawning listener thread: {e}")))
 }
 
-fn listen(url: &str, heads_tx: &watch::Sender<StreamHeads>, stopping: &AtomicBool) {
+fn listen(
+    url: &str,
+    heads_tx: &watch::Sender<StreamHeads>,
+    stopping: &AtomicBool,
+    epoch: &AtomicU64,
+) {
     let mut delay = Duration::from_millis(100);
     while !stopping.load(Ordering::Relaxed) {
         match follow(url, heads_tx, stopping) {
             Ok(()) => return,
             Err(error) => {
+                // Whatever killed this connection (a server restart, a network cut) likely
+                // killed the store's others too: they are replaced before their next use.
+                epoch.fetch_add(1, Ordering::AcqRel);
                 tracing::warn!(%error, "change listener lost its connection; reconnecting");
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_secs(5));
