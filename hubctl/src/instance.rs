@@ -4,6 +4,7 @@
 //! in the `deploy/` of the installation (see [`profile_dir`]), never in the current
 //! directory: the same command gives the same hub wherever it is typed.
 
+use hub_server::store::inspect;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -119,12 +120,18 @@ impl Instance {
         &self.config.db_path
     }
 
-    /// The database to read (`explicit`, else the instance's), if it exists; otherwise says
-    /// so on stderr.
-    pub fn existing_db(&self, explicit: Option<&Path>) -> Option<PathBuf> {
+    /// The database to read: `explicit` (a SQLite file), else the instance's PostgreSQL
+    /// database (`MCP_HUB_DB_URL`) or SQLite file; `None` (said on stderr) for a file that
+    /// does not exist.
+    pub fn existing_db(&self, explicit: Option<&Path>) -> Option<inspect::Location> {
+        if explicit.is_none()
+            && let Some(url) = &self.config.db_url
+        {
+            return Some(inspect::Location::Postgres(url.clone()));
+        }
         let db = explicit.unwrap_or_else(|| self.db_path()).to_path_buf();
         if db.is_file() {
-            Some(db)
+            Some(inspect::Location::File(db))
         } else {
             eprintln!("Database not found at {}", db.display());
             None

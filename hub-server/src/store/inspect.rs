@@ -32,6 +32,30 @@ pub fn open_read_only_url(url: &str) -> StoreResult<super::Db> {
     Ok(super::Db { conn, epoch: 0 })
 }
 
+/// Where a hub keeps its data, as operator tools name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    File(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl Location {
+    /// For messages: the file, or the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Location::File(path) => path.display().to_string(),
+            Location::Postgres(url) => crate::config::redact_url(url),
+        }
+    }
+
+    pub fn open_read_only(&self) -> StoreResult<Db> {
+        match self {
+            Location::File(path) => open_read_only(path),
+            Location::Postgres(url) => open_read_only_url(url),
+        }
+    }
+}
+
 /// The result of one ad-hoc query, every value rendered as text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryResult {

@@ -19,11 +19,13 @@ fn sqlite3_available() -> bool {
 }
 
 pub fn run(instance: &Instance, builtin: bool) -> anyhow::Result<ExitCode> {
-    let Some(path) = instance.existing_db(None) else {
+    let Some(location) = instance.existing_db(None) else {
         return Ok(ExitCode::FAILURE);
     };
-    let path = path.as_path();
-    if !builtin && sqlite3_available() {
+    if let inspect::Location::File(path) = &location
+        && !builtin
+        && sqlite3_available()
+    {
         let status = Command::new("sqlite3").arg(path).status()?;
         return Ok(if status.success() {
             ExitCode::SUCCESS
@@ -31,11 +33,11 @@ pub fn run(instance: &Instance, builtin: bool) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         });
     }
-    let conn = inspect::open_read_only(path)?;
+    let conn = location.open_read_only()?;
     println!(
         "Built-in read-only SQL prompt on {}. End statements with ';'. .tables lists tables, \
          .quit leaves.",
-        path.display()
+        location.describe()
     );
     let stdin = std::io::stdin();
     let mut statement = String::new();

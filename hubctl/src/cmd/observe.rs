@@ -147,7 +147,7 @@ pub async fn run(instance: &Instance, args: ObserveArgs) -> anyhow::Result<ExitC
     let Some(db) = instance.existing_db(args.db.as_deref()) else {
         return Ok(ExitCode::FAILURE);
     };
-    let conn = inspect::open_read_only(&db)?;
+    let conn = db.open_read_only()?;
     let tag = args
         .tag
         .clone()

@@ -75,8 +75,8 @@ fn auth_json(counts: &reports::AuthCounts, key_name: &str) -> Value {
 }
 
 /// Builds the report object from the database.
-pub fn build(db: &std::path::Path, hours: u32, now_ms: i64) -> anyhow::Result<Value> {
-    let conn = inspect::open_read_only(db)?;
+pub fn build(db: &inspect::Location, hours: u32, now_ms: i64) -> anyhow::Result<Value> {
+    let conn = db.open_read_only()?;
     let from = now_ms - i64::from(hours) * 3_600_000;
     let to = now_ms + 1;
     let current = reports::current(&conn, now_ms)?;
@@ -323,10 +323,10 @@ pub async fn run(instance: &Instance, args: ReportArgs) -> anyhow::Result<ExitCo
         .unwrap_or_else(|| instance.health_url());
     let health = super::status::fetch_health(&health_endpoint).await;
     let mut report = build(&db, args.hours, now.timestamp_millis())
-        .with_context(|| format!("reading {}", db.display()))?;
+        .with_context(|| format!("reading {}", db.describe()))?;
     let object = report.as_object_mut().expect("report is an object");
     object.insert("generated_at".into(), json!(now.to_rfc3339()));
-    object.insert("db_path".into(), json!(db.display().to_string()));
+    object.insert("db_path".into(), json!(db.describe()));
     object.insert("health_endpoint".into(), json!(health_endpoint));
     object.insert("health".into(), health.unwrap_or(Value::Null));
 
