@@ -70,7 +70,8 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
-    /// Run the project's test suite: cargo test --workspace, then interop/run.sh, in the
+    /// Run the project's test suite: cargo test --workspace, the integration tests again on
+    /// PostgreSQL (HUB_TEST_BACKEND=postgres), then interop/run.sh, in the
     /// checkout (with --docker: cargo test in the <image>-dev build image). Arguments after
     /// `--` go to cargo test.
     Test {
@@ -136,8 +137,8 @@ fn cargo_build(root: &std::path::Path) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// README's test commands in the checkout: `cargo test --workspace`, then (unless skipped)
-/// `interop/run.sh`; the first failing status is ours.
+/// README's test commands in the checkout: `cargo test --workspace`, the integration tests
+/// on PostgreSQL, then (unless skipped) `interop/run.sh`; the first failing status is ours.
 fn project_tests(
     root: &std::path::Path,
     args: &[String],
@@ -152,6 +153,16 @@ fn project_tests(
     let status = std::process::Command::new("cargo")
         .args(["test", "--workspace"])
         .args(args)
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        return Ok(exit_code(status));
+    }
+    println!("Running the integration tests on PostgreSQL (HUB_TEST_BACKEND=postgres)...");
+    let status = std::process::Command::new("cargo")
+        .args(["test", "-p", "hub-server", "--test", "it"])
+        .args(args)
+        .env("HUB_TEST_BACKEND", "postgres")
         .current_dir(root)
         .status()?;
     if !status.success() || skip_interop {
