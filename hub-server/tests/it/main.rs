@@ -20,6 +20,7 @@ mod live;
 mod messages;
 mod observability;
 mod prompts;
+mod resources;
 mod surface;
 mod tasks;
 mod wire;
