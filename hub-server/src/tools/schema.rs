@@ -29,17 +29,8 @@ pub fn compact(schema: &JsonObject) -> JsonObject {
             "properties" => {
                 // Every tool accepts the shared arguments (validation reads the full schema);
                 // the instructions name them once instead of every tool listing them.
-                let properties = value
-                    .as_object()
-                    .map(|props| {
-                        props
-                            .iter()
-                            .filter(|(name, _)| !SHARED_FIELDS.contains(&name.as_str()))
-                            .map(|(name, prop)| (name.clone(), node(prop, &defs, 0)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out.insert(key.clone(), Value::Object(properties));
+                let shown = |name: &str| !SHARED_FIELDS.contains(&name);
+                out.insert(key.clone(), properties(value, &defs, 0, shown));
             }
             _ => {
                 out.insert(key.clone(), value.clone());
@@ -47,6 +38,35 @@ pub fn compact(schema: &JsonObject) -> JsonObject {
         }
     }
     out
+}
+
+/// A `properties` map with each schema compacted, keeping the names `shown` accepts.
+fn properties(
+    value: &Value,
+    defs: &Map<String, Value>,
+    depth: usize,
+    shown: impl Fn(&str) -> bool,
+) -> Value {
+    let map = value
+        .as_object()
+        .map(|props| {
+            props
+                .iter()
+                .filter(|(name, _)| shown(name))
+                .map(|(name, prop)| (name.clone(), property(prop, defs, depth)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Value::Object(map)
+}
+
+/// A property's schema. `true` (any value) becomes `{}`, which means the same: the official
+/// TypeScript SDK refuses a tools/list whose property schema is a boolean.
+fn property(value: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
+    match value {
+        Value::Bool(true) => Value::Object(Map::new()),
+        other => node(other, defs, depth),
+    }
 }
 
 /// Depth guards a self-referencing `$defs` entry (none today) from looping.
@@ -105,6 +125,9 @@ fn object_node(
                 out.insert(key.clone(), Value::String(one_line(value)));
             }
             "default" if value.is_null() => {}
+            "properties" => {
+                out.insert(key.clone(), properties(value, defs, depth, |_| true));
+            }
             // `items: true` allows any item, as no `items` does.
             "items" if value == &Value::Bool(true) => {}
             _ => {
@@ -193,7 +216,9 @@ mod tests {
                          "description": "a or b."},
                 "kind": {"$ref": "#/$defs/Kind", "description": "x or y."},
                 "auth_token": {"type": ["string", "null"], "description": "Token."},
-                "tags": {"type": "array", "items": true}
+                "tags": {"type": "array", "items": true},
+                "extra": true,
+                "nested": {"type": "object", "properties": {"flag": true}}
             },
             "required": ["agent_id"]
         });
@@ -207,7 +232,9 @@ mod tests {
                     "limit": {"type": "number"},
                     "mode": {"enum": ["a", "b"], "description": "a or b."},
                     "kind": {"enum": ["x", "y"], "description": "x or y."},
-                    "tags": {"type": "array"}
+                    "tags": {"type": "array"},
+                    "extra": {},
+                    "nested": {"type": "object", "properties": {"flag": {}}}
                 },
                 "required": ["agent_id"]
             })
