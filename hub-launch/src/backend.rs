@@ -49,14 +49,14 @@ pub struct Invocation {
     pub args: Vec<String>,
 }
 
-/// The URL the CLI connects to: the hub's endpoint with the role's tool profile
-/// (`?tools=<profile>`), so the agent pays only for the tools its prompt uses.
-pub fn profiled_endpoint(endpoint: &str, role: hub_server::agent_files::LaunchRole) -> String {
+/// The URL the CLI connects to: the hub's endpoint with a tool profile (`?tools=<profile>`),
+/// so the agent pays only for the tools its prompt uses.
+pub fn profiled_endpoint(endpoint: &str, profile: hub_server::tools::surface::Profile) -> String {
     let separator = if endpoint.contains('?') { '&' } else { '?' };
     format!(
         "{endpoint}{separator}{}={}",
         hub_server::tools::surface::PROFILE_QUERY,
-        role.tool_profile().as_str()
+        profile.as_str()
     )
 }
 
@@ -161,11 +161,11 @@ mod tests {
     fn the_cli_url_carries_the_role_profile() {
         use hub_server::agent_files::LaunchRole;
         assert_eq!(
-            profiled_endpoint("http://h:1/mcp", LaunchRole::Assistant),
+            profiled_endpoint("http://h:1/mcp", LaunchRole::Assistant.tool_profile()),
             "http://h:1/mcp?tools=worker"
         );
         assert_eq!(
-            profiled_endpoint("http://h:1/mcp?x=1", LaunchRole::Reviewer),
+            profiled_endpoint("http://h:1/mcp?x=1", LaunchRole::Reviewer.tool_profile()),
             "http://h:1/mcp?x=1&tools=orchestrator"
         );
     }

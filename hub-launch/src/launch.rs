@@ -122,7 +122,10 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
     Ok(Plan {
         role,
         backend,
-        cli_endpoint: backend::profiled_endpoint(&endpoint, role),
+        cli_endpoint: backend::profiled_endpoint(
+            &endpoint,
+            args.tools.unwrap_or_else(|| role.tool_profile()),
+        ),
         endpoint,
         agent_id,
         agent_name,

@@ -373,7 +373,9 @@ mod tests {
             namespace: namespace.map(String::from),
             status: status.map(String::from),
         };
-        let table: [(&str, Result<(HubResource, Option<&str>), &str>); 11] = [
+        // (uri, Ok((resource, caller)) or Err(part of the message))
+        type Expected<'a> = Result<(HubResource, Option<&'a str>), &'a str>;
+        let table: [(&str, Expected); 11] = [
             ("hub://agents", Ok((HubResource::Agents, None))),
             ("hub://agents?agent=a", Ok((HubResource::Agents, Some("a")))),
             ("hub://tasks", Ok((tasks(None, None), None))),
