@@ -171,7 +171,19 @@ fn rules(config: &Config) -> Value {
             "token_source": "register_agent -> auth.token",
             "token_usage": "pass auth_token on every later call, or send Authorization: Bearer <token>"
         },
-        "namespace_governance": {"mode_env": "MCP_HUB_NAMESPACE_GOVERNANCE"}
+        "namespace_governance": {"mode_env": "MCP_HUB_NAMESPACE_GOVERNANCE"},
+        // The warnings tools/list no longer repeats on each tool (issue 15 cut descriptions
+        // to one trap each); the manual keeps them.
+        "tool_traps": {
+            "shared_arguments": "every tool takes auth_token (or Authorization: Bearer); writes take idempotency_key; trace_id/span_id tag rows. They are not repeated in each tool's schema",
+            "claims": "lease_seconds is 30-86400 (default 300) on poll_and_claim, claim_task and renew_task_claim; claiming a task you hold rotates claim_id",
+            "create_task": "assigned_to pre-assigns: the task stays pending and only that agent (or the creator) can claim it",
+            "list_task_claims": "claim_id is shown only to the claim's owner (requesting_agent)",
+            "share_context": "values over the context limit belong in share_blob_context; json, whitespace and auto compression are lossy",
+            "resolve_consensus_from_message": "from_agent refuses a message sent by anyone else",
+            "get_kpi_snapshot": "counts use whole-minute buckets",
+            "operator_tools": "run_maintenance and evaluate_slo_alerts change hub state; under enforce run_maintenance needs a granted orchestrator"
+        }
     })
 }
 
