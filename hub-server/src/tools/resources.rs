@@ -1,7 +1,7 @@
 //! Read-only MCP resources for dashboards and humans: `hub://agents`, `hub://tasks`
 //! (`?namespace=&status=`), `hub://tasks/{id}` (the handoff packet) and `hub://inbox/{agent}`
 //! (the caller's own inbox), with `resources/subscribe` and `notifications/resources/updated`
-//! driven by the commit bus `wait_for_updates` follows (`Store::subscribe`).
+//! driven by the wait `wait_for_updates` runs (`live::wait_for_change` on `Store::subscribe`).
 //!
 //! A resource is a view over a read tool: reading one runs that tool through the same
 //! pipeline (validation, the Caller from the bearer token, the auth mode, the private-data
@@ -21,7 +21,6 @@ use serde_json::{Value, json};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{CallEnv, Hub, Rejected, registry};
-use crate::store::{Stream, StreamHeads};
 
 pub const SCHEME: &str = "hub://";
 const JSON: &str = "application/json";
@@ -163,13 +162,22 @@ impl HubResource {
         Ok((tool, args))
     }
 
-    /// The stream heads whose movement changes this resource.
-    fn streams(&self) -> &'static [Stream] {
-        match self {
+    /// The streams whose movement changes this resource, as `wait_for_updates` names them.
+    fn streams(&self) -> crate::live::StreamSet {
+        let names: &[&str] = match self {
             // Registrations and presence changes are activity rows.
-            HubResource::Agents => &[Stream::Activity],
-            HubResource::Tasks { .. } | HubResource::Task(_) => &[Stream::Tasks],
-            HubResource::Inbox(_) => &[Stream::Messages, Stream::Broadcasts],
+            HubResource::Agents => &["activity"],
+            HubResource::Tasks { .. } | HubResource::Task(_) => &["tasks"],
+            HubResource::Inbox(_) => &["messages"],
+        };
+        crate::live::StreamSet::parse(names.iter().copied()).expect("stream names")
+    }
+
+    /// Whose view of the messages stream counts (the inbox owner's; none elsewhere).
+    fn watcher(&self) -> &str {
+        match self {
+            HubResource::Inbox(owner) => owner,
+            _ => "",
         }
     }
 
@@ -303,10 +311,9 @@ impl Subscriptions {
         uri: &str,
     ) -> Result<(), ErrorData> {
         read(hub.clone(), env, uri).await?;
-        let streams = parse(uri)
+        let resource = parse(uri)
             .map_err(|message| ErrorData::invalid_params(message, None))?
-            .resource
-            .streams();
+            .resource;
         let cancel = hub.shutdown.child_token();
         let previous = self
             .watchers
@@ -314,7 +321,7 @@ impl Subscriptions {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .insert(uri.to_string(), cancel.clone().drop_guard());
         drop(previous);
-        tokio::spawn(watch(hub, peer, uri.to_string(), streams, cancel));
+        tokio::spawn(watch(hub, peer, uri.to_string(), resource, cancel));
         Ok(())
     }
 
@@ -328,37 +335,40 @@ impl Subscriptions {
     }
 }
 
-fn heads_of(heads: &StreamHeads, streams: &[Stream]) -> Vec<i64> {
-    streams.iter().map(|stream| heads.get(*stream)).collect()
-}
-
-/// Notifies `uri` each time one of `streams` moves past what was last seen. A burst of
-/// commits while a notification is in flight yields one more notification, not one each.
+/// Notifies `uri` each time its streams move as `live::wait_for_change` sees them for the
+/// resource's watcher — the wait `wait_for_updates` runs, so an inbox subscription wakes only
+/// for messages its owner can see, and a burst of commits yields one notification.
 async fn watch(
     hub: Arc<Hub>,
     peer: Peer<RoleServer>,
     uri: String,
-    streams: &'static [Stream],
+    resource: HubResource,
     cancel: CancellationToken,
 ) {
-    let mut heads = hub.store.subscribe();
-    let mut seen = heads_of(&heads.borrow_and_update(), streams);
+    let store = hub.store.clone();
     drop(hub);
+    let (watcher, streams) = (resource.watcher(), resource.streams());
+    let Ok(mut baseline) = crate::live::watermark(&store, watcher, store.heads()).await else {
+        return;
+    };
     loop {
-        tokio::select! {
-            // An unsubscribe wins over a commit that is ready at the same time.
-            biased;
-            _ = cancel.cancelled() => return,
-            changed = heads.changed() => if changed.is_err() { return },
-        }
-        let now = heads_of(&heads.borrow_and_update(), streams);
-        if now == seen {
-            continue;
-        }
-        seen = now;
-        let updated = rmcp::model::ResourceUpdatedNotificationParam::new(uri.clone());
-        if peer.notify_resource_updated(updated).await.is_err() {
-            return;
+        // Long waits, renewed: a subscription lasts until it is cancelled.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
+        let outcome =
+            crate::live::wait_for_change(&store, watcher, streams, baseline, deadline, &cancel);
+        let Ok(outcome) = outcome.await else { return };
+        baseline = outcome.cursor;
+        match outcome.end {
+            // An unsubscribe that raced a commit wins: nothing is sent after it returned.
+            crate::live::WaitEnd::Changed if cancel.is_cancelled() => return,
+            crate::live::WaitEnd::Changed => {
+                let updated = rmcp::model::ResourceUpdatedNotificationParam::new(uri.clone());
+                if peer.notify_resource_updated(updated).await.is_err() {
+                    return;
+                }
+            }
+            crate::live::WaitEnd::TimedOut => {}
+            crate::live::WaitEnd::Cancelled => return,
         }
     }
 }

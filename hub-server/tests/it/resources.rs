@@ -251,6 +251,16 @@ async fn a_subscribed_resource_is_notified_when_a_write_moves_its_stream() {
         .await
         .expect("subscribe tasks");
 
+    // The watcher runs wait_for_updates' wait, whose visibility rule live.rs tests: a message
+    // to carol commits first here, and the notification that follows is bob's inbox.
+    hub.register_ids(&["carol"]).await;
+    alice
+        .call(
+            "send_message",
+            json!({"from_agent": "alice", "to_agent": "carol", "content": "not for bob"}),
+        )
+        .await
+        .ok();
     alice
         .call(
             "send_message",
