@@ -86,10 +86,12 @@ def check_codex(token):
     servers = {server["name"]: server for server in json.loads(listed)}
     server = servers.get("agent-hub")
     assert server and server["enabled"], f"codex mcp list: agent-hub missing:\n{listed}"
-    assert server["transport"]["url"] == url, server
+    # The launcher hands the CLI the role's tool profile (assistant: worker).
+    assert server["transport"]["url"] == f"{url}?tools=worker", server
     assert server["transport"]["bearer_token_env_var"] == "AGENT_HUB_TOKEN", server
     assert server["auth_status"] == "bearer_token", server
-    print(f"ok: codex mcp list -> agent-hub enabled at {url}, bearer from AGENT_HUB_TOKEN")
+    print(f"ok: codex mcp list -> agent-hub enabled at {url}?tools=worker, bearer from "
+          "AGENT_HUB_TOKEN")
 
 
 for cli, check in [("claude", check_claude), ("codex", check_codex)]:

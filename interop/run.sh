@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Interop test: starts a fresh hub-server (enforce mode, temporary data dir) and runs the
-# scenario in scenario.py with the official MCP Python SDK, installed into interop/.venv;
+# scenario in scenario.py with the official MCP Python SDK, installed into interop/.venv, and
+# sdk_ts.mjs with the official TypeScript SDK, installed into interop/.npm;
 # then launcher_clis.py checks that the real claude and codex CLIs (when installed) accept
 # the MCP config hub-launch gives them (`claude mcp list` / `codex mcp list`).
 # Usage: interop/run.sh        (from anywhere; needs python3 >= 3.10 and cargo)
@@ -20,7 +21,9 @@ cargo build --quiet -p hub-server -p hub-launch
 target_dir=${CARGO_TARGET_DIR:-target}
 data=$(mktemp -d)
 port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# Messages up to 16 KB: the cursor-loop check sends a 10 KB one (the default cap is 1,024).
 MCP_HUB_DATA="$data" MCP_HUB_PORT="$port" MCP_HUB_AUTH_MODE=enforce \
+  MCP_HUB_MAX_MESSAGE_CONTENT_CHARS=16384 \
   "$target_dir/debug/hub-server" >"$data/hub.log" 2>&1 &
 hub_pid=$!
 cleanup() {
@@ -49,4 +52,16 @@ then
 fi
 
 "$venv/bin/python" interop/scenario.py "http://127.0.0.1:$port/mcp"
+
+# The official TypeScript SDK (pinned), installed into interop/.npm like the CLIs; skipped
+# (with a note) where node/npm are missing.
+ts_sdk=@modelcontextprotocol/sdk@1.32.2
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  if [ ! -f interop/.npm/node_modules/@modelcontextprotocol/sdk/package.json ]; then
+    npm install --silent --prefix interop/.npm "$ts_sdk"
+  fi
+  node interop/sdk_ts.mjs "http://127.0.0.1:$port/mcp"
+else
+  echo "node/npm not found: skipping the TypeScript SDK check ($ts_sdk)"
+fi
 "$venv/bin/python" interop/launcher_clis.py "$target_dir/debug/hub-launch" "http://127.0.0.1:$port/mcp"

@@ -5,7 +5,9 @@ cursor: every message exactly once, in order. Then alice uploads an artifact and
 downloads it (whole, and one Range) with a plain HTTP client (urllib), as an agent's
 tooling would; a spent ticket is refused with 401. Then five workers vote on a proposal,
 each in its own context entry, and a reviewer settles the ballot in one call (a forged vote
-is refused, a listed non-voter comes back in missing_voters). Runs once per connect mode of
+is refused, a listed non-voter comes back in missing_voters). Then the surface: tool counts per
+profile, resources (list, read, a foreign inbox refused, subscribe -> update on the session
+protocol) and a cursor loop that receives a 10 KB message whole. Runs once per connect mode of
 the SDK ("legacy": initialize handshake with a session; "auto": the 2026-07-28 discover
 lifecycle with fallback). The hub is expected in enforce mode, so every call carries its
 token.
@@ -20,8 +22,11 @@ import json
 import sys
 import urllib.error
 import urllib.request
+import warnings
 
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from prometheus_client.parser import text_string_to_metric_families
 
 RESULTS: list[tuple[str, bool, str]] = []
@@ -207,6 +212,94 @@ async def ballot(url: str, mode: str) -> None:
               and forged["entries"][0]["claimed_voter"] == worker_ids[0], forged)
 
 
+def bearer_client(url: str, token: str, mode: str, **kwargs) -> Client:
+    """A client whose every request carries `Authorization: Bearer <token>`."""
+    http_client = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+    return Client(streamable_http_client(url, http_client=http_client), mode=mode, **kwargs)
+
+
+async def surface(url: str, mode: str) -> None:
+    """Tool profiles, resources (read; subscribe on the session protocol) and a cursor loop
+    that receives a 10 KB message whole."""
+    for profile, limit in (("worker", 12), ("orchestrator", 46), ("observer", 46), ("full", 46)):
+        async with Client(f"{url}?tools={profile}", mode=mode) as client:
+            tools = (await client.list_tools()).tools
+            names = {tool.name for tool in tools}
+            check(f"{mode}: profile {profile} lists {len(tools)} tools (<= {limit})",
+                  0 < len(tools) <= limit and "register_agent" in names, sorted(names))
+            if profile == "worker":
+                check(f"{mode}: the worker profile has the claim loop",
+                      {"poll_and_claim", "renew_task_claim", "release_task_claim",
+                       "wait_for_updates"} <= names, sorted(names))
+            if profile == "full":
+                check(f"{mode}: full lists every tool", len(tools) == 46, len(tools))
+
+    sender_id, reader_id = f"py-sender-{mode}", f"py-reader-{mode}"
+    async with Client(url, mode=mode) as plain:
+        sender_token = await register(plain, sender_id)
+        reader_token = await register(plain, reader_id)
+
+    updates: asyncio.Queue[str] = asyncio.Queue()
+
+    async def on_message(message: object) -> None:
+        message = getattr(message, "root", message)
+        if getattr(message, "method", None) == "notifications/resources/updated":
+            updates.put_nowait(message.params.uri)
+
+    async with bearer_client(url, reader_token, mode, message_handler=on_message) as reader, \
+            bearer_client(url, sender_token, mode) as sender:
+        listed = [str(r.uri) for r in (await reader.list_resources()).resources]
+        check(f"{mode}: resources/list names hub://agents and hub://tasks",
+              listed == ["hub://agents", "hub://tasks"], listed)
+        inbox_uri = f"hub://inbox/{reader_id}"
+        subscribed = mode == "legacy"  # 2026-07-28 has subscriptions/listen instead
+        if subscribed:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                await reader.subscribe_resource(inbox_uri)
+        long = "".join(f"line {i:05d} of a long report\n" for i in range(400))[:10240]
+        sent, _ = await call(sender, "send_message", {
+            "from_agent": sender_id, "to_agent": reader_id, "content": long})
+        if subscribed:
+            try:
+                uri = await asyncio.wait_for(updates.get(), timeout=20)
+            except asyncio.TimeoutError:
+                uri = None
+            check(f"{mode}: a subscribed inbox gets notifications/resources/updated",
+                  uri == inbox_uri, uri)
+        read = await reader.read_resource(inbox_uri)
+        inbox = json.loads(read.contents[0].text)
+        # Earlier broadcasts are in this inbox too; the sender's message is the one checked.
+        mine = [m["content"] for m in inbox["messages"] if m["from_agent"] == sender_id]
+        check(f"{mode}: hub://inbox carries the 10 KB message whole",
+              mine == [long], [len(c) for c in mine])
+        foreign = f"hub://inbox/{sender_id}"
+        try:
+            await reader.read_resource(foreign)
+            check(f"{mode}: another agent's inbox is refused", False, "read succeeded")
+        except Exception as error:  # the SDK raises on a JSON-RPC error
+            check(f"{mode}: another agent's inbox is refused",
+                  "AUTH_TOKEN_INVALID" in repr(error) or "invalid" in str(error), repr(error))
+
+        # The documented loop: cursor reads in compact with include_content, each page
+        # continued from next_cursor until has_more is false.
+        cursor, received = "0", []
+        while True:
+            page, is_error = await call(reader, "read_messages", {
+                "agent_id": reader_id, "cursor": cursor, "response_mode": "compact",
+                "include_content": True})
+            if is_error:
+                check(f"{mode}: the cursor loop reads", False, page)
+                break
+            received += [m["content"] for m in page["messages"]
+                         if m["from_agent"] == sender_id]
+            cursor = page["next_cursor"] or cursor
+            if not page["has_more"]:
+                break
+        check(f"{mode}: a cursor loop receives the 10 KB message whole",
+              received == [long] and sent["message"]["id"] > 0, [len(c) for c in received])
+
+
 def tool_calls(metrics_url: str) -> dict[tuple[str, str], float]:
     """`hub_tool_calls_total` by (tool, outcome), parsed by the Prometheus client parser."""
     text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
@@ -226,7 +319,7 @@ async def main(url: str) -> int:
         check("/metrics parses with prometheus_client", False, repr(error))
         before = {}
     for mode in ("legacy", "auto"):
-        for run in (scenario, ballot):
+        for run in (scenario, ballot, surface):
             try:
                 await run(url, mode)
             except Exception as error:  # report, do not hide, an SDK or hub failure
@@ -234,8 +327,8 @@ async def main(url: str) -> int:
     try:
         after = tool_calls(metrics_url)
         sent = after.get(("send_message", "ok"), 0) - before.get(("send_message", "ok"), 0)
-        # Each mode sends a direct, a broadcast and a later message.
-        check("/metrics counts the scenario's send_message calls", sent == 6, after)
+        # Each mode sends a direct, a broadcast and a later message, and the 10 KB one.
+        check("/metrics counts the scenario's send_message calls", sent == 8, after)
     except Exception as error:
         check("/metrics parses with prometheus_client", False, repr(error))
     for name, passed, detail in RESULTS:

@@ -49,6 +49,17 @@ pub struct Invocation {
     pub args: Vec<String>,
 }
 
+/// The URL the CLI connects to: the hub's endpoint with a tool profile (`?tools=<profile>`),
+/// so the agent pays only for the tools its prompt uses.
+pub fn profiled_endpoint(endpoint: &str, profile: hub_server::tools::surface::Profile) -> String {
+    let separator = if endpoint.contains('?') { '&' } else { '?' };
+    format!(
+        "{endpoint}{separator}{}={}",
+        hub_server::tools::surface::PROFILE_QUERY,
+        profile.as_str()
+    )
+}
+
 /// Claude Code's MCP config: the repository's `.mcp.example.json` (typed `http` — an untyped
 /// entry is taken for stdio, D23 — with the Authorization header expanded from
 /// [`TOKEN_ENV`]) pointed at `endpoint`. It holds no secret.
@@ -145,6 +156,19 @@ fn shell_quote(arg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cli_url_carries_the_role_profile() {
+        use hub_server::agent_files::LaunchRole;
+        assert_eq!(
+            profiled_endpoint("http://h:1/mcp", LaunchRole::Assistant.tool_profile()),
+            "http://h:1/mcp?tools=worker"
+        );
+        assert_eq!(
+            profiled_endpoint("http://h:1/mcp?x=1", LaunchRole::Reviewer.tool_profile()),
+            "http://h:1/mcp?x=1&tools=orchestrator"
+        );
+    }
 
     #[test]
     fn codex_gets_the_url_and_the_token_variable_name() {

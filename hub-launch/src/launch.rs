@@ -23,7 +23,10 @@ use crate::prompt::{self, PromptInput};
 struct Plan {
     role: LaunchRole,
     backend: Backend,
+    /// The hub's endpoint, where the launcher registers.
     endpoint: String,
+    /// What the CLI connects to: the endpoint with the role's tool profile.
+    cli_endpoint: String,
     agent_id: String,
     agent_name: String,
     lifecycle: crate::Lifecycle,
@@ -56,11 +59,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("creating a private temp dir for the MCP config")?;
     let config_path = config_dir.path().join("mcp.json");
     if plan.backend == Backend::Claude {
-        write_private(&config_path, &backend::claude_mcp_config(&plan.endpoint))?;
+        write_private(
+            &config_path,
+            &backend::claude_mcp_config(&plan.cli_endpoint),
+        )?;
     }
     let invocation = backend::invocation(
         plan.backend,
-        &plan.endpoint,
+        &plan.cli_endpoint,
         plan.model.as_deref(),
         &config_path.display().to_string(),
     );
@@ -116,6 +122,10 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
     Ok(Plan {
         role,
         backend,
+        cli_endpoint: backend::profiled_endpoint(
+            &endpoint,
+            args.tools.unwrap_or_else(|| role.tool_profile()),
+        ),
         endpoint,
         agent_id,
         agent_name,
@@ -141,7 +151,7 @@ fn capitalised(word: &str) -> String {
 fn print_dry_run(plan: &Plan) {
     let invocation = backend::invocation(
         plan.backend,
-        &plan.endpoint,
+        &plan.cli_endpoint,
         plan.model.as_deref(),
         "<private-temp-dir>/mcp.json",
     );
@@ -158,7 +168,7 @@ fn print_dry_run(plan: &Plan) {
     println!("{}", registration_args(plan));
     if plan.backend == Backend::Claude {
         println!("# <private-temp-dir>/mcp.json (mode 0600, removed on exit)");
-        println!("{}", backend::claude_mcp_config(&plan.endpoint));
+        println!("{}", backend::claude_mcp_config(&plan.cli_endpoint));
     }
     println!("# prompt");
     print!("{}", plan.prompt);
@@ -266,7 +276,7 @@ async fn run_child(
         .env_remove(backend::ADMIN_TOKEN_ENV)
         .env(backend::TOKEN_ENV, token)
         .env(backend::AGENT_ID_ENV, &plan.agent_id)
-        .env(backend::ENDPOINT_ENV, &plan.endpoint)
+        .env(backend::ENDPOINT_ENV, &plan.cli_endpoint)
         .stdin(std::process::Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {}", program.display()))?;

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hub_server::agent_files::LaunchRole;
+use hub_server::tools::surface::Profile;
 
 use crate::backend::Backend;
 use crate::profile::RuntimeMode;
@@ -69,6 +70,11 @@ pub struct Args {
     /// Extra note line in the prompt.
     #[arg(long, env = "HUB_NOTE")]
     pub note: Option<String>,
+    /// Tool profile the CLI connects with (worker, orchestrator, observer, full); default:
+    /// the role's (assistant: worker; orchestrator, reviewer: orchestrator). Set it when the
+    /// note tells the agent to use tools beyond the role's profile.
+    #[arg(long, env = "HUB_TOOLS", value_parser = parse_tools)]
+    pub tools: Option<Profile>,
     /// Print the command, the environment names it would pass and the prompt; start nothing.
     #[arg(long, env = "HUB_DRY_RUN", value_parser = clap::builder::BoolishValueParser::new())]
     pub dry_run: bool,
@@ -87,6 +93,12 @@ impl Lifecycle {
             Lifecycle::Ephemeral => "ephemeral",
         }
     }
+}
+
+fn parse_tools(text: &str) -> Result<Profile, String> {
+    Profile::parse(text).ok_or_else(|| {
+        format!("Unsupported tool profile {text:?}: worker, orchestrator, observer or full")
+    })
 }
 
 fn parse_role(text: &str) -> Result<LaunchRole, String> {

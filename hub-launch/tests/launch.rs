@@ -333,7 +333,7 @@ async fn dry_run_prints_the_command_environment_names_and_prompt_without_side_ef
         .expect("hub-launch runs");
     assert_eq!(output.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let expected_command = "codex -c 'mcp_servers.agent-hub.url=\"http://127.0.0.1:9/mcp\"' \
+    let expected_command = "codex -c 'mcp_servers.agent-hub.url=\"http://127.0.0.1:9/mcp?tools=orchestrator\"' \
         -c 'mcp_servers.agent-hub.bearer_token_env_var=\"AGENT_HUB_TOKEN\"' \
         -c 'mcp_servers.agent-hub.default_tools_approval_mode=\"approve\"' \
         -c 'approval_policy=\"never\"' exec --skip-git-repo-check --sandbox workspace-write \
@@ -397,7 +397,7 @@ async fn every_flag_also_comes_from_its_environment_variable() {
     assert_eq!(registration["runtime_profile"]["mode"], "unknown");
     assert_eq!(registration["runtime_profile"]["source"], "client_declared");
     assert!(stdout.contains("--mcp-config '<private-temp-dir>/mcp.json'"));
-    assert!(stdout.contains("\"url\": \"http://127.0.0.1:9/env-mcp\""));
+    assert!(stdout.contains("\"url\": \"http://127.0.0.1:9/env-mcp?tools=worker\""));
     assert!(stdout.contains(r#"use "ns-env" for all task operations"#));
     assert!(stdout.contains("- Note: from the environment"));
     assert!(stdout.contains("Skip get_onboarding"));

@@ -72,6 +72,18 @@ impl LaunchRole {
         }
     }
 
+    /// The tool profile the launched CLI connects with (`/mcp?tools=<profile>`). It must
+    /// cover every tool the composed prompt names (AGENT_PROMPT.md, the role prompt, the
+    /// skills; tested): an assistant runs the claim loop (worker); orchestrators and
+    /// reviewers plan, upload, vote and resolve (orchestrator).
+    pub fn tool_profile(self) -> crate::tools::surface::Profile {
+        use crate::tools::surface::Profile;
+        match self {
+            LaunchRole::Orchestrator | LaunchRole::Reviewer => Profile::Orchestrator,
+            LaunchRole::Assistant => Profile::Worker,
+        }
+    }
+
     /// The registration capabilities string (spec http-config-cli §11.1).
     pub fn capabilities(self) -> &'static str {
         match self {
@@ -202,6 +214,53 @@ mod tests {
                 "{} is not in the spec",
                 def.name
             );
+        }
+    }
+
+    /// Tool names the text mentions anywhere (backticked or not, with arguments or not): a
+    /// served tool's name as a whole word.
+    fn mentioned_tools(text: &str) -> Vec<&'static str> {
+        let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        crate::tools::registry()
+            .tools
+            .iter()
+            .map(|def| def.name)
+            .filter(|name| {
+                text.match_indices(name).any(|(at, _)| {
+                    let before = text[..at].chars().next_back();
+                    let after = text[at + name.len()..].chars().next();
+                    !before.is_some_and(is_word) && !after.is_some_and(is_word)
+                })
+            })
+            .collect()
+    }
+
+    /// A prompt that tells an agent to call a tool its connection cannot see is a bug.
+    #[test]
+    fn every_tool_a_role_is_told_to_use_is_in_its_profile() {
+        for role in LaunchRole::ALL {
+            let profile = role.tool_profile();
+            let files = [
+                ("AGENT_PROMPT.md", AGENT_PROMPT),
+                (role.as_str(), role.prompt()),
+                ("skills/claude-hub.md", SKILL_CLAUDE),
+                ("skills/codex-hub.md", SKILL_CODEX),
+            ];
+            for (file, text) in files {
+                let named = mentioned_tools(text);
+                assert!(
+                    !named.is_empty(),
+                    "{file} names no tool: the scan is broken"
+                );
+                for tool in named {
+                    assert!(
+                        profile.allows(tool),
+                        "{file} tells a {} to call `{tool}`, which the {} profile hides",
+                        role.as_str(),
+                        profile.as_str()
+                    );
+                }
+            }
         }
     }
 

@@ -20,33 +20,27 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating(
             "register_agent",
             Category::Agents,
-            "Register an agent (call first). Returns auth.token: pass it as auth_token (or \
-             Authorization: Bearer) on every later call. Re-registering an existing id needs \
-             that id's token. Use lifecycle \"ephemeral\" for short-lived workers and send \
-             runtime_profile for accurate task routing.",
+            "Call first; returns auth.token. Re-registering an id needs its token.",
             Activity::Stream,
             register_agent,
         ),
         super::mutating(
             "update_runtime_profile",
             Category::Agents,
-            "Replace a registered agent's runtime_profile (when its working directory or mode \
-             changes).",
+            "Replace your runtime_profile (cwd or mode changed).",
             Activity::Stream,
             update_runtime_profile,
         ),
         super::reading(
             "list_agents",
             Category::Agents,
-            "List registered agents, most recently seen first (response_mode full, compact or \
-             summary; summary counts cover the whole registry).",
+            "Registered agents, most recently seen first.",
             list_agents,
         ),
         super::reading(
             "get_onboarding",
             Category::Agents,
-            "Get the hub's onboarding: protocol rules, tool catalog, role and runtime guidance \
-             (call once with mode \"compact\").",
+            "The manual: rules, tool catalog, role and runtime guidance.",
             get_onboarding,
         ),
     ]
@@ -97,16 +91,16 @@ pub enum RuntimeMode {
 /// Where the agent runs; the hub routes repo/isolated tasks by it.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct RuntimeProfileArg {
-    /// repo | isolated | unknown; unknown (or absent) is inferred from the hints below.
+    // repo | isolated | unknown; unknown (or absent) is inferred from the hints below.
     pub mode: Option<Value>,
-    /// Working directory (kept to 512 characters).
+    // Working directory (kept to 512 characters).
     pub cwd: Option<Value>,
     pub has_git: Option<Value>,
     pub file_count: Option<Value>,
     pub empty_dir: Option<Value>,
-    /// client_auto | client_declared | server_inferred (default server_inferred).
+    // client_auto | client_declared | server_inferred (default server_inferred).
     pub source: Option<Value>,
-    /// When the profile was detected, ms since the epoch (default now).
+    // When the profile was detected, ms since the epoch (default now).
     pub detected_at: Option<Value>,
     pub notes: Option<Value>,
 }
@@ -215,31 +209,29 @@ fn runtime_warnings(mode: &str) -> Value {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct RegisterAgentArgs {
-    /// Agent id, unique in the hub (e.g. "claude-frontend").
+    // Agent id, unique in the hub (e.g. "claude-frontend").
     pub id: String,
-    /// Display name.
+    // Display name.
     pub name: String,
-    /// Agent kind, free text (claude, codex, ...).
+    // Agent kind, free text (claude, codex, ...).
     #[serde(rename = "type")]
     pub agent_type: String,
-    /// Comma-separated capabilities, stored verbatim (kept on re-registration when omitted).
+    // Comma-separated capabilities, stored verbatim (kept on re-registration when omitted).
     pub capabilities: Option<String>,
-    /// Client capabilities for negotiation: response_modes, blob_resolve, artifact_tickets,
-    /// snapshot_reads, push_transports.
+    // Client capabilities for negotiation: response_modes, blob_resolve, artifact_tickets,
+    // snapshot_reads, push_transports.
     pub client_capabilities: Option<Value>,
-    /// Onboarding detail in the response (default: full for a new persistent agent,
-    /// compact for a new ephemeral one, none on re-registration).
+    /// Default full; none saves tokens.
     pub onboarding_mode: Option<OnboardingModeArg>,
-    /// Role (default worker; kept on re-registration when omitted). Under enforce,
-    /// orchestrator needs the operator's grant (admin_token or MCP_HUB_PRIVILEGED_AGENTS).
+    /// orchestrator needs an operator grant under enforce.
     pub role: Option<Role>,
-    /// The operator's admin token (MCP_HUB_ADMIN_TOKEN): grants the role asked for.
+    // Operator's MCP_HUB_ADMIN_TOKEN: grants the role asked for.
     pub admin_token: Option<String>,
-    /// persistent (default) or ephemeral (kept on re-registration when omitted).
+    // persistent (default) or ephemeral (kept on re-registration when omitted).
     pub lifecycle: Option<Lifecycle>,
-    /// Runtime profile (kept on re-registration when omitted).
+    // mode repo|isolated|unknown plus hints; routes tasks.
     pub runtime_profile: Option<RuntimeProfileArg>,
-    /// Required to re-register an existing id when auth is enforced: that id's token.
+    // Required to re-register an existing id when auth is enforced: that id's token.
     pub auth_token: Option<String>,
 }
 
@@ -373,45 +365,67 @@ fn register_agent(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, args: RegisterAgentArgs
         ),
     );
     let note = if rotated {
-        "A new token was issued and the previous one revoked. Keep it private; pass it as \
-         auth_token or Authorization: Bearer on every call."
+        "New token issued; the previous one is revoked."
     } else {
-        "Keep this token private; pass it as auth_token or Authorization: Bearer on every call. \
-         The hub stores only its hash and cannot show it again."
+        "Keep it private: the hub cannot show it again."
     };
-    Ok(json!({
+    // What every mode carries: who you are now, the token, and what to fix.
+    let mut reply = json!({
         "success": true,
         "agent": agent_json(&row),
-        "runtime_profile": profile,
-        "role_guidance": role_guidance(&row.role),
-        "runtime_guidance": runtime_guidance(&row.runtime_mode, empty_dir),
-        "onboarding": onboarding::onboarding(&config, onboarding_mode),
-        "capability_negotiation": negotiation,
         "auth": {"token": token, "note": note, "rotated": rotated},
-        "client_runtime": {
-            "session_recovery": {
-                "error_code": -32000,
-                "reinitialize_required_path": "error.data.reinitialize_required",
-                "recovery_sequence": ["initialize", "notifications/initialized", "retry_original_request_once"]
-            },
-            "bootstrap_sequence": ["initialize", "notifications/initialized", "register_agent", "get_onboarding"]
-        },
         "registration": {
             "role": row.role,
             "lifecycle": row.lifecycle,
             "onboarding_mode": onboarding_mode.as_str(),
             "is_new": is_new,
-            "contract_profile": negotiation["negotiated"].clone(),
         },
         "warnings": runtime_warnings(&row.runtime_mode),
-    }))
+        "onboarding": onboarding::onboarding(&config, onboarding_mode),
+    });
+    // The guidance scales with the onboarding asked for: none is the essentials (plus the
+    // negotiation the client asked for), compact adds the role and runtime guidance, full
+    // is the manual.
+    let negotiated = negotiation["negotiated"].clone();
+    let extra = match onboarding_mode {
+        OnboardingMode::None => match args.client_capabilities {
+            Some(_) => json!({"capability_negotiation": {"negotiated": negotiated}}),
+            None => json!({}),
+        },
+        OnboardingMode::Compact => json!({
+            "role_guidance": role_guidance(&row.role),
+            "runtime_guidance": runtime_guidance(&row.runtime_mode, empty_dir),
+            "capability_negotiation": {"negotiated": negotiated},
+        }),
+        OnboardingMode::Full => json!({
+            "runtime_profile": profile,
+            "role_guidance": role_guidance(&row.role),
+            "runtime_guidance": runtime_guidance(&row.runtime_mode, empty_dir),
+            "capability_negotiation": negotiation,
+            "client_runtime": {
+                "session_recovery": {
+                    "error_code": -32000,
+                    "reinitialize_required_path": "error.data.reinitialize_required",
+                    "recovery_sequence": ["initialize", "notifications/initialized", "retry_original_request_once"]
+                },
+                "bootstrap_sequence": ["initialize", "notifications/initialized", "register_agent", "get_onboarding"]
+            },
+        }),
+    };
+    if let (Some(reply), Value::Object(extra)) = (reply.as_object_mut(), extra) {
+        reply.extend(extra);
+        if onboarding_mode == OnboardingMode::Full {
+            reply["registration"]["contract_profile"] = negotiated;
+        }
+    }
+    Ok(reply)
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct UpdateRuntimeProfileArgs {
-    /// The registered agent (the caller).
+    // The registered agent (the caller).
     pub agent_id: String,
-    /// The new profile; replaces the stored one wholesale.
+    // The new profile; replaces the stored one wholesale.
     pub runtime_profile: RuntimeProfileArg,
     pub auth_token: Option<String>,
 }
@@ -453,15 +467,15 @@ pub enum AgentListMode {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListAgentsArgs {
-    /// The caller (optional outside enforce mode; heartbeat).
+    // The caller (optional outside enforce mode; heartbeat).
     pub agent_id: Option<String>,
-    /// Page size, 1-500 (default 100).
+    // Page size, 1-500 (default 100).
     #[schemars(with = "Option<i64>")]
     pub limit: Option<f64>,
-    /// Rows to skip (default 0).
+    // Rows to skip (default 0).
     #[schemars(with = "Option<i64>")]
     pub offset: Option<f64>,
-    /// full (default), compact, or summary (counts over the whole registry).
+    // full (default), compact, or summary (counts over the whole registry).
     pub response_mode: Option<AgentListMode>,
     pub auth_token: Option<String>,
 }
@@ -511,13 +525,13 @@ fn list_agents(db: &Db, ctx: &mut OpCtx, args: ListAgentsArgs) -> ToolResult {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct GetOnboardingArgs {
-    /// The caller.
+    // The caller.
     pub agent_id: String,
-    /// full (default), compact or none.
+    // full (default), compact or none.
     pub mode: Option<OnboardingModeArg>,
-    /// Role whose guidance to include (default worker).
+    // Role whose guidance to include (default worker).
     pub role: Option<Role>,
-    /// Runtime mode whose guidance to include (default unknown).
+    // Runtime mode whose guidance to include (default unknown).
     pub runtime_mode: Option<RuntimeMode>,
     pub empty_dir: Option<bool>,
     pub auth_token: Option<String>,

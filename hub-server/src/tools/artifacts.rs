@@ -23,9 +23,7 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating_rendered(
             "create_artifact_upload",
             Category::Artifacts,
-            "Create an artifact (a file for other agents) and get a one-use upload URL: POST \
-             the raw bytes to it (any Content-Type, which becomes the MIME type). Then \
-             share_artifact or attach_task_artifact so others can download it.",
+            "Create an artifact and a one-use upload URL (POST the bytes); share or attach it so others can read it.",
             Activity::Stream,
             create_artifact_upload,
             render_upload,
@@ -33,9 +31,7 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating_rendered(
             "create_artifact_download",
             Category::Artifacts,
-            "Get a one-use download URL (GET; Range supported) for an artifact you created \
-             or that was shared with you. A broken transfer resumes with a new ticket and \
-             Range.",
+            "One-use download URL (GET, Range) for an artifact you can access.",
             Activity::Stream,
             create_artifact_download,
             render_download,
@@ -43,8 +39,7 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating_rendered(
             "create_task_artifact_downloads",
             Category::Artifacts,
-            "Download URLs for every ready artifact attached to a task that you can access, \
-             with counts of what was skipped.",
+            "Download URLs for a task's ready artifacts.",
             Activity::Stream,
             create_task_artifact_downloads,
             render_task_downloads,
@@ -52,9 +47,7 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating_rendered(
             "share_artifact",
             Category::Artifacts,
-            "Let to_agent (omitted: everyone) download an artifact you can access; with \
-             task_id also attaches it to that task. Sends an artifact_ref message unless \
-             notify:false. Shares cannot be revoked.",
+            "Let to_agent (omitted: all) download an artifact; irrevocable.",
             Activity::Stream,
             share_artifact,
             render_share,
@@ -62,13 +55,13 @@ pub fn tools() -> Vec<ToolDef> {
         super::reading(
             "list_artifacts",
             Category::Artifacts,
-            "List the artifacts you can access, newest first.",
+            "Artifacts you can access, newest first.",
             list_artifacts,
         ),
         super::mutating_rendered(
             "attach_task_artifact",
             Category::Artifacts,
-            "Attach an artifact you can access to a task (its holder gains access).",
+            "Attach an artifact to a task; its holder gains access.",
             Activity::Stream,
             attach_task_artifact,
             render_attach,
@@ -76,14 +69,13 @@ pub fn tools() -> Vec<ToolDef> {
         super::reading(
             "list_task_artifacts",
             Category::Artifacts,
-            "List a task's artifacts; name/size/sha256 only for those you can access.",
+            "A task's artifacts; details only for those you can access.",
             list_task_artifacts,
         ),
         super::mutating_rendered(
             "get_task_handoff",
             Category::Artifacts,
-            "One packet to pick up a task: the task, its dependencies, newest evidence refs \
-             and artifact hints; include_downloads:true adds download URLs.",
+            "One packet to pick up a task: task, dependencies, evidence, artifacts.",
             Activity::Quiet,
             get_task_handoff,
             render_handoff,
@@ -208,20 +200,20 @@ fn task_ref(task_id: Option<f64>) -> TaskRef {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct CreateArtifactUploadArgs {
-    /// The caller; becomes the artifact's creator.
+    // The caller; becomes the artifact's creator.
     pub agent_id: String,
-    /// File name ("" → artifact.bin).
+    // File name ("" → artifact.bin).
     pub name: String,
-    /// Default application/octet-stream; the upload's Content-Type replaces it.
+    // Default application/octet-stream; the upload's Content-Type replaces it.
     pub mime_type: Option<String>,
     pub namespace: Option<String>,
-    /// Short description (cut to 400 chars).
+    // Short description (cut to 400 chars).
     pub summary: Option<String>,
-    /// Upload ticket lifetime, 30-86400 s (default 300).
+    // Upload ticket lifetime, 30-86400 s (default 300).
     pub ttl_sec: Option<f64>,
-    /// How long the artifact is kept, seconds (default 86400).
+    // How long the artifact is kept, seconds (default 86400).
     pub retention_sec: Option<f64>,
-    /// Upload size cap, 1024 to the hub's max (default the max).
+    // Upload size cap, 1024 to the hub's max (default the max).
     pub max_bytes: Option<f64>,
     pub idempotency_key: Option<String>,
     pub auth_token: Option<String>,
@@ -255,10 +247,10 @@ fn render_upload(issued: Issued) -> Value {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct CreateArtifactDownloadArgs {
-    /// The caller; needs access to the artifact.
+    // The caller; needs access to the artifact.
     pub agent_id: String,
     pub artifact_id: Option<String>,
-    /// Ticket lifetime, 30-86400 s (default 180).
+    // Ticket lifetime, 30-86400 s (default 180).
     pub ttl_sec: Option<f64>,
     pub idempotency_key: Option<String>,
     pub auth_token: Option<String>,
@@ -284,14 +276,14 @@ fn render_download(issued: Issued) -> Value {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct CreateTaskArtifactDownloadsArgs {
-    /// The caller.
+    // The caller.
     pub agent_id: String,
     pub task_id: Option<f64>,
-    /// Ticket lifetime, 30-86400 s (default 180).
+    // Ticket lifetime, 30-86400 s (default 180).
     pub ttl_sec: Option<f64>,
-    /// Skip artifacts without bytes yet (default true).
+    // Skip artifacts without bytes yet (default true).
     pub only_ready: Option<bool>,
-    /// Consider at most this many attachments, 1-500 (default all).
+    // Consider at most this many attachments, 1-500 (default all).
     pub limit: Option<f64>,
     pub idempotency_key: Option<String>,
     pub auth_token: Option<String>,
@@ -350,18 +342,18 @@ fn render_task_downloads(downloads: TaskDownloads) -> Value {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ShareArtifactArgs {
-    /// The caller; needs access to the artifact.
+    // The caller; needs access to the artifact.
     pub from_agent: String,
     pub artifact_id: Option<String>,
-    /// Who may download it; omitted or blank = everyone.
+    // Who may download it; omitted or blank = everyone.
     pub to_agent: Option<String>,
-    /// Also attach it to this task.
+    // Also attach it to this task.
     pub task_id: Option<f64>,
-    /// Share with the task's assignee too (default true).
+    // Share with the task's assignee too (default true).
     pub auto_share_assignee: Option<bool>,
-    /// Appended to the notification (cut to 400 chars).
+    // Appended to the notification (cut to 400 chars).
     pub note: Option<String>,
-    /// Send an artifact_ref message (default true).
+    // Send an artifact_ref message (default true).
     pub notify: Option<bool>,
     pub idempotency_key: Option<String>,
     pub auth_token: Option<String>,
@@ -409,15 +401,15 @@ fn render_share(outcome: ShareOutcome) -> Value {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListArtifactsArgs {
-    /// The caller; only artifacts it can access are listed.
+    // The caller; only artifacts it can access are listed.
     pub agent_id: String,
-    /// Filter: artifacts created by this agent.
+    // Filter: artifacts created by this agent.
     pub created_by: Option<String>,
     pub namespace: Option<String>,
-    /// Page size, 1-500 (default 100).
+    // Page size, 1-500 (default 100).
     pub limit: Option<f64>,
     pub offset: Option<f64>,
-    /// full (default), compact or tiny.
+    // full (default), compact or tiny.
     pub response_mode: Option<ArtifactMode>,
     pub auth_token: Option<String>,
 }
@@ -442,9 +434,9 @@ fn list_artifacts(db: &Db, ctx: &mut OpCtx, args: ListArtifactsArgs) -> ToolResu
 pub struct AttachTaskArtifactArgs {
     pub task_id: Option<f64>,
     pub artifact_id: Option<String>,
-    /// The caller; needs access to the artifact.
+    // The caller; needs access to the artifact.
     pub agent_id: String,
-    /// Share with the task's assignee too (default true).
+    // Share with the task's assignee too (default true).
     pub auto_share_assignee: Option<bool>,
     pub idempotency_key: Option<String>,
     pub auth_token: Option<String>,
@@ -479,12 +471,12 @@ fn render_attach((artifact_id, binding): (String, TaskBinding)) -> Value {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListTaskArtifactsArgs {
     pub task_id: Option<f64>,
-    /// The caller.
+    // The caller.
     pub agent_id: String,
-    /// Page size, 1-500 (default 100).
+    // Page size, 1-500 (default 100).
     pub limit: Option<f64>,
     pub offset: Option<f64>,
-    /// full (default), compact or tiny.
+    // full (default), compact or tiny.
     pub response_mode: Option<ArtifactMode>,
     pub auth_token: Option<String>,
 }
@@ -531,19 +523,19 @@ fn list_task_artifacts(db: &Db, ctx: &mut OpCtx, args: ListTaskArtifactsArgs) ->
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct GetTaskHandoffArgs {
     pub task_id: Option<f64>,
-    /// The caller.
+    // The caller.
     pub agent_id: String,
-    /// full (default), compact or tiny.
+    // full (default), compact or tiny.
     pub response_mode: Option<ArtifactMode>,
-    /// Newest evidence refs shown, 1-100 (default 16).
+    // Newest evidence refs shown, 1-100 (default 16).
     pub evidence_limit: Option<f64>,
-    /// Artifact hints shown, 1-200 (default 32).
+    // Artifact hints shown, 1-200 (default 32).
     pub artifact_limit: Option<f64>,
-    /// Also issue download tickets (default false).
+    // Also issue download tickets (default false).
     pub include_downloads: Option<bool>,
-    /// Their lifetime, 30-86400 s (default 180).
+    // Their lifetime, 30-86400 s (default 180).
     pub download_ttl_sec: Option<f64>,
-    /// Only for artifacts with bytes (default true).
+    // Only for artifacts with bytes (default true).
     pub only_ready_downloads: Option<bool>,
     pub auth_token: Option<String>,
 }

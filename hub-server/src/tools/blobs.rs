@@ -29,9 +29,7 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating_prepared(
             "store_protocol_blob",
             Category::CompactProtocol,
-            "Store a payload as a content-addressed blob and get its SHA-256 hash; identical \
-             stored values dedupe. Default compression none stores the payload byte-exact, so \
-             the hash equals hash_payload's; lossless_auto zstd-compresses large payloads.",
+            "Store a content-addressed blob; returns its hash (hash_payload's only with compression none).",
             Activity::Stream,
             (prepare_store_protocol_blob, super::PrepareOn::BlockingPool),
             store_protocol_blob,
@@ -40,15 +38,14 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating(
             "get_protocol_blob",
             Category::CompactProtocol,
-            "Fetch a blob by its full 64-hex hash. The value comes back decoded (lossless \
-             envelopes decompressed and integrity-checked); raw:true returns the stored form.",
+            "A blob by full hash, decoded; raw:true for the stored form.",
             Activity::Quiet,
             get_protocol_blob,
         ),
         super::reading(
             "list_protocol_blobs",
             Category::CompactProtocol,
-            "List stored blobs (hash, size, access counters), most recently used first.",
+            "Stored blobs, most recently used first.",
             list_protocol_blobs,
         ),
     ]
@@ -59,10 +56,7 @@ pub fn send_blob_message_tool() -> ToolDef {
     super::mutating_prepared(
         "send_blob_message",
         Category::Messaging,
-        "Send a large payload as a message: the payload is stored once as a blob \
-         (lossless_auto: zstd when it pays) and the message carries only a ~100-char \
-         blob-ref envelope. Readers pass resolve_blob_refs:true to read_messages to get the \
-         payload back byte-exact. Supports idempotency_key.",
+        "Send a large payload as a blob-ref message; readers pass resolve_blob_refs:true.",
         Activity::Stream,
         (prepare_send_blob_message, super::PrepareOn::BlockingPool),
         send_blob_message,
@@ -135,14 +129,14 @@ pub fn blob_ref_summary(blob: &PreparedBlob, created: bool, hash_truncate: i64) 
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct StoreProtocolBlobArgs {
-    /// The caller.
+    // The caller.
     pub agent_id: String,
-    /// The payload to store.
+    // The payload to store.
     pub payload: String,
-    /// none (default, byte-exact), json, whitespace, auto (lossy, only when named) or
-    /// lossless_auto.
+    // none (default, byte-exact), json, whitespace, auto (lossy, only when named) or
+    // lossless_auto.
     pub compression_mode: Option<BlobCompression>,
-    /// Length of short_hash, 8-64 (default 16).
+    // Length of short_hash, 8-64 (default 16).
     #[schemars(with = "Option<i64>")]
     pub hash_truncate: Option<f64>,
     pub auth_token: Option<String>,
@@ -208,13 +202,13 @@ pub enum BlobReadMode {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct GetProtocolBlobArgs {
-    /// The caller.
+    // The caller.
     pub agent_id: String,
-    /// The blob's full SHA-256 (64 lowercase hex, as returned when it was stored).
+    /// Full 64-hex SHA-256.
     pub hash: String,
-    /// full (default: the value) or compact (a 180-char preview and sizes).
+    // full (default: the value) or compact (a 180-char preview and sizes).
     pub response_mode: Option<BlobReadMode>,
-    /// true: return the stored form (e.g. the compressed envelope) instead of the decoded value.
+    // true: return the stored form (e.g. the compressed envelope) instead of the decoded value.
     pub raw: Option<bool>,
     pub auth_token: Option<String>,
 }
@@ -282,12 +276,12 @@ fn get_protocol_blob(
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListProtocolBlobsArgs {
-    /// The caller.
+    // The caller.
     pub agent_id: String,
-    /// Page size, 1-1000 (default 100).
+    // Page size, 1-1000 (default 100).
     #[schemars(with = "Option<i64>")]
     pub limit: Option<f64>,
-    /// Rows to skip (default 0).
+    // Rows to skip (default 0).
     #[schemars(with = "Option<i64>")]
     pub offset: Option<f64>,
     pub auth_token: Option<String>,
@@ -319,22 +313,22 @@ fn list_protocol_blobs(db: &Db, ctx: &mut OpCtx, args: ListProtocolBlobsArgs) ->
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct SendBlobMessageArgs {
-    /// The sender (the caller).
+    // The sender (the caller).
     pub from_agent: String,
-    /// A registered agent; omit (or "") to broadcast.
+    // A registered agent; omit (or "") to broadcast.
     pub to_agent: Option<String>,
-    /// The payload, stored as a blob.
+    // The payload, stored as a blob.
     pub payload: String,
-    /// JSON (or any text) metadata of the message; JSON is stored minified.
+    // JSON (or any text) metadata of the message; JSON is stored minified.
     pub metadata: Option<String>,
     pub trace_id: Option<String>,
     pub span_id: Option<String>,
-    /// lossless_auto (default), none, json, whitespace or auto (the last three are lossy).
+    // lossless_auto (default), none, json, whitespace or auto (the last three are lossy).
     pub compression_mode: Option<BlobCompression>,
-    /// Length of short_hash, 8-64 (default 16).
+    // Length of short_hash, 8-64 (default 16).
     #[schemars(with = "Option<i64>")]
     pub hash_truncate: Option<f64>,
-    /// Retrying with the same key and arguments returns the first response.
+    // Retrying with the same key and arguments returns the first response.
     pub idempotency_key: Option<String>,
     pub auth_token: Option<String>,
 }

@@ -22,34 +22,28 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating(
             "resolve_consensus",
             Category::Consensus,
-            "Settle a proposal by weighted votes (inline and/or a votes blob): accept, reject \
-             or escalate_verifier. Votes must name registered agents; the decision persists.",
+            "Decide a proposal by weighted votes: accept, reject or escalate_verifier; persisted.",
             Activity::Stream,
             resolve_consensus,
         ),
         super::mutating(
             "resolve_consensus_from_context",
             Category::Consensus,
-            "resolve_consensus with votes read from context. Ballot: agent_ids — each voter's \
-             own entry under context_key (default vote:<proposal_id>) is its vote; a vote \
-             naming anyone but its row's author is refused (VOTE_AUTHOR_MISMATCH). Or one \
-             entry: context_id, or context_agent_id + context_key.",
+            "resolve_consensus on votes in context: a ballot over agent_ids, or one entry (context_id, or context_agent_id + context_key).",
             Activity::Stream,
             resolve_consensus_from_context,
         ),
         super::mutating(
             "resolve_consensus_from_message",
             Category::Consensus,
-            "resolve_consensus with the votes read from a message addressed to you (or \
-             broadcast): its content, else its metadata. from_agent guards the sender.",
+            "resolve_consensus on votes in a message to you or broadcast.",
             Activity::Stream,
             resolve_consensus_from_message,
         ),
         super::reading(
             "list_consensus_decisions",
             Category::Consensus,
-            "List persisted consensus decisions, newest first (filter proposal_id; \
-             response_mode full, compact or tiny).",
+            "Persisted decisions, newest first.",
             list_consensus_decisions,
         ),
     ]
@@ -66,11 +60,11 @@ pub enum DecisionArg {
 /// One inline vote.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct VoteArg {
-    /// The voting agent (must be registered).
+    // The voting agent (must be registered).
     pub agent_id: String,
-    /// accept, reject or abstain.
+    // accept, reject or abstain.
     pub decision: DecisionArg,
-    /// 0-1 (clamped); 0.5 when absent.
+    // 0-1 (clamped); 0.5 when absent.
     pub confidence: Option<f64>,
 }
 
@@ -102,38 +96,38 @@ pub enum EmitPolicyArg {
 /// Tuning shared by the three resolve tools.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct Tuning {
-    /// Escalate when min(WA,WR)/(WA+WR) exceeds this; 0.1-0.9 (default 0.35).
+    // Escalate when min(WA,WR)/(WA+WR) exceeds this; 0.1-0.9 (default 0.35).
     pub disagreement_threshold: Option<f64>,
-    /// Escalate with fewer accept/reject votes than this; >= 1 (default 2).
+    // Escalate with fewer accept/reject votes than this; >= 1 (default 2).
     #[schemars(with = "Option<i64>")]
     pub min_non_abstain_votes: Option<f64>,
-    /// Escalate when 40 + 5 x votes exceeds this; >= 20 (default: no cap).
+    // Escalate when 40 + 5 x votes exceeds this; >= 20 (default: no cap).
     #[schemars(with = "Option<i64>")]
     pub token_budget_cap: Option<f64>,
-    /// Keep only each agent's last vote (default true).
+    // Keep only each agent's last vote (default true).
     pub dedupe_by_agent: Option<bool>,
-    /// on/off: weight votes by the agent's done/rollback record (default from
-    /// MCP_HUB_CONSENSUS_QUALITY_WEIGHTING).
+    // on/off: weight votes by the agent's done/rollback record (default from
+    // MCP_HUB_CONSENSUS_QUALITY_WEIGHTING).
     pub quality_weighting: Option<OnOff>,
-    /// full (default), compact or tiny.
+    // full (default), compact or tiny.
     pub response_mode: Option<ConsensusMode>,
-    /// When to store the decision as a blob: never, always, on_escalate, on_conflict.
+    // When to store the decision as a blob: never, always, on_escalate, on_conflict.
     pub emit_blob_ref_policy: Option<EmitPolicyArg>,
-    /// Deprecated: true = always, false = never; ignored when emit_blob_ref_policy is given.
+    // Deprecated: true = always, false = never; ignored when emit_blob_ref_policy is given.
     pub emit_blob_ref: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ResolveConsensusArgs {
-    /// The caller.
+    // The caller.
     pub requesting_agent: String,
-    /// What is being decided (free text, not unique).
+    // What is being decided (free text, not unique).
     pub proposal_id: String,
-    /// Inline votes.
+    // Inline votes.
     pub votes: Option<Vec<VoteArg>>,
-    /// SHA-256 of a stored votes blob (a vote array or {votes:[...]}).
+    // SHA-256 of a stored votes blob (a vote array or {votes:[...]}).
     pub votes_blob_hash: Option<String>,
-    /// A blob-ref envelope naming the votes blob.
+    // A blob-ref envelope naming the votes blob.
     pub votes_blob_ref: Option<String>,
     #[serde(flatten)]
     pub tuning: Tuning,
@@ -143,23 +137,23 @@ tool_args!(ResolveConsensusArgs, caller = requesting_agent);
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ResolveFromContextArgs {
-    /// The caller.
+    // The caller.
     pub requesting_agent: String,
-    /// What is being decided (free text, not unique).
+    // What is being decided (free text, not unique).
     pub proposal_id: String,
-    /// The context entry holding the votes.
+    // The context entry holding the votes.
     #[schemars(with = "Option<i64>")]
     pub context_id: Option<f64>,
-    /// With context_key: the entry's owner (also checked against the entry found by id).
+    // With context_key: the entry's owner (also checked against the entry found by id).
     pub context_agent_id: Option<String>,
-    /// With context_agent_id: the entry's key. Ballot: the key voters share under
-    /// (default vote:<proposal_id>).
+    // With context_agent_id: the entry's key. Ballot: the key voters share under
+    // (default vote:<proposal_id>).
     pub context_key: Option<String>,
-    /// Ballot: the voters.
+    // Ballot: voters; each one's own entry under context_key (default vote:<proposal_id>).
     pub agent_ids: Option<Vec<String>>,
-    /// Ballot: extra votes as "context_id:N" or "message_id:N" (message to you or broadcast).
+    // Ballot: extra votes as "context_id:N" or "message_id:N" (message to you or broadcast).
     pub vote_refs: Option<Vec<String>>,
-    /// Ballot quorum: refuse (QUORUM_NOT_MET) when fewer voters voted.
+    // Ballot quorum: refuse (QUORUM_NOT_MET) when fewer voters voted.
     pub min_votes: Option<f64>,
     #[serde(flatten)]
     pub tuning: Tuning,
@@ -169,14 +163,14 @@ tool_args!(ResolveFromContextArgs, caller = requesting_agent);
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ResolveFromMessageArgs {
-    /// The caller (the message must be addressed to it or broadcast).
+    // The caller (the message must be addressed to it or broadcast).
     pub requesting_agent: String,
-    /// What is being decided (free text, not unique).
+    // What is being decided (free text, not unique).
     pub proposal_id: String,
-    /// The message holding the votes.
+    // The message holding the votes.
     #[schemars(with = "i64")]
     pub message_id: f64,
-    /// Refuse unless the message was sent by this agent.
+    // Refuse unless the message was sent by this agent.
     pub from_agent: Option<String>,
     #[serde(flatten)]
     pub tuning: Tuning,
@@ -354,17 +348,17 @@ pub fn render_resolved(resolved: &Resolved, mode: Option<ConsensusMode>) -> Valu
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListConsensusDecisionsArgs {
-    /// The caller (optional; logged when given).
+    // The caller (optional; logged when given).
     pub requesting_agent: Option<String>,
-    /// Filter: decisions of this proposal.
+    // Filter: decisions of this proposal.
     pub proposal_id: Option<String>,
-    /// Page size, 1-500 (default 100).
+    // Page size, 1-500 (default 100).
     #[schemars(with = "Option<i64>")]
     pub limit: Option<f64>,
-    /// Rows to skip (default 0).
+    // Rows to skip (default 0).
     #[schemars(with = "Option<i64>")]
     pub offset: Option<f64>,
-    /// full (default), compact or tiny.
+    // full (default), compact or tiny.
     pub response_mode: Option<ConsensusMode>,
     pub auth_token: Option<String>,
 }

@@ -34,10 +34,7 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating_prepared(
             "share_context",
             Category::Context,
-            "Share a value under (your agent_id, key) for every agent to read with get_context; \
-             sharing the same key again replaces it. Stored exactly as sent unless a lossy \
-             compression_mode is named. For large values use share_blob_context. Supports \
-             idempotency_key.",
+            "Set a value under (you, key) for all; the same key replaces it.",
             Activity::Stream,
             (prepare_share_context, super::PrepareOn::Request),
             share_context,
@@ -46,9 +43,7 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating_prepared(
             "share_blob_context",
             Category::Context,
-            "Share a large value as context: the payload is stored once as a blob (lossless_auto: \
-             zstd when it pays) and the context value is a small blob-ref envelope; readers pass \
-             resolve_blob_refs:true to get_context. Supports idempotency_key.",
+            "Share a large value as a blob-ref; readers pass resolve_blob_refs:true.",
             Activity::Stream,
             (prepare_share_blob_context, super::PrepareOn::BlockingPool),
             share_blob_context,
@@ -57,10 +52,7 @@ pub fn tools() -> Vec<ToolDef> {
         super::reading_marked(
             "get_context",
             Category::Context,
-            "Read shared context (filters agent_id, key, namespace). For change feeds pass the \
-             returned next_cursor back as cursor (or updated_after): changes arrive oldest \
-             first, each once, with has_more. response_mode full/compact/tiny/nano/summary; \
-             full is refused with polling:true. resolve_blob_refs:true inlines blob values.",
+            "Shared context. Loop: pass next_cursor back as cursor (refuses full mode).",
             super::FollowUpOrder::Unordered,
             get_context,
         ),
@@ -82,19 +74,19 @@ pub fn context_json(row: &ContextRow) -> Value {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ShareContextArgs {
-    /// The owner of the entry (the caller).
+    // The owner of the entry (the caller).
     pub agent_id: String,
-    /// The entry's key; one value per (agent_id, key).
+    // The entry's key; one value per (agent_id, key).
     pub key: String,
-    /// The value (any text; JSON is kept as sent).
+    // The value (any text; JSON is kept as sent).
     pub value: String,
-    /// Namespace (default "default"); sharing a key again in another namespace moves it.
+    // Namespace (default "default"); sharing a key again in another namespace moves it.
     pub namespace: Option<String>,
     pub trace_id: Option<String>,
     pub span_id: Option<String>,
-    /// none (default: stored exactly), json (minify), whitespace or auto (both lossy).
+    /// json, whitespace, auto: lossy.
     pub compression_mode: Option<ContextCompression>,
-    /// Retrying with the same key and arguments returns the first response.
+    // Retrying with the same key and arguments returns the first response.
     pub idempotency_key: Option<String>,
     pub auth_token: Option<String>,
 }
@@ -127,22 +119,22 @@ fn share_context(tx: &mut WriteTx<'_>, ctx: &mut OpCtx, command: ShareContext) -
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ShareBlobContextArgs {
-    /// The owner of the entry (the caller).
+    // The owner of the entry (the caller).
     pub agent_id: String,
-    /// The entry's key; one value per (agent_id, key).
+    // The entry's key; one value per (agent_id, key).
     pub key: String,
-    /// The payload, stored as a blob.
+    // The payload, stored as a blob.
     pub payload: String,
-    /// Namespace (default "default").
+    // Namespace (default "default").
     pub namespace: Option<String>,
     pub trace_id: Option<String>,
     pub span_id: Option<String>,
-    /// lossless_auto (default), none, json, whitespace or auto (the last three are lossy).
+    // lossless_auto (default), none, json, whitespace or auto (the last three are lossy).
     pub compression_mode: Option<BlobCompression>,
-    /// Length of short_hash, 8-64 (default 16).
+    // Length of short_hash, 8-64 (default 16).
     #[schemars(with = "Option<i64>")]
     pub hash_truncate: Option<f64>,
-    /// Retrying with the same key and arguments returns the first response.
+    // Retrying with the same key and arguments returns the first response.
     pub idempotency_key: Option<String>,
     pub auth_token: Option<String>,
 }
@@ -204,29 +196,29 @@ pub enum ContextReadMode {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct GetContextArgs {
-    /// The caller (heartbeat, activity, token check).
+    // The caller (heartbeat, activity, token check).
     pub requesting_agent: Option<String>,
-    /// Filter: entries owned by this agent.
+    // Filter: entries owned by this agent.
     pub agent_id: Option<String>,
-    /// Filter: this key.
+    // Filter: this key.
     pub key: Option<String>,
-    /// Filter: this namespace.
+    // Filter: this namespace.
     pub namespace: Option<String>,
-    /// Page size, 1-500 (default 100).
+    // Page size, 1-500 (default 100).
     #[schemars(with = "Option<i64>")]
     pub limit: Option<f64>,
-    /// Rows to skip, newest-first reads only.
+    // Rows to skip, newest-first reads only.
     #[schemars(with = "Option<i64>")]
     pub offset: Option<f64>,
-    /// Delta read: entries updated after this time (ms), oldest change first.
+    // Delta read: entries updated after this time (ms), oldest change first.
     pub updated_after: Option<f64>,
-    /// Delta read: the next_cursor of the previous read (opaque; wins over updated_after).
+    // Delta read: the next_cursor of the previous read (opaque; wins over updated_after).
     pub cursor: Option<String>,
-    /// full (default), compact, tiny, nano or summary.
+    // full (default), compact, tiny, nano or summary.
     pub response_mode: Option<ContextReadMode>,
-    /// Set in polling loops; full mode is then refused.
+    // Set in polling loops; full mode is then refused.
     pub polling: Option<bool>,
-    /// Resolve blob-ref envelopes: adds blob_ref and resolved_value.
+    // Resolve blob-ref envelopes: adds blob_ref and resolved_value.
     pub resolve_blob_refs: Option<bool>,
     pub auth_token: Option<String>,
 }

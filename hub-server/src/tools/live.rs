@@ -28,18 +28,13 @@ pub fn tools() -> Vec<ToolDef> {
         super::waiting(
             "wait_for_updates",
             Category::Observability,
-            "Long-poll: returns when a watched stream (your messages, tasks, context, \
-             activity) changes after your cursor, or at wait_ms. Pass the returned cursor \
-             back: no change is skipped. Use it instead of polling reads.",
+            "Block until a watched stream changes after cursor (or wait_ms); pass the returned cursor back instead of polling.",
             wait_for_updates,
         ),
         super::reading_marked(
             "read_snapshot",
             Category::Observability,
-            "One call for a polling loop: your inbox, the task board and shared context with a \
-             single resumable cursor (m.t.c.a). Pass the returned cursor back: every change \
-             arrives once, also when a stream had more rows than its limit. Marks nothing \
-             read. response_mode compact/tiny/nano.",
+            "Inbox, tasks and context with one resumable cursor; marks nothing read.",
             super::FollowUpOrder::Unordered,
             read_snapshot,
         ),
@@ -77,34 +72,34 @@ pub enum TimeoutResponse {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct WaitForUpdatesArgs {
-    /// The calling agent (heartbeat, auth); defaults to agent_id.
+    // The calling agent (heartbeat, auth); defaults to agent_id.
     pub requesting_agent: Option<String>,
-    /// Whose view to watch (its inbox for the messages stream); defaults to requesting_agent.
+    // Whose view to watch (its inbox for the messages stream); defaults to requesting_agent.
     pub agent_id: Option<String>,
-    /// Streams to watch: messages, tasks, context, activity, artifacts (default all).
+    // messages, tasks, context, activity, artifacts (default all).
     pub streams: Option<Vec<String>>,
-    /// The cursor of the previous call (opaque); omit to start from the beginning.
+    // The cursor of the previous call (opaque); omit to start from the beginning.
     pub cursor: Option<String>,
-    /// Per-stream override of the cursor's messages position.
+    // Per-stream override of the cursor's messages position.
     pub message_since_ts: Option<f64>,
-    /// Per-stream override of the cursor's tasks position.
+    // Per-stream override of the cursor's tasks position.
     pub task_since_ts: Option<f64>,
-    /// Per-stream override of the cursor's context position.
+    // Per-stream override of the cursor's context position.
     pub context_since_ts: Option<f64>,
-    /// Per-stream override of the cursor's activity position.
+    // Per-stream override of the cursor's activity position.
     pub activity_since_ts: Option<f64>,
-    /// How long to wait, ms (default MCP_HUB_WAIT_DEFAULT_MS, at most MCP_HUB_WAIT_MAX_MS).
+    // How long to wait, ms (default MCP_HUB_WAIT_DEFAULT_MS, at most MCP_HUB_WAIT_MAX_MS).
     #[schemars(with = "Option<i64>")]
     pub wait_ms: Option<f64>,
-    /// Base of the retry hint on timeouts, 100-2000 ms (default 500). The hub itself never
-    /// polls: it wakes on commit.
+    // Base of the retry hint on timeouts, 100-2000 ms (default 500). The hub itself never
+    // polls: it wakes on commit.
     #[schemars(with = "Option<i64>")]
     pub poll_interval_ms: Option<f64>,
-    /// Grow retry_after_ms over consecutive timeouts (default true).
+    // Grow retry_after_ms over consecutive timeouts (default true).
     pub adaptive_retry: Option<bool>,
-    /// nano | micro | tiny | compact | full (default MCP_HUB_WAIT_DEFAULT_RESPONSE_MODE).
+    // nano | micro | tiny | compact | full (default MCP_HUB_WAIT_DEFAULT_RESPONSE_MODE).
     pub response_mode: Option<WaitMode>,
-    /// default | minimal: minimal timeouts return only {"changed":false} / {"c":0}.
+    // default | minimal: minimal timeouts return only {"changed":false} / {"c":0}.
     pub timeout_response: Option<TimeoutResponse>,
     pub auth_token: Option<String>,
 }
@@ -343,26 +338,26 @@ pub enum SnapshotMode {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ReadSnapshotArgs {
-    /// The calling agent (heartbeat, auth); defaults to agent_id.
+    // The calling agent (heartbeat, auth); defaults to agent_id.
     pub requesting_agent: Option<String>,
-    /// Whose inbox to read; defaults to requesting_agent.
+    // Whose inbox to read; defaults to requesting_agent.
     pub agent_id: Option<String>,
-    /// The cursor of the previous snapshot or wait (m.t.c.a, base36); omit for the newest rows.
+    // The cursor of the previous snapshot or wait (m.t.c.a, base36); omit for the newest rows.
     pub cursor: Option<String>,
-    /// compact (default), tiny or nano.
+    // compact (default), tiny or nano.
     pub response_mode: Option<SnapshotMode>,
-    /// Messages per snapshot, 1-200 (default 100).
+    // Messages per snapshot, 1-200 (default 100).
     #[schemars(with = "Option<i64>")]
     pub message_limit: Option<f64>,
-    /// Tasks per snapshot, 1-500 (default 100).
+    // Tasks per snapshot, 1-500 (default 100).
     #[schemars(with = "Option<i64>")]
     pub task_limit: Option<f64>,
-    /// Context entries per snapshot, 1-500 (default 100).
+    // Context entries per snapshot, 1-500 (default 100).
     #[schemars(with = "Option<i64>")]
     pub context_limit: Option<f64>,
-    /// Inbox filter: sender.
+    // Inbox filter: sender.
     pub message_from: Option<String>,
-    /// Inbox filter: only messages not read yet (the snapshot itself marks nothing read).
+    // Inbox filter: only messages not read yet (the snapshot itself marks nothing read).
     pub message_unread_only: Option<bool>,
     pub task_status: Option<TaskStatus>,
     pub task_assigned_to: Option<String>,
@@ -373,9 +368,9 @@ pub struct ReadSnapshotArgs {
     pub context_agent_id: Option<String>,
     pub context_key: Option<String>,
     pub context_namespace: Option<String>,
-    /// Resolve blob-ref envelopes in messages and context.
+    // Resolve blob-ref envelopes in messages and context.
     pub resolve_blob_refs: Option<bool>,
-    /// Messages carry their whole content (content; nano k); the page stops near 64 KB.
+    /// Whole message content; pages stop near 64 KB.
     pub include_content: Option<bool>,
     pub auth_token: Option<String>,
 }

@@ -24,9 +24,7 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating_prepared(
             "send_message",
             Category::Messaging,
-            "Send a message to one agent (to_agent) or to all (omit to_agent). Content is \
-             stored exactly as sent unless a compression_mode is asked for. Supports \
-             trace_id/span_id and idempotency_key.",
+            "Message one agent, or all when to_agent is omitted.",
             Activity::Stream,
             (prepare_send_message, super::PrepareOn::Request),
             service::send,
@@ -36,10 +34,7 @@ pub fn tools() -> Vec<ToolDef> {
         super::reading_marked(
             "read_messages",
             Category::Messaging,
-            "Read your inbox (direct and broadcast). Loop: pass next_cursor back as cursor \
-             (a plain first read returns one too): every message once, in order. Full mode is \
-             refused in cursor/polling reads, so use compact/tiny/nano with \
-             include_content:true to receive whole messages.",
+            "Your inbox. Loop: pass next_cursor back as cursor (refuses full mode; include_content:true for whole messages).",
             super::FollowUpOrder::PerCaller,
             read_messages,
         ),
@@ -48,19 +43,19 @@ pub fn tools() -> Vec<ToolDef> {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct SendMessageArgs {
-    /// The sender (the caller).
+    // The sender (the caller).
     pub from_agent: String,
-    /// A registered agent; omit (or "") to broadcast to every agent.
+    /// Omit to broadcast.
     pub to_agent: Option<String>,
-    /// The message text (may be empty).
+    // The message text (may be empty).
     pub content: String,
-    /// JSON (or any text) metadata; JSON is stored minified with keys and numbers intact.
+    // JSON (or any text) metadata; JSON is stored minified with keys and numbers intact.
     pub metadata: Option<String>,
     pub trace_id: Option<String>,
     pub span_id: Option<String>,
-    /// none (default: stored exactly), whitespace or auto (both collapse whitespace).
+    // none (default: stored exactly), whitespace or auto (both collapse whitespace).
     pub compression_mode: Option<MessageCompression>,
-    /// Retrying with the same key and arguments returns the first response.
+    // Retrying with the same key and arguments returns the first response.
     pub idempotency_key: Option<String>,
     pub auth_token: Option<String>,
 }
@@ -119,30 +114,29 @@ pub enum ReadMode {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ReadMessagesArgs {
-    /// Whose inbox (the caller).
+    // Whose inbox (the caller).
     pub agent_id: String,
-    /// Only messages from this sender.
+    // Only messages from this sender.
     pub from: Option<String>,
-    /// Only messages this agent has not read yet.
+    // Only messages this agent has not read yet.
     pub unread_only: Option<bool>,
-    /// Page size, 1-200 (default 50).
+    // Page size, 1-200 (default 50).
     #[schemars(with = "Option<i64>")]
     pub limit: Option<f64>,
-    /// Rows to skip, newest-first reads only.
+    // Rows to skip, newest-first reads only.
     #[schemars(with = "Option<i64>")]
     pub offset: Option<f64>,
-    /// Delta read: messages created after this time (ms).
+    // Delta read: messages created after this time (ms).
     pub since_ts: Option<f64>,
-    /// Delta read: the next_cursor of the previous read (opaque; wins over since_ts).
+    // Delta read: the next_cursor of the previous read (opaque; wins over since_ts).
     pub cursor: Option<String>,
-    /// full (default), compact, tiny or nano.
+    // full (default), compact, tiny or nano.
     pub response_mode: Option<ReadMode>,
-    /// Set in polling loops; full mode is then refused.
+    // Set in polling loops; full mode is then refused.
     pub polling: Option<bool>,
-    /// Resolve blob-ref envelopes (send_blob_message): adds blob_ref and resolved_content.
+    // Resolve blob-ref envelopes (send_blob_message): adds blob_ref and resolved_content.
     pub resolve_blob_refs: Option<bool>,
-    /// compact/tiny/nano: add each message's whole content (content; nano k). A page stops
-    /// near 64 KB (has_more).
+    /// Whole content (compact/tiny/nano); pages stop near 64 KB.
     pub include_content: Option<bool>,
     pub auth_token: Option<String>,
 }

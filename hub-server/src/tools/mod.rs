@@ -39,6 +39,7 @@ pub use pipeline::{
 pub mod tasks;
 pub use onboarding::PROTOCOL_VERSION;
 pub mod protocol;
+pub mod resources;
 pub mod schema;
 pub mod surface;
 // Tools render with the same text helpers the services decide with.
@@ -52,8 +53,10 @@ use std::sync::{Arc, OnceLock};
 use rmcp::ErrorData;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
-    GetPromptResponse, Implementation, JsonObject, ListPromptsResult, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    GetPromptResponse, Implementation, JsonObject, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig, SubscribeRequestParams, Tool,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use schemars::JsonSchema;
@@ -380,15 +383,20 @@ fn render(value: &Value) -> CallToolResult {
     }
 }
 
-/// The MCP server behind every session.
+/// The MCP server behind every session (one per session: its resource subscriptions end
+/// with it).
 #[derive(Clone)]
 pub struct HubServer {
     hub: Arc<Hub>,
+    subscriptions: resources::Subscriptions,
 }
 
 impl HubServer {
     pub fn new(hub: Arc<Hub>) -> Self {
-        Self { hub }
+        Self {
+            hub,
+            subscriptions: resources::Subscriptions::default(),
+        }
     }
 }
 
@@ -431,6 +439,8 @@ impl rmcp::ServerHandler for HubServer {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_prompts()
+                .enable_resources()
+                .enable_resources_subscribe()
                 .build(),
         )
         .with_server_info(Implementation::new("mcp-agent-hub", crate::VERSION))
@@ -451,6 +461,58 @@ impl rmcp::ServerHandler for HubServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         prompts::get(&request.name).map(Into::into)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(resources::list()))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            resources::templates(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        resources::read(self.hub.clone(), call_env(&context), &request.uri)
+            .await
+            .map(Into::into)
+    }
+
+    // The 2026-07-28 revision replaces these with subscriptions/listen; the session protocol
+    // versions the hub serves still use them.
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let env = call_env(&context);
+        self.subscriptions
+            .subscribe(self.hub.clone(), env, context.peer, &request.uri)
+            .await
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscriptions.unsubscribe(&request.uri);
+        Ok(())
     }
 
     async fn list_tools(

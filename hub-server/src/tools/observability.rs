@@ -35,30 +35,25 @@ pub fn tools() -> Vec<ToolDef> {
         super::reading(
             "get_activity_log",
             Category::Observability,
-            "Recent activity rows, newest first (agent_id filters; response_mode full, compact \
-             or summary). Quiet read/poll rows are sampled; counts are in get_kpi_snapshot.",
+            "Recent activity, newest first; quiet reads are sampled.",
             get_activity_log,
         ),
         super::reading(
             "get_kpi_snapshot",
             Category::Observability,
-            "Swarm KPIs: queue, per-window activity/task/consensus/transport figures \
-             (windows_sec, default 60,300,1800), collective accuracy, backlogs. Counts use \
-             whole-minute buckets; response_mode tiny for loops.",
+            "Swarm KPIs per window; tiny for loops.",
             get_kpi_snapshot,
         ),
         super::reading(
             "get_transport_snapshot",
             Category::Observability,
-            "Long-poll health over one window (window_sec 30-604800, default 300): wait \
-             calls, hits, timeouts, hit rate, retry hints, polling calls.",
+            "Long-poll health over one window.",
             get_transport_snapshot,
         ),
         super::mutating_rendered(
             "evaluate_slo_alerts",
             Category::Observability,
-            "Evaluate the SLO rules now (high_pending_age, stale_in_progress, claim_churn): \
-             opens, updates or resolves alerts. The maintenance pass does this too.",
+            "Evaluate the SLO rules now.",
             Activity::Quiet,
             evaluate_slo_alerts,
             render_evaluation,
@@ -66,22 +61,20 @@ pub fn tools() -> Vec<ToolDef> {
         super::reading(
             "list_slo_alerts",
             Category::Observability,
-            "SLO alerts, latest update first (open_only, code, limit 1-500, offset).",
+            "SLO alerts, latest first.",
             list_slo_alerts,
         ),
         super::reading(
             "get_auth_coverage",
             Category::Observability,
-            "Share of calls with a valid token over window_sec (60-604800, default 1800), \
-             overall and per tool: valid, missing, invalid, skipped.",
+            "Share of calls with a valid token, per tool.",
             get_auth_coverage,
         ),
         // Awaited like a wait (the pass runs its own writer requests), but it writes.
         super::waiting(
             "run_maintenance",
             Category::Observability,
-            "Run the maintenance pass now (SLOs, expired claims, presence, retention); \
-             dry_run:true only describes it. Under enforce it needs a granted orchestrator.",
+            "Run the maintenance pass now (dry_run:true describes it).",
             run_maintenance,
         )
         .with_kind(super::ToolKind::Writes),
@@ -99,15 +92,15 @@ pub enum ActivityMode {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct GetActivityLogArgs {
-    /// The caller (touched when given).
+    // The caller (touched when given).
     pub requesting_agent: Option<String>,
-    /// Filter: rows of this agent (not the caller).
+    // Filter: rows of this agent (not the caller).
     pub agent_id: Option<String>,
-    /// Page size, 1-500 (default 50).
+    // Page size, 1-500 (default 50).
     pub limit: Option<f64>,
-    /// Rows to skip (default 0).
+    // Rows to skip (default 0).
     pub offset: Option<f64>,
-    /// full (default), compact or summary.
+    // full (default), compact or summary.
     pub response_mode: Option<ActivityMode>,
     pub auth_token: Option<String>,
 }
@@ -179,21 +172,21 @@ pub enum KpiMode {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct GetKpiSnapshotArgs {
-    /// The caller (touched when given).
+    // The caller (touched when given).
     pub requesting_agent: Option<String>,
-    /// Window lengths in seconds (positive, first 6 distinct; default [60,300,1800]).
+    // Window lengths in seconds (positive, first 6 distinct; default [60,300,1800]).
     pub windows_sec: Option<Vec<f64>>,
-    /// full (default) or tiny (queue, first window, collective accuracy).
+    // full (default) or tiny (queue, first window, collective accuracy).
     pub response_mode: Option<KpiMode>,
-    /// Add auth_coverage_30m (default false).
+    // Add auth_coverage_30m (default false).
     pub include_auth: Option<bool>,
-    /// Add open_slo_alerts (default false).
+    // Add open_slo_alerts (default false).
     pub include_slo: Option<bool>,
-    /// Add top_actions_5m (default true).
+    // Add top_actions_5m (default true).
     pub include_top_actions: Option<bool>,
-    /// Add namespace_backlog (default true).
+    // Add namespace_backlog (default true).
     pub include_namespace: Option<bool>,
-    /// Add execution_backlog (default true).
+    // Add execution_backlog (default true).
     pub include_execution: Option<bool>,
     pub auth_token: Option<String>,
 }
@@ -355,11 +348,11 @@ fn backlog_view(rows: &[Backlog], key: &str) -> Value {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct GetTransportSnapshotArgs {
-    /// The caller (touched when given).
+    // The caller (touched when given).
     pub requesting_agent: Option<String>,
-    /// Window in seconds, 30-604800 (default 300).
+    // Window in seconds, 30-604800 (default 300).
     pub window_sec: Option<f64>,
-    /// tiny (default) or full (adds queue and latest_window).
+    // tiny (default) or full (adds queue and latest_window).
     pub response_mode: Option<String>,
     pub auth_token: Option<String>,
 }
@@ -389,7 +382,7 @@ fn render_transport(s: &TransportSnapshot) -> Value {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct EvaluateSloAlertsArgs {
-    /// The caller (logged when given).
+    // The caller (logged when given).
     pub requesting_agent: Option<String>,
     pub auth_token: Option<String>,
 }
@@ -460,15 +453,15 @@ fn alert_view(a: &AlertRow) -> Value {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListSloAlertsArgs {
-    /// The caller (touched when given).
+    // The caller (touched when given).
     pub requesting_agent: Option<String>,
-    /// Only unresolved alerts (default false).
+    // Only unresolved alerts (default false).
     pub open_only: Option<bool>,
-    /// Filter: high_pending_age, stale_in_progress or claim_churn.
+    // Filter: high_pending_age, stale_in_progress or claim_churn.
     pub code: Option<String>,
-    /// Page size, 1-500 (default 100).
+    // Page size, 1-500 (default 100).
     pub limit: Option<f64>,
-    /// Rows to skip (default 0).
+    // Rows to skip (default 0).
     pub offset: Option<f64>,
     pub auth_token: Option<String>,
 }
@@ -488,9 +481,9 @@ fn list_slo_alerts(db: &Db, _ctx: &mut OpCtx, args: ListSloAlertsArgs) -> ToolRe
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct GetAuthCoverageArgs {
-    /// The caller (touched when given).
+    // The caller (touched when given).
     pub requesting_agent: Option<String>,
-    /// Window in seconds, 60-604800 (default 1800).
+    // Window in seconds, 60-604800 (default 1800).
     pub window_sec: Option<f64>,
     pub auth_token: Option<String>,
 }
@@ -547,9 +540,9 @@ fn coverage_view(c: &AuthCoverage) -> Value {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct RunMaintenanceArgs {
-    /// The caller (logged when given).
+    // The caller (logged when given).
     pub requesting_agent: Option<String>,
-    /// Only describe the pass; change nothing (default false).
+    // Only describe the pass; change nothing (default false).
     pub dry_run: Option<bool>,
     pub auth_token: Option<String>,
 }

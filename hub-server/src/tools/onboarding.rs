@@ -12,13 +12,13 @@ use crate::config::{Config, OnboardingMode};
 pub const PROTOCOL_VERSION: &str = "hub-protocol-2026.02";
 
 const QUICKSTART: [&str; 7] = [
-    "MCP handshake: initialize, then notifications/initialized (on error -32000 with reinitialize_required, redo it and retry once)",
-    "register_agent with id, name, type, role, lifecycle and an auto-detected runtime_profile",
-    "keep auth.token from the response and pass it as auth_token (or Authorization: Bearer) on every later call",
-    "call get_onboarding {mode:\"compact\"} once; do not repeat onboarding",
-    "claim work atomically with poll_and_claim (lease 300) and honour retry_after_ms when task is null",
-    "share progress with share_context / send_message; renew the lease while working",
-    "finish with release_task_claim next_status=done plus confidence, verification_passed and evidence_refs",
+    "initialize, then notifications/initialized; on -32000 reinitialize_required redo both and retry once",
+    "register_agent with a runtime_profile",
+    "send auth.token as auth_token or Authorization: Bearer on every call",
+    "get_onboarding once for the manual",
+    "poll_and_claim (lease 300 s); on task:null wait retry_after_ms",
+    "renew_task_claim while working; report with send_message / share_context",
+    "release_task_claim next_status done with confidence, verification_passed:true, evidence_refs",
 ];
 
 pub fn onboarding(config: &Config, mode: OnboardingMode) -> Value {
@@ -30,7 +30,7 @@ pub fn onboarding(config: &Config, mode: OnboardingMode) -> Value {
     match mode {
         OnboardingMode::None => {}
         OnboardingMode::Compact => {
-            body.insert("rules".into(), rules(config));
+            body.insert("rules".into(), compact_rules(config));
             let names: Vec<&str> = tools.iter().map(|t| t.name).collect();
             body.insert("tool_names".into(), json!(names));
         }
@@ -51,6 +51,26 @@ pub fn onboarding(config: &Config, mode: OnboardingMode) -> Value {
         }
     }
     Value::Object(body)
+}
+
+/// The rules an agent breaks without being told, one sentence each; [`rules`] is the manual.
+fn compact_rules(config: &Config) -> Value {
+    json!({
+        "done_gate": format!(
+            "done needs confidence, verification_passed:true and at least {} evidence_refs; below \
+             the required confidence or in strict mode verified_by must name another registered \
+             agent",
+            config.done_evidence_min_refs
+        ),
+        "cursor_loops": "pass next_cursor back as cursor; polling reads refuse full mode: use \
+            compact/tiny/nano, with include_content:true for whole messages",
+        "idle": "wait_for_updates on a cursor instead of polling reads",
+        "idempotency": "a retried write with the same idempotency_key and arguments returns the \
+            first reply; the same key with other arguments is refused",
+        "votes": "share_context key vote:<proposal_id>, value {\"decision\":\"accept|reject|abstain\",\
+            \"confidence\":0-1}, in your own name only",
+        "auth_mode": config.auth_mode.as_str(),
+    })
 }
 
 fn rules(config: &Config) -> Value {
@@ -151,7 +171,19 @@ fn rules(config: &Config) -> Value {
             "token_source": "register_agent -> auth.token",
             "token_usage": "pass auth_token on every later call, or send Authorization: Bearer <token>"
         },
-        "namespace_governance": {"mode_env": "MCP_HUB_NAMESPACE_GOVERNANCE"}
+        "namespace_governance": {"mode_env": "MCP_HUB_NAMESPACE_GOVERNANCE"},
+        // The warnings tools/list no longer repeats on each tool (issue 15 cut descriptions
+        // to one trap each); the manual keeps them.
+        "tool_traps": {
+            "shared_arguments": "every tool takes auth_token (or Authorization: Bearer); writes take idempotency_key; trace_id/span_id tag rows. They are not repeated in each tool's schema",
+            "claims": "lease_seconds is 30-86400 (default 300) on poll_and_claim, claim_task and renew_task_claim; claiming a task you hold rotates claim_id",
+            "create_task": "assigned_to pre-assigns: the task stays pending and only that agent (or the creator) can claim it",
+            "list_task_claims": "claim_id is shown only to the claim's owner (requesting_agent)",
+            "share_context": "values over the context limit belong in share_blob_context; json, whitespace and auto compression are lossy",
+            "resolve_consensus_from_message": "from_agent refuses a message sent by anyone else",
+            "get_kpi_snapshot": "counts use whole-minute buckets",
+            "operator_tools": "run_maintenance and evaluate_slo_alerts change hub state; under enforce run_maintenance needs a granted orchestrator"
+        }
     })
 }
 

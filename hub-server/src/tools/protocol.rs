@@ -19,24 +19,19 @@ pub fn tools() -> Vec<ToolDef> {
         super::reading(
             "pack_protocol_message",
             Category::CompactProtocol,
-            "Pack a JSON or text payload into a CAEP-v1 packet (hash-verified; dictionary \
-             encoding shortens common keys when it pays). unpack_protocol_message gives the \
-             payload back exactly.",
+            "Pack a payload into a hash-verified CAEP-v1 packet.",
             pack_protocol_message,
         ),
         super::reading(
             "unpack_protocol_message",
             Category::CompactProtocol,
-            "Unpack a CAEP-v1 packet: the decoded payload and whether its hash verifies \
-             (hash_valid).",
+            "Unpack a CAEP-v1 packet; check hash_valid.",
             unpack_protocol_message,
         ),
         super::reading(
             "hash_payload",
             Category::CompactProtocol,
-            "SHA-256 of a payload, to reference content by hash. normalize_json:true hashes \
-             canonical JSON (keys sorted), so equal JSON values hash equal whatever their key \
-             order or spacing.",
+            "SHA-256 of a payload; normalize_json:true hashes canonical JSON.",
             hash_payload,
         ),
     ]
@@ -44,13 +39,13 @@ pub fn tools() -> Vec<ToolDef> {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct HashPayloadArgs {
-    /// The caller.
+    // The caller.
     pub agent_id: String,
-    /// The text to hash.
+    // The text to hash.
     pub payload: String,
-    /// true: hash the canonical JSON of the payload (it must be JSON).
+    // true: hash the canonical JSON of the payload (it must be JSON).
     pub normalize_json: Option<bool>,
-    /// Length of short_hash, 8-64 (default 16).
+    // Length of short_hash, 8-64 (default 16).
     #[schemars(with = "Option<i64>")]
     pub truncate: Option<f64>,
     pub auth_token: Option<String>,
@@ -110,18 +105,18 @@ pub enum PackModeArg {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct PackProtocolMessageArgs {
-    /// The caller.
+    // The caller.
     pub agent_id: String,
-    /// The payload: JSON text (payload_format json) or any text (payload_format text).
+    // The payload: JSON text (payload_format json) or any text (payload_format text).
     pub payload: String,
-    /// json (default) or text.
+    // json (default) or text.
     pub payload_format: Option<PayloadFormatArg>,
-    /// auto (default: dictionary when large enough and it saves enough), json or dictionary.
+    // auto (default: dictionary when large enough and it saves enough), json or dictionary.
     pub mode: Option<PackModeArg>,
-    /// auto: payloads shorter than this stay json (default MCP_HUB_AUTO_PACK_MIN_PAYLOAD_CHARS).
+    // auto: payloads shorter than this stay json (default MCP_HUB_AUTO_PACK_MIN_PAYLOAD_CHARS).
     #[schemars(with = "Option<i64>")]
     pub auto_min_payload_chars: Option<f64>,
-    /// auto: minimum dictionary saving in percent, 0-100 (default MCP_HUB_AUTO_PACK_MIN_GAIN_PCT).
+    // auto: minimum dictionary saving in percent, 0-100 (default MCP_HUB_AUTO_PACK_MIN_GAIN_PCT).
     pub auto_min_gain_pct: Option<f64>,
     pub auth_token: Option<String>,
 }
@@ -222,11 +217,11 @@ pub enum UnpackModeArg {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct UnpackProtocolMessageArgs {
-    /// The caller.
+    // The caller.
     pub agent_id: String,
-    /// The packet_json returned by pack_protocol_message.
+    // The packet_json returned by pack_protocol_message.
     pub packet_json: String,
-    /// full (default: the decoded payload) or compact (its size only).
+    // full (default: the decoded payload) or compact (its size only).
     pub response_mode: Option<UnpackModeArg>,
     pub auth_token: Option<String>,
 }

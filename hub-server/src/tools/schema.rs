@@ -1,14 +1,17 @@
 //! The input schemas agents pay for in every session: schemars' output minus what tells a
 //! model nothing. `$schema`/`title` go; `$defs` are inlined; `["T","null"]` becomes `"T"`
 //! (optionality is what `required` says); `format` and an enum's redundant `type` go; a
-//! `oneOf` of constants becomes an `enum`; doc-comment line breaks become spaces; and the
-//! arguments every tool shares ([`SHARED_FIELDS`]) are described once, in the server
-//! instructions and onboarding, not on each tool. Pure: JSON in, JSON out.
+//! `oneOf` of constants becomes an `enum`; `items: true` and the root description go;
+//! doc-comment line breaks become spaces; and the arguments every tool shares
+//! ([`SHARED_FIELDS`]) are listed once, in the server instructions and onboarding, not on
+//! each tool (they stay accepted: validation checks the uncompacted schema). Pure: JSON in,
+//! JSON out.
 
 use rmcp::model::JsonObject;
 use serde_json::{Map, Value};
 
-/// Arguments with the same meaning on every tool that has them.
+/// Arguments with the same meaning on every tool that has them: `auth_token` on every tool,
+/// `idempotency_key` on writes, `trace_id`/`span_id` where a row records them.
 pub const SHARED_FIELDS: [&str; 4] = ["auth_token", "idempotency_key", "trace_id", "span_id"];
 
 /// The compacted form of a schemars object schema.
@@ -21,26 +24,13 @@ pub fn compact(schema: &JsonObject) -> JsonObject {
     let mut out = Map::new();
     for (key, value) in schema {
         match key.as_str() {
-            "$schema" | "title" | "$defs" => {}
+            // A root description is the args struct's doc comment: for developers, not models.
+            "$schema" | "title" | "$defs" | "description" => {}
             "properties" => {
-                let properties = value
-                    .as_object()
-                    .map(|props| {
-                        props
-                            .iter()
-                            .map(|(name, prop)| {
-                                let mut prop = node(prop, &defs, 0);
-                                if SHARED_FIELDS.contains(&name.as_str())
-                                    && let Some(prop) = prop.as_object_mut()
-                                {
-                                    prop.remove("description");
-                                }
-                                (name.clone(), prop)
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out.insert(key.clone(), Value::Object(properties));
+                // Every tool accepts the shared arguments (validation reads the full schema);
+                // the instructions name them once instead of every tool listing them.
+                let shown = |name: &str| !SHARED_FIELDS.contains(&name);
+                out.insert(key.clone(), properties(value, &defs, 0, shown));
             }
             _ => {
                 out.insert(key.clone(), value.clone());
@@ -48,6 +38,35 @@ pub fn compact(schema: &JsonObject) -> JsonObject {
         }
     }
     out
+}
+
+/// A `properties` map with each schema compacted, keeping the names `shown` accepts.
+fn properties(
+    value: &Value,
+    defs: &Map<String, Value>,
+    depth: usize,
+    shown: impl Fn(&str) -> bool,
+) -> Value {
+    let map = value
+        .as_object()
+        .map(|props| {
+            props
+                .iter()
+                .filter(|(name, _)| shown(name))
+                .map(|(name, prop)| (name.clone(), property(prop, defs, depth)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Value::Object(map)
+}
+
+/// A property's schema. `true` (any value) becomes `{}`, which means the same: the official
+/// TypeScript SDK refuses a tools/list whose property schema is a boolean.
+fn property(value: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
+    match value {
+        Value::Bool(true) => Value::Object(Map::new()),
+        other => node(other, defs, depth),
+    }
 }
 
 /// Depth guards a self-referencing `$defs` entry (none today) from looping.
@@ -106,6 +125,11 @@ fn object_node(
                 out.insert(key.clone(), Value::String(one_line(value)));
             }
             "default" if value.is_null() => {}
+            "properties" => {
+                out.insert(key.clone(), properties(value, defs, depth, |_| true));
+            }
+            // `items: true` allows any item, as no `items` does.
+            "items" if value == &Value::Bool(true) => {}
             _ => {
                 out.insert(key.clone(), node(value, defs, depth));
             }
@@ -180,6 +204,7 @@ mod tests {
         let schema = json!({
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "title": "Args",
+            "description": "The args struct's doc comment.",
             "type": "object",
             "$defs": {"Mode": {"type": "string", "enum": ["a", "b"]},
                       "Kind": {"oneOf": [{"const": "x", "type": "string", "description": "X"},
@@ -190,7 +215,10 @@ mod tests {
                 "mode": {"anyOf": [{"$ref": "#/$defs/Mode"}, {"type": "null"}],
                          "description": "a or b."},
                 "kind": {"$ref": "#/$defs/Kind", "description": "x or y."},
-                "auth_token": {"type": ["string", "null"], "description": "Token."}
+                "auth_token": {"type": ["string", "null"], "description": "Token."},
+                "tags": {"type": "array", "items": true},
+                "extra": true,
+                "nested": {"type": "object", "properties": {"flag": true}}
             },
             "required": ["agent_id"]
         });
@@ -204,7 +232,9 @@ mod tests {
                     "limit": {"type": "number"},
                     "mode": {"enum": ["a", "b"], "description": "a or b."},
                     "kind": {"enum": ["x", "y"], "description": "x or y."},
-                    "auth_token": {"type": "string"}
+                    "tags": {"type": "array"},
+                    "extra": {},
+                    "nested": {"type": "object", "properties": {"flag": {}}}
                 },
                 "required": ["agent_id"]
             })

@@ -15,7 +15,8 @@ use super::Category;
 pub enum Profile {
     /// register, messages, the claim loop, context, wait.
     Worker,
-    /// plans and reviews: tasks, messages, context, consensus, artifacts, reports.
+    /// plans and reviews: tasks and the claim loop, messages, context, blobs, consensus,
+    /// artifacts, reports.
     Orchestrator,
     /// read-only tools (plus register_agent, to get a token).
     Observer,
@@ -178,22 +179,22 @@ pub const CATALOG: &[Entry] = &[
     row("list_agents", "List agents", Agents, Read, O | B),
     row("get_onboarding", "Get onboarding", Agents, Read, W | O | B),
     row("send_message", "Send message", Messaging, Add, W | O),
-    row(
-        "send_blob_message",
-        "Send blob message",
-        Messaging,
-        Add,
-        NONE,
-    ),
+    row("send_blob_message", "Send blob message", Messaging, Add, O),
     row("read_messages", "Read messages", Messaging, Put, W | O),
     row("create_task", "Create task", Tasks, Add, O),
     row("update_task", "Update task", Tasks, Overwrite, W | O),
     row("list_tasks", "List tasks", Tasks, Read, O | B),
     row("delete_task", "Delete task", Tasks, Overwrite, O),
-    row("poll_and_claim", "Poll and claim task", Tasks, Add, W),
+    row("poll_and_claim", "Poll and claim", Tasks, Add, W | O),
     row("claim_task", "Claim task", Tasks, Add, O),
-    row("renew_task_claim", "Renew task claim", Tasks, Add, W),
-    row("release_task_claim", "Release task claim", Tasks, Put, W),
+    row("renew_task_claim", "Renew task claim", Tasks, Add, W | O),
+    row(
+        "release_task_claim",
+        "Release task claim",
+        Tasks,
+        Put,
+        W | O,
+    ),
     row("list_task_claims", "List task claims", Tasks, Read, O | B),
     row("share_context", "Share context", Context, Overwrite, W | O),
     row(
@@ -201,7 +202,7 @@ pub const CATALOG: &[Entry] = &[
         "Share blob context",
         Context,
         Overwrite,
-        NONE,
+        O,
     ),
     row("get_context", "Get context", Context, Read, W | O | B),
     row("resolve_consensus", "Resolve consensus", Consensus, Add, O),
@@ -374,15 +375,20 @@ pub fn entry(tool: &str) -> Option<&'static Entry> {
 }
 
 /// The MCP annotations of `tool`: its catalog row stated as hints (none without a row).
+/// A read-only tool omits destructiveHint and idempotentHint: MCP defines them only for
+/// tools that write, and every listing pays for them.
 pub fn annotations(tool: &str) -> Option<ToolAnnotations> {
     let row = entry(tool)?;
-    Some(
-        ToolAnnotations::with_title(row.title)
-            .read_only(row.effect.read_only())
+    let hints = ToolAnnotations::with_title(row.title)
+        .read_only(row.effect.read_only())
+        .open_world(false);
+    Some(if row.effect.read_only() {
+        hints
+    } else {
+        hints
             .destructive(row.effect.destructive())
             .idempotent(row.effect.idempotent())
-            .open_world(false),
-    )
+    })
 }
 
 /// The refusal of a call outside the connection's profile.
@@ -399,16 +405,19 @@ pub fn outside_profile(tool: &str, profile: Profile) -> serde_json::Value {
     })
 }
 
-/// Sent on initialize: what the hub is for and where to start (kept under 1 KB).
+/// Sent on initialize: what the hub is for, where to start, and the shared arguments that
+/// tools/list leaves out of every schema (kept under 1 KB).
 pub const INSTRUCTIONS: &str = "Agent Hub coordinates AI coding agents: messages, a task board \
-with leased claims, shared context, consensus and live updates, all durable. Start with \
-register_agent (onboarding_mode \"none\" or \"compact\") and keep auth.token: pass it as \
-auth_token or Authorization: Bearer on every call. Workers loop poll_and_claim -> work \
-(renew_task_claim while busy) -> update_task status done with evidence. Read your inbox with \
-read_messages, passing next_cursor back as cursor (include_content for whole messages); block on \
-wait_for_updates instead of polling. get_onboarding is the manual; role prompts via \
-prompts/get. Shared arguments: auth_token; idempotency_key (a retry with the same key and \
-arguments returns the first reply); trace_id/span_id (tracing). Tool profiles: connect to \
+with leased claims, shared context, consensus, artifacts and live updates, all durable. Start \
+with register_agent (onboarding_mode none or compact) and keep auth.token. Every tool also takes \
+auth_token (or send Authorization: Bearer); writes take idempotency_key (a retry with the same \
+key and arguments returns the first reply); trace_id/span_id tag rows. Your id goes in each \
+tool's caller field (agent_id, from_agent, requesting_agent, created_by). Workers: \
+poll_and_claim, work (renew_task_claim before the lease ends), release_task_claim next_status \
+done with evidence. Cursor loops (read_messages, list_tasks, get_context): pass next_cursor back \
+as cursor; they refuse full mode, so use compact with include_content:true for whole messages. \
+Block on wait_for_updates instead of polling. Times are ms since the epoch. Manual: \
+get_onboarding; role prompts: prompts/get. Tool profiles: \
 /mcp?tools=worker|orchestrator|observer|full.";
 
 #[cfg(test)]

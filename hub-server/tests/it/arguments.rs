@@ -70,10 +70,16 @@ fn cases(tool: &rmcp::model::Tool, caller: &str, token: &str) -> Vec<Case> {
     if let Some(field) = def.caller_field {
         base.insert(field.into(), json!(caller));
     }
-    if schema["properties"].get("auth_token").is_some() {
-        base.insert("auth_token".into(), json!(token));
-    }
+    // Every tool takes auth_token, though tools/list leaves the shared arguments out.
+    base.insert("auth_token".into(), json!(token));
     let mut cases = Vec::new();
+    let mut args = base.clone();
+    args.insert("auth_token".into(), json!(7));
+    cases.push(Case {
+        what: "wrong type",
+        args,
+        field: "auth_token".into(),
+    });
     for name in schema["required"].as_array().into_iter().flatten() {
         let name = name.as_str().unwrap();
         let mut args = base.clone();

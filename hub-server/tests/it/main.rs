@@ -21,6 +21,7 @@ mod messages;
 mod observability;
 mod prompts;
 mod replicas;
+mod resources;
 mod surface;
 mod tasks;
 mod wire;

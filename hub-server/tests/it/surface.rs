@@ -41,9 +41,14 @@ async fn every_listed_tool_has_a_catalog_row_and_true_annotations() {
         if def.kind == ToolKind::MarksRead {
             assert_eq!(hints.idempotent_hint, Some(true), "{name}");
         }
+        // MCP defines destructive/idempotent only for tools that write: a read-only tool
+        // leaves them out; every writing tool states both.
         if read_only {
-            assert_eq!(hints.destructive_hint, Some(false), "{name}");
-            assert_eq!(hints.idempotent_hint, Some(true), "{name}");
+            assert_eq!(hints.destructive_hint, None, "{name}");
+            assert_eq!(hints.idempotent_hint, None, "{name}");
+        } else {
+            assert!(hints.destructive_hint.is_some(), "{name}: destructiveHint");
+            assert!(hints.idempotent_hint.is_some(), "{name}: idempotentHint");
         }
         // Tools that delete or replace say so.
         if name.starts_with("delete_") || name.starts_with("update_") {

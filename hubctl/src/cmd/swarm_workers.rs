@@ -58,6 +58,11 @@ pub(crate) struct Launch {
     pub(crate) timeout: Option<Duration>,
 }
 
+/// The tool profile smart-swarm workers connect with: it must cover every tool
+/// [`worker_note`] names (tested).
+pub(crate) const WORKER_TOOLS: hub_server::tools::surface::Profile =
+    hub_server::tools::surface::Profile::Orchestrator;
+
 /// The worker's task as its prompt note: the spec's worker steps, plus one machine-readable
 /// line naming its ids.
 pub(crate) fn worker_note(launch: &Launch, worker: &str, backend: Backend, task_id: i64) -> String {
@@ -103,7 +108,9 @@ pub(crate) async fn run_worker(
         .args(["--role", "assistant", "--backend", backend.as_str()])
         .args(["--endpoint", &launch.endpoint, "--agent-id", worker])
         .args(["--agent-name", worker, "--lifecycle", "ephemeral"])
-        .args(["--onboarding", "none", "--note", &note]);
+        .args(["--onboarding", "none", "--note", &note])
+        // The note asks for claim_task and send_blob_message, beyond the worker profile.
+        .args(["--tools", WORKER_TOOLS.as_str()]);
     if let Some(namespace) = &launch.namespace {
         command.args(["--namespace", namespace]);
     }
@@ -201,5 +208,41 @@ mod tests {
         );
         assert_eq!(fallback_reason(&run(Backend::Claude, 0, 10)), None);
         assert_eq!(fallback_reason(&run(Backend::Codex, 1, 0)), None);
+    }
+
+    /// A note that tells a worker to call a tool its connection hides is a bug.
+    #[test]
+    fn the_worker_profile_covers_every_tool_the_note_names() {
+        let launch = Launch {
+            launcher: PathBuf::new(),
+            endpoint: "http://h:1/mcp".into(),
+            namespace: Some("ns".into()),
+            experiment: "E".into(),
+            orchestrator: "orch".into(),
+            path: Default::default(),
+            out_dir: PathBuf::new(),
+            timeout: None,
+        };
+        let note = worker_note(&launch, "w1", Backend::Codex, 7);
+        let words: Vec<&str> = note
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .collect();
+        let named: Vec<&str> = hub_server::tools::registry()
+            .tools
+            .iter()
+            .map(|def| def.name)
+            .filter(|name| words.contains(name))
+            .collect();
+        assert!(
+            named.contains(&"claim_task"),
+            "the scan finds the tools: {named:?}"
+        );
+        for tool in named {
+            assert!(
+                WORKER_TOOLS.allows(tool),
+                "{tool} is outside {}",
+                WORKER_TOOLS.as_str()
+            );
+        }
     }
 }

@@ -44,13 +44,13 @@ pub fn lease_ms(seconds: Option<f64>) -> i64 {
 // would become the description of both tools' whole schema (schemars flattening).
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct DoneGateArgs {
-    /// Done gate: your confidence that the task is complete (0-1).
+    // Done gate: your confidence that the task is complete (0-1).
     pub confidence: Option<f64>,
-    /// Done gate: must be true.
+    // Done gate: must be true.
     pub verification_passed: Option<Value>,
-    /// Done gate: a registered agent other than you and the assignee who verified the work.
+    // A registered agent other than you and the assignee.
     pub verified_by: Option<String>,
-    /// Evidence (test names, commits, paths), stored with the task on every successful call.
+    // Evidence (test names, commits, paths), stored with the task on every successful call.
     pub evidence_refs: Option<Vec<String>>,
 }
 
@@ -67,27 +67,27 @@ impl DoneGateArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct CreateTaskArgs {
-    /// Short title (required, not blank).
+    // Short title (required, not blank).
     pub title: String,
-    /// Details (default "").
+    // Details (default "").
     pub description: Option<String>,
-    /// The creator (the caller).
+    // The creator (the caller).
     pub created_by: String,
-    /// Pre-assign to an agent: the task stays pending and only that agent (or you) can claim it.
+    // Pre-assign to an agent: the task stays pending and only that agent (or you) can claim it.
     pub assigned_to: Option<String>,
-    /// low | medium (default) | high | critical.
+    // low | medium (default) | high | critical.
     pub priority: Option<Priority>,
-    /// Namespace (default "default"); required for swarm/experiment work when governance says so.
+    // Namespace (default "default"); required for swarm/experiment work when governance says so.
     pub namespace: Option<String>,
-    /// any (default) | repo | isolated: which workers may run it.
+    // any (default) | repo | isolated: which workers may run it.
     pub execution_mode: Option<ExecutionMode>,
-    /// auto (default: strict for critical, else the hub default) | cheap | strict done gate.
+    // auto (default: strict for critical, else the hub default) | cheap | strict done gate.
     pub consistency_mode: Option<CreateConsistency>,
     pub trace_id: Option<String>,
     pub span_id: Option<String>,
-    /// Ids of tasks that must be done before this one can be claimed.
+    // Ids of tasks that must be done before this one can be claimed.
     pub depends_on: Option<Vec<Value>>,
-    /// Retrying with the same key and arguments returns the first response.
+    // Retrying with the same key and arguments returns the first response.
     pub idempotency_key: Option<String>,
     pub auth_token: Option<String>,
 }
@@ -112,31 +112,31 @@ impl CreateTaskArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct UpdateTaskArgs {
-    /// The task id.
+    // The task id.
     #[schemars(with = "i64")]
     pub id: f64,
-    /// The caller: the task's creator, assignee or claim holder, or an orchestrator.
+    // The caller: the task's creator, assignee or claim holder, or an orchestrator.
     pub agent_id: String,
-    /// pending | blocked | done (in_progress is entered and left through the claim tools).
+    // pending | blocked | done (in_progress is entered and left through the claim tools).
     pub status: Option<TaskStatus>,
-    /// New assignee; "" clears the assignment.
+    /// "" clears.
     pub assigned_to: Option<String>,
     pub title: Option<String>,
     pub description: Option<String>,
     pub priority: Option<Priority>,
     pub namespace: Option<String>,
     pub execution_mode: Option<ExecutionMode>,
-    /// cheap | strict. Raising is allowed; lowering only by the creator and not when marking done.
+    // cheap | strict. Raising is allowed; lowering only by the creator and not when marking done.
     pub consistency_mode: Option<Consistency>,
-    /// "" clears it.
+    // "" clears it.
     pub trace_id: Option<String>,
-    /// "" clears it.
+    // "" clears it.
     pub span_id: Option<String>,
-    /// Replaces the whole dependency list (unknown ids and cycles are refused).
+    /// Replaces the whole list.
     pub depends_on: Option<Vec<Value>>,
     #[serde(flatten)]
     pub done: DoneGateArgs,
-    /// Retrying with the same key and arguments returns the first response.
+    // Retrying with the same key and arguments returns the first response.
     pub idempotency_key: Option<String>,
     pub auth_token: Option<String>,
 }
@@ -188,33 +188,33 @@ pub enum TaskListMode {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListTasksArgs {
-    /// The caller (heartbeat only; not a filter).
+    // The caller (heartbeat only; not a filter).
     pub agent_id: Option<String>,
-    /// Filter: pending | in_progress | done | blocked.
+    // Filter: pending | in_progress | done | blocked.
     pub status: Option<TaskStatus>,
-    /// Filter: exact assignee.
+    // Filter: exact assignee.
     pub assigned_to: Option<String>,
-    /// Filter: exact namespace.
+    // Filter: exact namespace.
     pub namespace: Option<String>,
-    /// Filter: any | repo | isolated.
+    // Filter: any | repo | isolated.
     pub execution_mode: Option<ExecutionMode>,
-    /// Only tasks whose dependencies are all done (any status).
+    // Only tasks whose dependencies are all done (any status).
     pub ready_only: Option<bool>,
-    /// Add dependency ids per task.
+    // Add dependency ids per task.
     pub include_dependencies: Option<bool>,
-    /// Page size, 1-500 (default 100).
+    // Page size, 1-500 (default 100).
     #[schemars(with = "Option<i64>")]
     pub limit: Option<f64>,
-    /// Rows to skip, newest-first listing only.
+    // Rows to skip, newest-first listing only.
     #[schemars(with = "Option<i64>")]
     pub offset: Option<f64>,
-    /// Delta: tasks changed after this time (ms).
+    // Delta: tasks changed after this time (ms).
     pub updated_after: Option<f64>,
-    /// Delta: the next_cursor of the previous call (opaque; wins over updated_after).
+    // Delta: the next_cursor of the previous call (opaque; wins over updated_after).
     pub cursor: Option<String>,
-    /// full (default), compact, tiny or nano.
+    // full (default), compact, tiny or nano.
     pub response_mode: Option<TaskListMode>,
-    /// Set in polling loops; full mode is then refused.
+    // Set in polling loops; full mode is then refused.
     pub polling: Option<bool>,
     pub auth_token: Option<String>,
 }
@@ -222,18 +222,18 @@ tool_args!(ListTasksArgs, optional_caller = agent_id);
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct DeleteTaskArgs {
-    /// The task id.
+    // The task id.
     #[schemars(with = "i64")]
     pub id: f64,
-    /// The caller: the task's creator or an orchestrator.
+    // The caller: the task's creator or an orchestrator.
     pub agent_id: String,
-    /// Keep a copy in the archive (default true).
+    // Keep a copy in the archive (default true).
     pub archive: Option<bool>,
-    /// Archive reason (default manual_delete).
+    // Archive reason (default manual_delete).
     pub reason: Option<String>,
-    /// Delete even though unfinished tasks depend on it (they lose that dependency).
+    // Delete even though unfinished tasks depend on it (they lose that dependency).
     pub force: Option<bool>,
-    /// Retrying with the same key and arguments returns the first response.
+    // Retrying with the same key and arguments returns the first response.
     pub idempotency_key: Option<String>,
     pub auth_token: Option<String>,
 }
@@ -252,15 +252,15 @@ impl DeleteTaskArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct PollAndClaimArgs {
-    /// The worker (the caller). Routing uses its registered runtime profile.
+    // The worker (the caller). Routing uses its registered runtime profile.
     pub agent_id: String,
-    /// Lease in seconds, 30-86400 (default 300); renew before it runs out.
+    /// 30-86400, default 300.
     pub lease_seconds: Option<f64>,
-    /// Only tasks of this namespace.
+    // Only tasks of this namespace.
     pub namespace: Option<String>,
-    /// Also return the task's artifact hints.
+    // Also return the task's artifact hints.
     pub include_artifacts: Option<bool>,
-    /// Retrying with the same key and arguments returns the first response.
+    // Retrying with the same key and arguments returns the first response.
     pub idempotency_key: Option<String>,
     pub auth_token: Option<String>,
 }
@@ -278,18 +278,18 @@ impl PollAndClaimArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ClaimTaskArgs {
-    /// The task id.
+    // The task id.
     #[schemars(with = "i64")]
     pub task_id: f64,
-    /// The worker (the caller).
+    // The worker (the caller).
     pub agent_id: String,
-    /// Lease in seconds, 30-86400 (default 300).
+    // Lease in seconds, 30-86400 (default 300).
     pub lease_seconds: Option<f64>,
-    /// Expected namespace of the task; a different one is refused.
+    // Expected namespace of the task; a different one is refused.
     pub namespace: Option<String>,
-    /// Also return the task's artifact hints.
+    // Also return the task's artifact hints.
     pub include_artifacts: Option<bool>,
-    /// Retrying with the same key and arguments returns the first response.
+    // Retrying with the same key and arguments returns the first response.
     pub idempotency_key: Option<String>,
     pub auth_token: Option<String>,
 }
@@ -308,16 +308,16 @@ impl ClaimTaskArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct RenewTaskClaimArgs {
-    /// The task id.
+    // The task id.
     #[schemars(with = "i64")]
     pub task_id: f64,
-    /// The claim holder (the caller).
+    // The claim holder (the caller).
     pub agent_id: String,
-    /// New lease from now, seconds 30-86400 (default 300).
+    // New lease from now, seconds 30-86400 (default 300).
     pub lease_seconds: Option<f64>,
-    /// The claim_id from your claim; a stale one is refused (CLAIM_ID_MISMATCH).
+    // The claim_id from your claim; a stale one is refused (CLAIM_ID_MISMATCH).
     pub claim_id: Option<String>,
-    /// Retrying with the same key and arguments returns the first response.
+    // Retrying with the same key and arguments returns the first response.
     pub idempotency_key: Option<String>,
     pub auth_token: Option<String>,
 }
@@ -335,20 +335,20 @@ impl RenewTaskClaimArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ReleaseTaskClaimArgs {
-    /// The task id.
+    // The task id.
     #[schemars(with = "i64")]
     pub task_id: f64,
-    /// The claim holder (the caller).
+    // The claim holder (the caller).
     pub agent_id: String,
-    /// pending (default: back to the queue) | blocked | done (runs the done gate).
+    // pending (default: back to the queue) | blocked | done (runs the done gate).
     pub next_status: Option<NextStatus>,
-    /// The claim_id from your claim; a stale one is refused (CLAIM_ID_MISMATCH).
+    // The claim_id from your claim; a stale one is refused (CLAIM_ID_MISMATCH).
     pub claim_id: Option<String>,
-    /// cheap | strict for this call's gate; it can only raise the task's own mode.
+    // cheap | strict for this call's gate; it can only raise the task's own mode.
     pub consistency_mode: Option<Consistency>,
     #[serde(flatten)]
     pub done: DoneGateArgs,
-    /// Retrying with the same key and arguments returns the first response.
+    // Retrying with the same key and arguments returns the first response.
     pub idempotency_key: Option<String>,
     pub auth_token: Option<String>,
 }
@@ -368,9 +368,9 @@ impl ReleaseTaskClaimArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListTaskClaimsArgs {
-    /// The caller; sees the claim_id of its own claims only.
+    // The caller; sees the claim_id of its own claims only.
     pub requesting_agent: Option<String>,
-    /// Filter: claims held by this agent.
+    // Filter: claims held by this agent.
     pub agent_id: Option<String>,
     pub auth_token: Option<String>,
 }

@@ -31,8 +31,7 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating_rendered(
             "create_task",
             Category::Tasks,
-            "Create a task (status pending). depends_on task ids must exist; assigned_to \
-             pre-assigns (the task stays pending until claimed).",
+            "Add a pending task; depends_on ids must exist.",
             Activity::Stream,
             create_task,
             render::created,
@@ -40,9 +39,7 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating_rendered(
             "update_task",
             Category::Tasks,
-            "Update a task you created, are assigned or hold the claim of. in_progress is \
-             entered and left only through the claim tools; status done needs confidence, \
-             verification_passed:true, evidence_refs (and verified_by when required).",
+            "Edit a task you created, hold or are assigned. in_progress only via claims; done runs the done gate.",
             Activity::Stream,
             update_task,
             render::done,
@@ -50,16 +47,13 @@ pub fn tools() -> Vec<ToolDef> {
         super::reading(
             "list_tasks",
             Category::Tasks,
-            "List tasks with filters (status, assigned_to, namespace, execution_mode, \
-             ready_only). For loops pass next_cursor back as cursor: every change arrives once, \
-             in order. response_mode full/compact/tiny/nano; full is refused in polling reads.",
+            "Tasks by filter. Loop: pass next_cursor back as cursor (refuses full mode).",
             list_tasks,
         ),
         super::mutating_rendered(
             "delete_task",
             Category::Tasks,
-            "Delete a task you created (archived by default). Refused while a live claim exists, \
-             and while unfinished tasks depend on it unless force:true.",
+            "Delete (archive) your task; refused while claimed, or depended on unless force:true.",
             Activity::Stream,
             delete_task,
             render::deleted,
@@ -67,9 +61,7 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating_rendered(
             "poll_and_claim",
             Category::Tasks,
-            "Claim the best ready task for you (priority, then tasks it unblocks, then oldest), \
-             routed by your runtime profile. Returns task + claim (keep claim.claim_id), or \
-             task:null with retry_after_ms: wait that long before polling again.",
+            "Claim the best ready task; keep claim.claim_id. On task:null wait retry_after_ms.",
             Activity::Stream,
             poll_and_claim,
             render_polled,
@@ -77,8 +69,7 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating_rendered(
             "claim_task",
             Category::Tasks,
-            "Claim one task by id (lease_seconds 30-86400, default 300). Claiming a task you \
-             already hold rotates its claim_id and extends the lease.",
+            "Claim one task by id; reclaiming rotates claim_id.",
             Activity::Stream,
             claim_task,
             render_claimed,
@@ -86,8 +77,7 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating_rendered(
             "renew_task_claim",
             Category::Tasks,
-            "Extend the lease of your live claim (pass claim_id). An expired, foreign or stale \
-             claim is refused and nothing changes.",
+            "Extend your lease before it ends; a stale claim_id changes nothing.",
             Activity::Stream,
             renew_task_claim,
             render_renewed,
@@ -95,9 +85,7 @@ pub fn tools() -> Vec<ToolDef> {
         super::mutating_rendered(
             "release_task_claim",
             Category::Tasks,
-            "Release your claim with next_status pending|blocked|done (default pending). done \
-             runs the done gate: confidence, verification_passed:true, evidence_refs, and \
-             verified_by when required.",
+            "Release your claim: next_status pending (default), blocked or done (done gate: confidence, verification_passed:true, evidence_refs, maybe verified_by).",
             Activity::Stream,
             release_task_claim,
             render::done,
@@ -105,8 +93,7 @@ pub fn tools() -> Vec<ToolDef> {
         super::reading(
             "list_task_claims",
             Category::Tasks,
-            "List live claims, soonest expiry first (agent_id filters by owner). claim_id is \
-             shown only to its owner (requesting_agent).",
+            "Live claims, soonest expiry first.",
             list_task_claims,
         ),
     ]
