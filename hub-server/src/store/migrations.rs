@@ -398,7 +398,7 @@ fn migrate_sqlite(conn: &mut Connection) -> StoreResult<()> {
 }
 
 /// Any hub replica's key for `pg_advisory_xact_lock` while migrating.
-const MIGRATION_LOCK: i64 = 0x6875_625f_6d69_67; // "hub_mig"
+const MIGRATION_LOCK: i64 = 0x0068_7562_5f6d_6967; // "hub_mig"
 
 /// SQLite's conveniences the store's SQL uses, defined once for PostgreSQL so every
 /// statement is written once: counting a condition (`SUM(status = 'done')`,

@@ -177,7 +177,8 @@ impl Row<'_> {
 
 enum Inner {
     Sqlite(rusqlite::Connection),
-    Postgres(pg::PgConn),
+    // Boxed: a PostgreSQL client is three times a SQLite handle, and connections are few.
+    Postgres(Box<pg::PgConn>),
 }
 
 /// A connection to either backend. Used by one thread at a time (the writer, or a reader
@@ -198,7 +199,7 @@ impl Connection {
 
     pub fn connect_postgres(url: &str) -> Result<Connection, PgConnectError> {
         Ok(Connection {
-            inner: Inner::Postgres(pg::PgConn::connect(url)?),
+            inner: Inner::Postgres(Box::new(pg::PgConn::connect(url)?)),
             in_transaction: Cell::new(false),
         })
     }
