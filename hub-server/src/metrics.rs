@@ -52,6 +52,9 @@ pub struct Sampled {
     pub sse_streams: i64,
     pub claims_active: i64,
     pub pending_by_namespace: Vec<Backlog>,
+    /// The writer's database connection is up (PostgreSQL can go away; SQLite cannot).
+    pub database_connected: bool,
+    pub database_errors: u64,
 }
 
 pub struct Metrics {
@@ -64,6 +67,8 @@ pub struct Metrics {
     sse_streams: Gauge,
     claims_active: Gauge,
     pending: Family<NamespaceLabel, Gauge>,
+    database_up: Gauge,
+    database_errors: Gauge,
 }
 
 impl Metrics {
@@ -111,6 +116,16 @@ impl Metrics {
         let waiters = gauge(&mut registry, "waiters", "Long-polls in flight");
         let sse_streams = gauge(&mut registry, "sse_streams", "Open /events streams");
         let claims_active = gauge(&mut registry, "claims_active", "Claims with a live lease");
+        let database_up = gauge(
+            &mut registry,
+            "database_up",
+            "1 while the writer's database connection works, 0 while it reconnects",
+        );
+        let database_errors = gauge(
+            &mut registry,
+            "database_errors",
+            "Failed group commits and reconnect attempts since start",
+        );
         let pending = Family::<NamespaceLabel, Gauge>::default();
         registry.register(
             "tasks_pending",
@@ -127,6 +142,8 @@ impl Metrics {
             sse_streams,
             claims_active,
             pending,
+            database_up,
+            database_errors,
         }
     }
 
@@ -159,6 +176,9 @@ impl Metrics {
         self.waiters.set(sampled.waiters);
         self.sse_streams.set(sampled.sse_streams);
         self.claims_active.set(sampled.claims_active);
+        self.database_up.set(i64::from(sampled.database_connected));
+        self.database_errors
+            .set(i64::try_from(sampled.database_errors).unwrap_or(i64::MAX));
         // Namespaces that left the top 20 (or emptied) must not keep a stale value.
         self.pending.clear();
         for row in &sampled.pending_by_namespace {

@@ -215,7 +215,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Smoke => cmd::smoke::run(&instance()?).await,
         Command::Logs { follow } if docker => cmd::docker::logs(&instance()?, follow),
         Command::Logs { follow } => cmd::logs::run(&instance()?, follow).await,
-        Command::Db { builtin } => cmd::db::run(&instance()?, builtin),
+        // A prompt of blocking store reads: off the async workers.
+        Command::Db { builtin } => {
+            tokio::task::block_in_place(|| cmd::db::run(&instance()?, builtin))
+        }
         Command::Clean { yes } => cmd::clean::run(&instance()?, yes, docker),
         Command::Test { args, .. } if docker => cmd::docker::test(&instance()?, &args),
         Command::Test { args, skip_interop } => {

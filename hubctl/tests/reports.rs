@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{free_port, hubctl, text};
+use common::{free_port, hubctl, hubctl_with, text};
 
 use serde_json::{Value, json};
 
@@ -66,8 +66,23 @@ impl Rpc {
 
 #[test]
 fn report_and_observe_over_a_seeded_database() {
+    report_and_observe("# empty test profile\n");
+}
+
+/// The same report and observation of a hub on PostgreSQL: they read through the store.
+#[test]
+fn report_and_observe_over_a_seeded_postgresql_database() {
+    let cluster = hub_server::pg_cluster::Cluster::shared()
+        .unwrap_or_else(|e| panic!("PostgreSQL for tests: {e}"));
+    let url = cluster.create_database("hubctl_report").unwrap();
+    report_and_observe(&format!("MCP_HUB_DB_URL={url}\n"));
+}
+
+fn report_and_observe(profile: &str) {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
+    let hubctl =
+        |data: &std::path::Path, port: u16, args: &[&str]| hubctl_with(data, port, profile, args);
     let started = hubctl(data.path(), port, &["start"]);
     assert!(started.status.success(), "{}", text(&started));
 

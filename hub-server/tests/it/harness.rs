@@ -378,6 +378,24 @@ impl Client {
         Self::connect_with(config).await
     }
 
+    /// A client of the sessionless 2026-07-28 revision: no session, every request stands
+    /// alone (so any replica can answer it).
+    pub async fn connect_sessionless(url: &str) -> Client {
+        use rmcp::model::ProtocolVersion;
+        use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
+        let transport = StreamableHttpClientTransport::from_uri(url.to_string());
+        let service = ClientConfig::default()
+            .serve_with_lifecycle(
+                transport,
+                ClientLifecycleMode::Discover {
+                    preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                },
+            )
+            .await
+            .expect("discover handshake");
+        Client { service }
+    }
+
     /// A session over a transport configured by the test (custom headers).
     pub async fn connect_with(config: StreamableHttpClientTransportConfig) -> Client {
         let transport = StreamableHttpClientTransport::from_config(config);

@@ -239,17 +239,7 @@ async fn stateless_fallback_serves_a_request_for_an_unknown_session() {
 #[tokio::test]
 async fn sessionless_protocol_revision_clients_work() {
     let hub = TestHub::start().await;
-    let transport = StreamableHttpClientTransport::from_uri(hub.url());
-    let client = ClientConfig::default()
-        .serve_with_lifecycle(
-            transport,
-            ClientLifecycleMode::Discover {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            },
-        )
-        .await
-        .expect("discover handshake");
-    let client = Client { service: client };
+    let client = Client::connect_sessionless(&hub.url()).await;
     let token = client.register("modern", json!({})).await;
     assert_eq!(token.len(), 73);
     let sent = client

@@ -538,6 +538,10 @@ async fn metrics_expose_counters_that_move_with_the_calls() {
     assert!(after[r#"hub_auth_checks_total{status="valid"}"#] >= 4.0);
     assert_eq!(after[r#"hub_tasks_pending{namespace="ns-a"}"#], 1.0);
     assert!(after["hub_writer_group_size_count"] >= 1.0);
+    assert_eq!(
+        after["hub_database_up"], 1.0,
+        "the database connection is reported up"
+    );
     assert_eq!(after["hub_sessions"], 1.0);
     assert!(
         after.keys().all(|key| !key.contains("m1")),

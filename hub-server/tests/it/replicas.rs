@@ -419,3 +419,38 @@ async fn the_hub_rides_out_a_postgresql_restart_and_keeps_what_it_acknowledged()
     client.close().await;
     hub.stop().await;
 }
+
+/// A sessionless (2026-07-28) agent may reach either replica on every call: what one replica
+/// registered and wrote, the other authenticates and serves.
+#[tokio::test]
+async fn a_sessionless_agent_is_served_by_either_replica() {
+    let hubs = TestHub::start_replicas(2, QUIET).await;
+    let on_a = Client::connect_sessionless(&hubs[0].url()).await;
+    let on_b = Client::connect_sessionless(&hubs[1].url()).await;
+    let token = on_a.register("roamer", json!({})).await;
+    let sent = on_b
+        .call(
+            "send_message",
+            json!({"from_agent": "roamer", "to_agent": "roamer", "content": "via b",
+                   "auth_token": token}),
+        )
+        .await;
+    assert_eq!(sent.ok()["message"]["content"], "via b");
+    let read = on_a
+        .call(
+            "read_messages",
+            json!({"agent_id": "roamer", "auth_token": token, "response_mode": "full"}),
+        )
+        .await;
+    let messages = read.ok()["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(messages.len(), 1, "{}", read.json);
+    assert_eq!(messages[0]["content"], "via b");
+    on_a.close().await;
+    on_b.close().await;
+    for hub in hubs {
+        hub.stop().await;
+    }
+}

@@ -147,7 +147,8 @@ pub async fn run(instance: &Instance, args: ObserveArgs) -> anyhow::Result<ExitC
     let Some(db) = instance.existing_db(args.db.as_deref()) else {
         return Ok(ExitCode::FAILURE);
     };
-    let conn = db.open_read_only()?;
+    // The store's reads block (a PostgreSQL client runs its own runtime): off the workers.
+    let conn = tokio::task::block_in_place(|| db.open_read_only())?;
     let tag = args
         .tag
         .clone()
@@ -173,7 +174,7 @@ pub async fn run(instance: &Instance, args: ObserveArgs) -> anyhow::Result<ExitC
             }
             wait.finish_and_clear();
         }
-        let row = sample(&conn)?;
+        let row = tokio::task::block_in_place(|| sample(&conn))?;
         writeln!(raw, "{row}")?;
         let label = format!("{}/{}", index + 1, args.samples);
         if args.json {

@@ -322,7 +322,8 @@ pub async fn run(instance: &Instance, args: ReportArgs) -> anyhow::Result<ExitCo
         .clone()
         .unwrap_or_else(|| instance.health_url());
     let health = super::status::fetch_health(&health_endpoint).await;
-    let mut report = build(&db, args.hours, now.timestamp_millis())
+    // The store's reads block (a PostgreSQL client runs its own runtime): off the workers.
+    let mut report = tokio::task::block_in_place(|| build(&db, args.hours, now.timestamp_millis()))
         .with_context(|| format!("reading {}", db.describe()))?;
     let object = report.as_object_mut().expect("report is an object");
     object.insert("generated_at".into(), json!(now.to_rfc3339()));

@@ -22,8 +22,19 @@ pub fn hubctl(data: &Path, port: u16, args: &[&str]) -> Output {
 
 /// The command `hubctl` runs, for tests that add stdin, a working directory or variables.
 pub fn hubctl_command(data: &Path, port: u16, args: &[&str]) -> Command {
+    hubctl_command_with(data, port, "# empty test profile\n", args)
+}
+
+/// Runs hubctl with `profile` as the instance's whole profile (e.g. `MCP_HUB_DB_URL=…`).
+pub fn hubctl_with(data: &Path, port: u16, profile: &str, args: &[&str]) -> Output {
+    hubctl_command_with(data, port, profile, args)
+        .output()
+        .expect("hubctl runs")
+}
+
+fn hubctl_command_with(data: &Path, port: u16, profile_text: &str, args: &[&str]) -> Command {
     let profile = data.with_extension("env");
-    std::fs::write(&profile, "# empty test profile\n").unwrap();
+    std::fs::write(&profile, profile_text).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_hubctl"));
     command
         .arg("--data")
