@@ -7,22 +7,17 @@
 //! Every query runs on a read-only connection ([`super::inspect::open_read_only`]) and
 //! tolerates tables a database does not have yet (e.g. SLO alerts) by counting zero.
 
-use crate::store::sql::{OptionalExtension, params};
+use crate::store::sql::params;
 
 use super::{Db, StoreResult};
 use crate::domain::observability::minute_of;
 use crate::domain::task::TaskStatus;
 
+/// Old databases may lack a newer table; a report counts it as empty.
 fn table_exists(db: &Db, table: &str) -> StoreResult<bool> {
-    Ok(db
-        .conn
-        .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [table],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
+    Ok(super::inspect::table_names(db)?
+        .iter()
+        .any(|name| name == table))
 }
 
 fn count(db: &Db, sql: &str, args: impl crate::store::sql::Params) -> StoreResult<i64> {

@@ -1,9 +1,6 @@
 //! The HTTP contract of /mcp and /health: handshake, Host/Origin guard, the session
 //! recovery envelope, stateless fallback, the sessionless protocol revision, DELETE, GET.
 
-use rmcp::model::{ClientConfig, ProtocolVersion};
-use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
-use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::{Value, json};
 
 use crate::harness::{Client, TestHub, http, initialize_body, raw_session};
