@@ -405,3 +405,37 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Tokens(tokens) => super::bench_tokens::run(tokens).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backends_parse_and_plan_one_run_each() {
+        let parse = |name: &str| Backend::from_str(name, false);
+        assert_eq!(parse("postgres-2"), Ok(Backend::Postgres2));
+        assert_eq!(parse("postgres"), Ok(Backend::Postgres));
+        assert!(parse("postgres2").is_err());
+        let plans = RunPlan::all(
+            &[
+                Backend::Sqlite,
+                Backend::Postgres,
+                Backend::Postgres2,
+                Backend::Postgres,
+            ],
+            &[Sync::Full, Sync::Normal],
+        );
+        let labels: Vec<String> = plans.iter().map(|plan| plan.label()).collect();
+        // SQLite once per sync mode; PostgreSQL ignores --sync and runs once per backend.
+        assert_eq!(
+            labels,
+            [
+                "sqlite sync=full",
+                "sqlite sync=normal",
+                "postgres",
+                "postgres-2 replicas"
+            ]
+        );
+        assert_eq!(Backend::Postgres2.replicas(), 2);
+    }
+}
