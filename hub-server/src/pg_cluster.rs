@@ -239,8 +239,8 @@ impl Cluster {
 
     /// `sh` polls this process with `kill -0` once a second; when it is gone it stops the
     /// server at once and removes the directory. Its own process group, so it outlives a
-    /// Ctrl-C of the test runner.
-    fn spawn_watchdog(&self) -> Result<(), String> {
+    /// Ctrl-C of the test runner (or of `hubctl bench`, whose Drop then never runs).
+    pub fn spawn_watchdog(&self) -> Result<(), String> {
         const SCRIPT: &str = r#"
 while kill -0 "$1" 2>/dev/null; do sleep 1; done
 if [ -n "$5" ]; then runuser -u "$5" -- "$2" -D "$3" -m immediate -w stop

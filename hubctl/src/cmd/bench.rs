@@ -274,7 +274,7 @@ pub(crate) async fn start_in_process(
             Ok(handle) => hubs.handles.push(handle),
             Err(error) => {
                 hubs.shutdown().await;
-                return Err(error.into());
+                return Err(error);
             }
         }
     }

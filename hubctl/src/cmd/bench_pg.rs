@@ -54,6 +54,10 @@ impl PgBench {
                 )
             }
         };
+        // A Ctrl-C ends this process without Drop; the watchdog then stops the server.
+        cluster
+            .spawn_watchdog()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         if statements_note.is_none()
             && let Err(error) = cluster.psql(
                 STATS_DATABASE,
