@@ -36,6 +36,9 @@ pub struct ClusterOptions {
     pub durable: bool,
     /// Where `initdb`, `pg_ctl`, `createdb` and `psql` are; `None` looks them up.
     pub bin_dir: Option<PathBuf>,
+    /// Extra `postgresql.conf` lines, after the defaults (a later line wins), e.g.
+    /// `shared_preload_libraries = 'pg_stat_statements'` for `hubctl bench`'s per-call cost.
+    pub settings: Vec<String>,
 }
 
 /// A running (or stopped) throwaway cluster. Dropping it stops the server at once and
@@ -65,7 +68,7 @@ impl Cluster {
             run_as,
         };
         // From here on Drop cleans up whatever step fails.
-        cluster.init(options.durable)?;
+        cluster.init(options.durable, &options.settings)?;
         let mut last_error = String::new();
         for _ in 0..PORT_ATTEMPTS {
             cluster.port = free_port()?;
@@ -172,7 +175,7 @@ impl Cluster {
         })
     }
 
-    fn init(&self, durable: bool) -> Result<(), String> {
+    fn init(&self, durable: bool, settings: &[String]) -> Result<(), String> {
         std::fs::create_dir(self.socket_dir())
             .map_err(|e| format!("creating {}: {e}", self.socket_dir().display()))?;
         if let Some(user) = self.run_as {
@@ -209,6 +212,9 @@ impl Cluster {
             let _ = writeln!(conf, "synchronous_commit = off");
             let _ = writeln!(conf, "full_page_writes = off");
         }
+        for setting in settings {
+            let _ = writeln!(conf, "{setting}");
+        }
         self.append_conf(&conf)
     }
 
@@ -233,8 +239,8 @@ impl Cluster {
 
     /// `sh` polls this process with `kill -0` once a second; when it is gone it stops the
     /// server at once and removes the directory. Its own process group, so it outlives a
-    /// Ctrl-C of the test runner.
-    fn spawn_watchdog(&self) -> Result<(), String> {
+    /// Ctrl-C of the test runner (or of `hubctl bench`, whose Drop then never runs).
+    pub fn spawn_watchdog(&self) -> Result<(), String> {
         const SCRIPT: &str = r#"
 while kill -0 "$1" 2>/dev/null; do sleep 1; done
 if [ -n "$5" ]; then runuser -u "$5" -- "$2" -D "$3" -m immediate -w stop
@@ -483,8 +489,8 @@ mod tests {
         assert!(error.contains("MCP_HUB_PG_BIN"), "{error}");
         assert!(error.contains("install the postgresql package"), "{error}");
         let error = Cluster::start(ClusterOptions {
-            durable: false,
             bin_dir: Some(empty),
+            ..ClusterOptions::default()
         })
         .unwrap_err();
         assert!(error.contains("ClusterOptions.bin_dir"), "{error}");

@@ -348,7 +348,7 @@ async fn the_hub_rides_out_a_postgresql_restart_and_keeps_what_it_acknowledged()
     // A cluster of its own: restarting the shared one would break every other test.
     let cluster = Cluster::start(ClusterOptions {
         durable: true,
-        bin_dir: None,
+        ..ClusterOptions::default()
     })
     .unwrap_or_else(|e| panic!("PostgreSQL for tests: {e}"));
     let db_url = cluster.create_database("restart_test").unwrap();

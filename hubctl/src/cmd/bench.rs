@@ -3,10 +3,11 @@
 //! sessions) and the hub writer thread's CPU per call. Figures go into BENCHMARKS.md with the
 //! command that produced them.
 //!
-//! This module owns the command line and the hubs under test: by default every run starts a
-//! temporary hub in this process (a fresh data dir, rate limiting off) once per requested
-//! `synchronous` mode, so runs are repeatable; `--endpoint` measures a running hub instead.
-//! Each scenario lives in its own `bench_*` module on top of `bench_runner`.
+//! This module owns the command line and the hubs under test: by default every run starts
+//! temporary hubs in this process (fresh data, rate limiting off) once per requested backend
+//! (and, for SQLite, per `synchronous` mode), so runs are repeatable; `--endpoint` measures a
+//! running hub instead. PostgreSQL backends live in `bench_pg`. Each scenario lives in its
+//! own `bench_*` module on top of `bench_runner`.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -19,6 +20,7 @@ use hub_server::clock::SystemClock;
 use hub_server::config::{Config, EnvLayers};
 
 use super::bench_cpu::{WriterProbe, writer_threads_of_this_process};
+use super::bench_pg::{DbProbe, PgBench};
 use super::bench_report::RunReport;
 use super::bench_runner::HubTarget;
 
@@ -56,12 +58,17 @@ enum Scenario {
 /// Which hub(s) to measure.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct HubArgs {
+    /// Stores of the temporary hubs, repeatable or comma-separated, one run each: sqlite (a
+    /// file per --sync mode), postgres (one hub on a fresh database of a throwaway durable
+    /// cluster), postgres-2 (two hubs on one database; clients split evenly over them).
+    #[arg(long, value_delimiter = ',', default_value = "sqlite")]
+    pub(crate) backend: Vec<Backend>,
     /// Measure this running hub (e.g. http://localhost:3000/mcp) instead of temporary ones.
     /// Its rate limit applies: raise MCP_HUB_RATE_LIMIT_RPS for meaningful figures.
     #[arg(long)]
     pub(crate) endpoint: Option<String>,
-    /// Commit durability of the temporary hub(s), comma-separated: one run per mode
-    /// (ignored with --endpoint).
+    /// Commit durability of the temporary SQLite hub(s), comma-separated: one run per mode
+    /// (ignored with --endpoint and by the PostgreSQL backends).
     #[arg(long, value_delimiter = ',', default_value = "full,normal")]
     pub(crate) sync: Vec<Sync>,
     /// Process id of the --endpoint hub, to read its writer thread's CPU time from /proc
@@ -114,6 +121,11 @@ pub(crate) struct WakeArgs {
     /// the temporary, in-process hub).
     #[arg(long)]
     pub(crate) endpoint: Option<String>,
+    /// Stores of the temporary hubs, as for the other scenarios (SQLite with
+    /// synchronous=full). With postgres-2 the waiters park on replica A and the broadcast is
+    /// sent through replica B: the cross-replica wake-up.
+    #[arg(long, value_delimiter = ',', default_value = "sqlite")]
+    pub(crate) backend: Vec<Backend>,
     /// Process id of the --endpoint hub, to read its writer thread's CPU time from /proc
     /// (Linux); without it writer CPU is n/a for an external hub.
     #[arg(long, requires = "endpoint")]
@@ -140,6 +152,32 @@ pub(crate) struct WakeArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Backend {
+    Sqlite,
+    Postgres,
+    #[value(name = "postgres-2")]
+    Postgres2,
+}
+
+impl Backend {
+    /// Hub replicas on one database (PostgreSQL backends).
+    fn replicas(self) -> usize {
+        match self {
+            Backend::Postgres2 => 2,
+            Backend::Sqlite | Backend::Postgres => 1,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::Postgres2 => "postgres-2 replicas",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Sync {
     Full,
     Normal,
@@ -162,62 +200,186 @@ impl LoadArgs {
     }
 }
 
-/// A temporary hub for one run, with its writer thread located.
+/// The temporary hub(s) of one run: one, or several replicas on one PostgreSQL database,
+/// with their writer threads located.
 pub(crate) struct TempHub {
-    pub(crate) handle: HubHandle,
-    pub(crate) writer: WriterProbe,
-    _data: tempfile::TempDir,
+    handles: Vec<HubHandle>,
+    writer: WriterProbe,
+    /// The database-side counters (PostgreSQL backends).
+    pub(crate) db: Option<DbProbe>,
+    _data: Vec<tempfile::TempDir>,
 }
 
 impl TempHub {
     pub(crate) fn target(&self, label: String) -> HubTarget {
         HubTarget {
-            url: self.handle.mcp_url(),
+            urls: self.handles.iter().map(HubHandle::mcp_url).collect(),
             label,
             writer: self.writer.clone(),
+            db: self.db.clone(),
+        }
+    }
+
+    /// The first replica's MCP URL.
+    pub(crate) fn mcp_url(&self) -> String {
+        self.handles[0].mcp_url()
+    }
+
+    pub(crate) async fn shutdown(self) {
+        for handle in self.handles {
+            handle.shutdown().await;
         }
     }
 }
 
+/// A temporary SQLite hub with the given durability.
 pub(crate) async fn start_temp_hub(sync: Sync) -> anyhow::Result<TempHub> {
-    let data = tempfile::tempdir().context("creating a temporary data dir")?;
-    let mut env = EnvLayers::default();
-    for (key, value) in [
-        ("MCP_HUB_DATA", data.path().display().to_string()),
-        ("MCP_HUB_DB_SYNC", sync.as_str().to_string()),
-        ("MCP_HUB_RATE_LIMIT_RPS", "0".to_string()),
-    ] {
-        env.vars.insert(key.to_string(), value);
-    }
-    // `MCP_HUB_METRICS=off hubctl bench …` measures the hub without its Prometheus counters.
-    if let Ok(metrics) = std::env::var("MCP_HUB_METRICS") {
-        env.vars.insert("MCP_HUB_METRICS".into(), metrics);
-    }
-    let config = Config::from_env(&env).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    start_in_process(&[("MCP_HUB_DB_SYNC", sync.as_str().to_string())], 1).await
+}
+
+/// `replicas` hubs in this process, each with a fresh data dir and rate limiting off, plus
+/// the `env` given (replicas share a store only through MCP_HUB_DB_URL).
+pub(crate) async fn start_in_process(
+    env: &[(&str, String)],
+    replicas: usize,
+) -> anyhow::Result<TempHub> {
     let writers_before: BTreeSet<u32> = writer_threads_of_this_process();
-    let handle = hub_server::start(config, vec![listener], Arc::new(SystemClock)).await?;
-    Ok(TempHub {
-        handle,
-        writer: WriterProbe::in_process(&writers_before).await,
-        _data: data,
-    })
+    let mut hubs = TempHub {
+        handles: Vec::with_capacity(replicas),
+        writer: WriterProbe::Unavailable("not started".into()),
+        db: None,
+        _data: Vec::with_capacity(replicas),
+    };
+    for _ in 0..replicas {
+        let data = tempfile::tempdir().context("creating a temporary data dir")?;
+        let mut layers = EnvLayers::default();
+        layers
+            .vars
+            .insert("MCP_HUB_DATA".into(), data.path().display().to_string());
+        layers
+            .vars
+            .insert("MCP_HUB_RATE_LIMIT_RPS".into(), "0".into());
+        for (key, value) in env {
+            layers.vars.insert(key.to_string(), value.clone());
+        }
+        // `MCP_HUB_METRICS=off hubctl bench …` measures the hub without its Prometheus counters.
+        if let Ok(metrics) = std::env::var("MCP_HUB_METRICS") {
+            layers.vars.insert("MCP_HUB_METRICS".into(), metrics);
+        }
+        let config = Config::from_env(&layers).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let started = hub_server::start(config, vec![listener], Arc::new(SystemClock)).await;
+        hubs._data.push(data);
+        match started {
+            Ok(handle) => hubs.handles.push(handle),
+            Err(error) => {
+                hubs.shutdown().await;
+                return Err(error);
+            }
+        }
+    }
+    hubs.writer = WriterProbe::in_process(&writers_before, replicas).await;
+    Ok(hubs)
 }
 
 /// The target for a hub this process did not start.
 pub(crate) fn external_target(endpoint: &str, hub_pid: Option<u32>) -> HubTarget {
     HubTarget {
-        url: endpoint.to_string(),
+        urls: vec![endpoint.to_string()],
         label: "external".into(),
         writer: match hub_pid {
             Some(pid) => WriterProbe::for_pid(pid),
             None => WriterProbe::Unavailable("external hub; pass --hub-pid".into()),
         },
+        db: None,
     }
 }
 
-/// Runs `measure` once against the --endpoint hub, or once per --sync mode against a fresh
-/// temporary hub (shut down after its run, also on failure).
+/// One run's hubs to start: the backend and, for SQLite, the durability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RunPlan {
+    pub(crate) backend: Backend,
+    pub(crate) sync: Sync,
+}
+
+impl RunPlan {
+    /// The runs of a command: SQLite once per sync mode, each PostgreSQL backend once.
+    pub(crate) fn all(backends: &[Backend], syncs: &[Sync]) -> Vec<RunPlan> {
+        let mut plans = Vec::new();
+        for &backend in backends {
+            let syncs = match backend {
+                Backend::Sqlite => syncs,
+                Backend::Postgres | Backend::Postgres2 => &[Sync::Full][..],
+            };
+            for &sync in syncs {
+                let plan = RunPlan { backend, sync };
+                if !plans.contains(&plan) {
+                    plans.push(plan);
+                }
+            }
+        }
+        plans
+    }
+
+    pub(crate) fn label(self) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("sqlite sync={}", self.sync.as_str()),
+            other => other.label().to_string(),
+        }
+    }
+}
+
+/// Runs `measure` once per plan against fresh temporary hubs, shut down after their run —
+/// also on failure, and the PostgreSQL cluster (started on first need) after the last run.
+pub(crate) async fn for_each_plan<F, Fut, R>(
+    plans: &[RunPlan],
+    mut measure: F,
+) -> anyhow::Result<Vec<R>>
+where
+    F: FnMut(HubTarget) -> Fut,
+    Fut: Future<Output = anyhow::Result<R>>,
+{
+    let mut cluster: Option<PgBench> = None;
+    let mut results = Vec::with_capacity(plans.len());
+    let mut failure = None;
+    for &plan in plans {
+        let hubs = match plan.backend {
+            Backend::Sqlite => start_temp_hub(plan.sync).await,
+            backend => match &mut cluster {
+                Some(cluster) => cluster.start_hubs(backend.replicas()).await,
+                None => match PgBench::start().await {
+                    Ok(started) => cluster.insert(started).start_hubs(backend.replicas()).await,
+                    Err(error) => Err(error),
+                },
+            },
+        };
+        let outcome = match hubs {
+            Ok(hubs) => {
+                let outcome = measure(hubs.target(plan.label())).await;
+                hubs.shutdown().await;
+                outcome
+            }
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(result) => results.push(result),
+            Err(error) => {
+                failure = Some(error.context(format!("run {}", plan.label())));
+                break;
+            }
+        }
+    }
+    if let Some(cluster) = cluster {
+        cluster.stop().await;
+    }
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(results),
+    }
+}
+
+/// Runs `measure` once against the --endpoint hub, or once per backend (and SQLite --sync
+/// mode) against fresh temporary hubs.
 pub(crate) async fn for_each_hub<F, Fut>(
     hub: &HubArgs,
     mut measure: F,
@@ -229,14 +391,7 @@ where
     if let Some(endpoint) = &hub.endpoint {
         return Ok(vec![measure(external_target(endpoint, hub.hub_pid)).await?]);
     }
-    let mut runs = Vec::with_capacity(hub.sync.len());
-    for sync in &hub.sync {
-        let temp = start_temp_hub(*sync).await?;
-        let outcome = measure(temp.target(format!("sync={}", sync.as_str()))).await;
-        temp.handle.shutdown().await;
-        runs.push(outcome?);
-    }
-    Ok(runs)
+    for_each_plan(&RunPlan::all(&hub.backend, &hub.sync), measure).await
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -248,5 +403,39 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Wake(wake) => super::bench_wake::run(wake).await,
         Scenario::Artifacts(artifacts) => super::bench_artifacts::run(artifacts).await,
         Scenario::Tokens(tokens) => super::bench_tokens::run(tokens).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backends_parse_and_plan_one_run_each() {
+        let parse = |name: &str| Backend::from_str(name, false);
+        assert_eq!(parse("postgres-2"), Ok(Backend::Postgres2));
+        assert_eq!(parse("postgres"), Ok(Backend::Postgres));
+        assert!(parse("postgres2").is_err());
+        let plans = RunPlan::all(
+            &[
+                Backend::Sqlite,
+                Backend::Postgres,
+                Backend::Postgres2,
+                Backend::Postgres,
+            ],
+            &[Sync::Full, Sync::Normal],
+        );
+        let labels: Vec<String> = plans.iter().map(|plan| plan.label()).collect();
+        // SQLite once per sync mode; PostgreSQL ignores --sync and runs once per backend.
+        assert_eq!(
+            labels,
+            [
+                "sqlite sync=full",
+                "sqlite sync=normal",
+                "postgres",
+                "postgres-2 replicas"
+            ]
+        );
+        assert_eq!(Backend::Postgres2.replicas(), 2);
     }
 }

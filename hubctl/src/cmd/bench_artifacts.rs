@@ -186,7 +186,7 @@ pub async fn run(args: ArtifactsArgs) -> anyhow::Result<()> {
     };
     let mcp_url = match (&args.endpoint, &temp) {
         (Some(url), _) => url.clone(),
-        (None, Some(temp)) => temp.handle.mcp_url(),
+        (None, Some(temp)) => temp.mcp_url(),
         (None, None) => unreachable!("a temporary hub is started without --endpoint"),
     };
     let base = mcp_url.trim_end_matches("/mcp").to_string();
@@ -264,7 +264,7 @@ pub async fn run(args: ArtifactsArgs) -> anyhow::Result<()> {
     }
     client.close().await;
     if let Some(temp) = temp {
-        temp.handle.shutdown().await;
+        temp.shutdown().await;
     }
     if args.json {
         let body = json!({"sizes": reports, "upload_peak_rss_growth_kib": rss_growth_kib,

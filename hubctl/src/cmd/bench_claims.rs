@@ -105,7 +105,7 @@ pub async fn run(args: ClaimsArgs) -> anyhow::Result<()> {
             for_each_hub(&load.hub, |mut hub| async move {
                 hub.label = format!("{}, {pending} pending", hub.label);
                 let prefix = format!("bench-{}-claims-{pending}", std::process::id());
-                let mut sessions = connect_sessions(&hub.url, load.clients, &prefix).await?;
+                let mut sessions = connect_sessions(&hub.urls, load.clients, &prefix).await?;
                 seed_tasks(&mut sessions[0], pending).await?;
                 let ops: Vec<Arc<dyn Op>> = vec![Arc::new(ClaimCycle)];
                 let (sessions, report) =

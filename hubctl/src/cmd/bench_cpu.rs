@@ -13,10 +13,11 @@ use anyhow::Context;
 /// so `hub-store-writer` reads back as `hub-store-write`.
 const WRITER_COMM_PREFIX: &str = "hub-store-write";
 
-/// Where the writer thread's CPU time is read from, or why it cannot be.
+/// Where the writer threads' CPU time is read from (one per hub replica; their sum is
+/// reported), or why it cannot be.
 #[derive(Debug, Clone)]
 pub(crate) enum WriterProbe {
-    Thread { stat_path: PathBuf },
+    Threads { stat_paths: Vec<PathBuf> },
     Unavailable(String),
 }
 
@@ -27,50 +28,60 @@ impl WriterProbe {
             &pid.to_string(),
             writer_threads(&pid.to_string()),
             &BTreeSet::new(),
+            1,
         )
     }
 
-    /// The writer thread of a hub started in this process after `before` was taken with
-    /// [`writer_threads_of_this_process`] (so the writer of an earlier hub still shutting
-    /// down is not mistaken for it). A new thread names itself once it runs, so this looks
-    /// again for up to two seconds before giving up.
-    pub(crate) async fn in_process(before: &BTreeSet<u32>) -> WriterProbe {
+    /// The writer threads of the `replicas` hubs started in this process after `before` was
+    /// taken with [`writer_threads_of_this_process`] (so the writer of an earlier hub still
+    /// shutting down is not mistaken for one). A new thread names itself once it runs, so
+    /// this looks again for up to two seconds before giving up.
+    pub(crate) async fn in_process(before: &BTreeSet<u32>, replicas: usize) -> WriterProbe {
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
-            let probe = Self::pick("self", writer_threads("self"), before);
-            if matches!(probe, WriterProbe::Thread { .. }) || Instant::now() > deadline {
+            let probe = Self::pick("self", writer_threads("self"), before, replicas);
+            if matches!(probe, WriterProbe::Threads { .. }) || Instant::now() > deadline {
                 return probe;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
-    fn pick(pid: &str, found: anyhow::Result<BTreeSet<u32>>, before: &BTreeSet<u32>) -> Self {
+    fn pick(
+        pid: &str,
+        found: anyhow::Result<BTreeSet<u32>>,
+        before: &BTreeSet<u32>,
+        expected: usize,
+    ) -> Self {
         let found = match found {
             Ok(found) => found,
             Err(error) => return WriterProbe::Unavailable(format!("{error:#}")),
         };
         let new: Vec<u32> = found.difference(before).copied().collect();
-        match new.as_slice() {
-            [tid] => WriterProbe::Thread {
-                stat_path: PathBuf::from(format!("/proc/{pid}/task/{tid}/stat")),
-            },
-            [] => {
-                WriterProbe::Unavailable(format!("no {WRITER_COMM_PREFIX}* thread in /proc/{pid}"))
-            }
-            _ => WriterProbe::Unavailable(format!(
-                "{} {WRITER_COMM_PREFIX}* threads in /proc/{pid}",
-                new.len()
-            )),
+        if new.len() == expected {
+            return WriterProbe::Threads {
+                stat_paths: new
+                    .iter()
+                    .map(|tid| PathBuf::from(format!("/proc/{pid}/task/{tid}/stat")))
+                    .collect(),
+            };
         }
+        WriterProbe::Unavailable(format!(
+            "{} new {WRITER_COMM_PREFIX}* threads in /proc/{pid}, expected {expected}",
+            new.len()
+        ))
     }
 
-    /// CPU seconds (user + system) the writer has used so far; `None` when unavailable.
+    /// CPU seconds (user + system) the writers have used so far; `None` when unavailable.
     pub(crate) fn cpu_seconds(&self) -> Option<f64> {
         match self {
-            WriterProbe::Thread { stat_path } => std::fs::read_to_string(stat_path)
-                .ok()
-                .and_then(|stat| stat_cpu_seconds(&stat).ok()),
+            WriterProbe::Threads { stat_paths } => stat_paths
+                .iter()
+                .map(|path| {
+                    let stat = std::fs::read_to_string(path).ok()?;
+                    stat_cpu_seconds(&stat).ok()
+                })
+                .sum(),
             WriterProbe::Unavailable(_) => None,
         }
     }
@@ -78,7 +89,7 @@ impl WriterProbe {
     /// Why there are no writer figures, if there are none.
     pub(crate) fn note(&self) -> Option<&str> {
         match self {
-            WriterProbe::Thread { .. } => None,
+            WriterProbe::Threads { .. } => None,
             WriterProbe::Unavailable(reason) => Some(reason),
         }
     }

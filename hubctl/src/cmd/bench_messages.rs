@@ -71,7 +71,7 @@ pub async fn run(args: ToolArgs) -> anyhow::Result<()> {
     load.validate()?;
     let runs = for_each_hub(&load.hub, |hub| async move {
         let prefix = format!("bench-{}-msg", std::process::id());
-        let sessions = connect_sessions(&hub.url, load.clients, &prefix).await?;
+        let sessions = connect_sessions(&hub.urls, load.clients, &prefix).await?;
         let ops: Vec<Arc<dyn Op>> = vec![Arc::new(SendMessage), Arc::new(ReadMessagesNano)];
         let (sessions, report) =
             measure_against_ping(&hub, sessions, ping_seconds, ops, load.seconds).await?;

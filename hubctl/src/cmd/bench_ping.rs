@@ -37,6 +37,7 @@ pub(crate) async fn measure_against_ping(
         ping: None,
         phases: Vec::with_capacity(ops.len()),
         writer_note: hub.writer.note().map(str::to_string),
+        db_note: hub.db.as_ref().and_then(|db| db.note()).map(str::to_string),
     };
     if ping_seconds > 0 {
         let (back, stats) = run_phase(hub, sessions, Arc::new(Ping), ping_seconds).await?;
@@ -56,7 +57,7 @@ pub async fn run(load: LoadArgs) -> anyhow::Result<()> {
     let load = &load;
     let runs = for_each_hub(&load.hub, |hub| async move {
         let prefix = format!("bench-{}-ping", std::process::id());
-        let sessions = connect_sessions(&hub.url, load.clients, &prefix).await?;
+        let sessions = connect_sessions(&hub.urls, load.clients, &prefix).await?;
         let (sessions, report) =
             measure_against_ping(&hub, sessions, load.seconds, Vec::new(), 0).await?;
         close_sessions(sessions).await;

@@ -16,6 +16,8 @@ pub(crate) struct RunReport {
     pub(crate) phases: Vec<PhaseStats>,
     /// Why writer CPU figures are missing, if they are.
     pub(crate) writer_note: Option<String>,
+    /// Why database statement counts are missing on a PostgreSQL run, if they are.
+    pub(crate) db_note: Option<String>,
 }
 
 impl RunReport {
@@ -41,12 +43,17 @@ impl RunReport {
                 "seconds": round2(stats.seconds),
                 "calls_per_sec": round2(stats.calls_per_sec()),
                 "p50_ms": round2(stats.p50_ms),
+                "p95_ms": round2(stats.p95_ms),
                 "p99_ms": round2(stats.p99_ms),
                 "mean_ms": round2(stats.mean_ms),
                 "percent_of_ping": self.percent_of_ping(stats).map(round2),
                 "writer_cpu_seconds": stats.writer.map(|w| round3(w.cpu_seconds)),
                 "writer_cpu_us_per_call": stats.writer_us_per_call().map(round2),
                 "writer_percent_of_core": stats.writer_percent_of_core().map(round2),
+                "db_statements": stats.db.and_then(|db| db.statements),
+                "db_transactions": stats.db.map(|db| db.transactions),
+                "db_statements_per_call": stats.statements_per_call().map(round2),
+                "db_transactions_per_call": stats.transactions_per_call().map(round2),
             })
         };
         json!({
@@ -54,6 +61,7 @@ impl RunReport {
             "ping": self.ping.as_ref().map(phase),
             "results": self.phases.iter().map(phase).collect::<Vec<_>>(),
             "writer_note": self.writer_note,
+            "db_note": self.db_note,
         })
     }
 }
@@ -92,6 +100,7 @@ pub(crate) fn runs_table(runs: &[RunReport]) -> Table {
         "ops",
         "calls/s",
         "p50 ms",
+        "p95 ms",
         "p99 ms",
         "errors",
         "% of ping",
@@ -107,6 +116,7 @@ pub(crate) fn runs_table(runs: &[RunReport]) -> Table {
                 stats.ops.to_string(),
                 format!("{:.0}", stats.calls_per_sec()),
                 format!("{:.2}", stats.p50_ms),
+                format!("{:.2}", stats.p95_ms),
                 format!("{:.2}", stats.p99_ms),
                 stats.errors.to_string(),
                 or_na(run.percent_of_ping(stats), |p| format!("{p:.1} %")),
@@ -142,4 +152,50 @@ pub(crate) fn print_notes(runs: &[RunReport]) {
             println!("{}: writer CPU n/a ({note})", run.hub);
         }
     }
+    if let Some(table) = db_table(runs) {
+        println!("{table}");
+        println!(
+            "Database cost per MCP request, PostgreSQL runs: statements = SUM(calls) of \
+             pg_stat_statements (BEGIN/COMMIT included), transactions = xact_commit + \
+             xact_rollback of pg_stat_database (writer groups + read snapshots). Each reading \
+             waits for the backends' 10 s statistics flush, so a phase's figures include that \
+             idle time's background work."
+        );
+        for run in runs {
+            if let Some(note) = &run.db_note {
+                println!("{}: statements n/a ({note})", run.hub);
+            }
+        }
+    }
+}
+
+/// Statements and transactions per call of the phases that have database figures.
+fn db_table(runs: &[RunReport]) -> Option<Table> {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        "hub",
+        "tool",
+        "calls",
+        "statements",
+        "statements/call",
+        "transactions",
+        "transactions/call",
+    ]);
+    let mut any = false;
+    for run in runs {
+        for stats in run.rows() {
+            let Some(db) = stats.db else { continue };
+            any = true;
+            table.add_row(vec![
+                run.hub.clone(),
+                stats.label.to_string(),
+                stats.calls.to_string(),
+                or_na(db.statements.map(|n| n as f64), |n| format!("{n:.0}")),
+                or_na(stats.statements_per_call(), |n| format!("{n:.2}")),
+                db.transactions.to_string(),
+                or_na(stats.transactions_per_call(), |n| format!("{n:.2}")),
+            ]);
+        }
+    }
+    any.then_some(table)
 }

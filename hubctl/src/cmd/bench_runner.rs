@@ -14,13 +14,31 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use super::bench_cpu::WriterProbe;
+use super::bench_pg::{DbCounters, DbProbe, DbUse};
 use crate::client::McpClient;
 
-/// A hub under load: its MCP URL, a label for the report, and its writer thread.
+/// A hub under load: its MCP URL (one per replica), a label for the report, its writer
+/// thread(s) and, on PostgreSQL, its database's counters.
 pub(crate) struct HubTarget {
-    pub(crate) url: String,
+    pub(crate) urls: Vec<String>,
     pub(crate) label: String,
     pub(crate) writer: WriterProbe,
+    pub(crate) db: Option<DbProbe>,
+}
+
+impl HubTarget {
+    /// The first replica (the only one of a single hub).
+    pub(crate) fn url(&self) -> &str {
+        &self.urls[0]
+    }
+
+    /// The database's counters once settled, when this hub has a database probe.
+    pub(crate) async fn db_counters(&self) -> Option<DbCounters> {
+        match &self.db {
+            Some(db) => db.settled().await,
+            None => None,
+        }
+    }
 }
 
 /// One benchmark client: an MCP session acting as one agent.
@@ -66,14 +84,17 @@ pub(crate) async fn register_agent(client: &mut McpClient, agent: &str) -> anyho
         .to_string())
 }
 
-/// Opens `count` sessions, agents `<prefix>-0 …`, each peered with the next.
+/// Opens `count` sessions, agents `<prefix>-0 …`, each peered with the next; session i
+/// talks to `urls[i % urls.len()]`, so replicas get an even share of the clients.
 pub(crate) async fn connect_sessions(
-    url: &str,
+    urls: &[String],
     count: usize,
     prefix: &str,
 ) -> anyhow::Result<Vec<Session>> {
+    anyhow::ensure!(!urls.is_empty(), "no hub URL to connect to");
     let mut sessions = Vec::with_capacity(count);
     for index in 0..count {
+        let url = replica_url(urls, index);
         let mut client = McpClient::connect(url, "hubctl-bench").await?;
         let agent = format!("{prefix}-{index}");
         let token = register_agent(&mut client, &agent).await?;
@@ -86,6 +107,11 @@ pub(crate) async fn connect_sessions(
         });
     }
     Ok(sessions)
+}
+
+/// The replica session `index` talks to: round robin over `urls` (not empty).
+fn replica_url(urls: &[String], index: usize) -> &str {
+    &urls[index % urls.len()]
 }
 
 pub(crate) async fn close_sessions(sessions: Vec<Session>) {
@@ -110,9 +136,12 @@ pub(crate) struct PhaseStats {
     pub(crate) errors: usize,
     pub(crate) seconds: f64,
     pub(crate) p50_ms: f64,
+    pub(crate) p95_ms: f64,
     pub(crate) p99_ms: f64,
     pub(crate) mean_ms: f64,
     pub(crate) writer: Option<WriterUse>,
+    /// Statements and transactions the database ran during the phase (PostgreSQL).
+    pub(crate) db: Option<DbUse>,
 }
 
 impl PhaseStats {
@@ -136,10 +165,24 @@ impl PhaseStats {
             errors,
             seconds,
             p50_ms: percentile(&micros, 0.50),
+            p95_ms: percentile(&micros, 0.95),
             p99_ms: percentile(&micros, 0.99),
             mean_ms,
             writer,
+            db: None,
         }
+    }
+
+    /// Database statements per MCP request.
+    pub(crate) fn statements_per_call(&self) -> Option<f64> {
+        let statements = self.db?.statements?;
+        (self.calls > 0).then(|| statements as f64 / self.calls as f64)
+    }
+
+    /// Database transactions (writer groups + read snapshots) per MCP request.
+    pub(crate) fn transactions_per_call(&self) -> Option<f64> {
+        let db = self.db?;
+        (self.calls > 0).then(|| db.transactions as f64 / self.calls as f64)
     }
 
     pub(crate) fn calls_per_sec(&self) -> f64 {
@@ -195,6 +238,7 @@ pub(crate) async fn run_phase(
     seconds: u64,
 ) -> anyhow::Result<(Vec<Session>, PhaseStats)> {
     let clients = sessions.len();
+    let db_before = hub.db_counters().await;
     let progress = progress_bar(seconds, "s");
     let completed = Arc::new(AtomicU64::new(0));
     let writer_before = hub.writer.cpu_seconds();
@@ -243,9 +287,15 @@ pub(crate) async fn run_phase(
     ticker.abort();
     progress.finish_and_clear();
     let calls = micros.len() * op.calls_per_op();
-    let stats =
+    let mut stats =
         PhaseStats::from_latencies(op.label(), clients, micros, calls, errors, elapsed, writer);
+    stats.db = db_use(db_before, hub.db_counters().await);
     Ok((sessions, stats))
+}
+
+/// Database use between two readings, when both exist.
+pub(crate) fn db_use(before: Option<DbCounters>, after: Option<DbCounters>) -> Option<DbUse> {
+    Some(after?.since(before?))
 }
 
 #[cfg(test)]
@@ -258,6 +308,43 @@ mod tests {
         assert_eq!(percentile(&samples, 0.5), 51.0);
         assert_eq!(percentile(&samples, 0.99), 99.0);
         assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn clients_split_evenly_over_replicas() {
+        let urls = vec!["http://a/mcp".to_string(), "http://b/mcp".to_string()];
+        let picked: Vec<&str> = (0..5).map(|i| replica_url(&urls, i)).collect();
+        assert_eq!(
+            picked,
+            [
+                "http://a/mcp",
+                "http://b/mcp",
+                "http://a/mcp",
+                "http://b/mcp",
+                "http://a/mcp"
+            ]
+        );
+        let one = vec!["http://a/mcp".to_string()];
+        assert!((0..3).all(|i| replica_url(&one, i) == "http://a/mcp"));
+    }
+
+    #[test]
+    fn database_cost_per_call() {
+        let mut stats = PhaseStats::from_latencies("x", 2, vec![1000; 100], 200, 0, 1.0, None);
+        assert_eq!(stats.statements_per_call(), None);
+        let before = DbCounters {
+            statements: Some(1000),
+            transactions: 50,
+        };
+        let after = DbCounters {
+            statements: Some(1600),
+            transactions: 250,
+        };
+        stats.db = db_use(Some(before), Some(after));
+        assert_eq!(stats.statements_per_call(), Some(3.0));
+        assert_eq!(stats.transactions_per_call(), Some(1.0));
+        stats.db = db_use(None, Some(after));
+        assert_eq!(stats.transactions_per_call(), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub async fn run(load: LoadArgs) -> anyhow::Result<()> {
     load.validate()?;
     let runs = for_each_hub(&load.hub, |hub| async move {
         let prefix = format!("bench-{}-suite", std::process::id());
-        let mut sessions = connect_sessions(&hub.url, load.clients, &prefix).await?;
+        let mut sessions = connect_sessions(&hub.urls, load.clients, &prefix).await?;
         // The claim phase needs a task per worker even if the create_task phase made none.
         seed_tasks(&mut sessions[0], load.clients).await?;
         let ops: Vec<Arc<dyn Op>> = vec![

@@ -41,12 +41,12 @@ pub(crate) async fn run(args: TokensArgs) -> anyhow::Result<()> {
     };
     let url = match (&args.endpoint, &temp) {
         (Some(endpoint), _) => endpoint.clone(),
-        (None, Some(temp)) => temp.handle.mcp_url(),
+        (None, Some(temp)) => temp.mcp_url(),
         (None, None) => unreachable!("a temporary hub was started"),
     };
     let figures = measure(&url).await;
     if let Some(temp) = temp {
-        temp.handle.shutdown().await;
+        temp.shutdown().await;
     }
     let figures = figures?;
     if args.json {

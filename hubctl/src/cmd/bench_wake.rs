@@ -1,7 +1,9 @@
 //! `hubctl bench wake`: how quickly parked `wait_for_updates` calls wake after a broadcast
 //! (after a ping phase on the same sessions, for the share of the transport ceiling, and with
 //! the writer's CPU over the rounds), what an idle hub with many parked waiters costs in CPU,
-//! and how many bytes each response mode sends.
+//! and how many bytes each response mode sends. On replicas (`--backend postgres-2`) the
+//! waiters park on the first replica and the broadcast goes through the last one, so the
+//! latency is the cross-replica wake-up (commit, NOTIFY, the listener, the waiters).
 
 use std::time::{Duration, Instant};
 
@@ -9,12 +11,13 @@ use anyhow::bail;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Value, json};
 
-use super::bench::{Sync, WakeArgs, external_target, start_temp_hub};
+use super::bench::{RunPlan, Sync, WakeArgs, external_target, for_each_plan};
 use super::bench_cpu::process_cpu_seconds;
 use super::bench_ping::measure_against_ping;
 use super::bench_report::{RunReport, print_notes, report_json, runs_table};
 use super::bench_runner::{
-    HubTarget, PhaseStats, Session, close_sessions, connect_sessions, progress_bar, writer_use,
+    HubTarget, PhaseStats, Session, close_sessions, connect_sessions, db_use, progress_bar,
+    writer_use,
 };
 
 /// One wait_for_updates call on the messages stream from the session's cursor; advances it.
@@ -39,7 +42,8 @@ async fn wait_call(session: &mut Session, wait_ms: u64, mode: &str) -> anyhow::R
 
 /// `count` waiter sessions with their cursors positioned at "now".
 async fn connect_waiters(url: &str, count: usize, tag: &str) -> anyhow::Result<Vec<Session>> {
-    let mut waiters = connect_sessions(url, count, &format!("wake-{tag}")).await?;
+    let urls = [url.to_string()];
+    let mut waiters = connect_sessions(&urls, count, &format!("wake-{tag}")).await?;
     // One probe positions every cursor: fresh agents have no direct messages, so the same
     // cursor is exact for all of them.
     if let Some(first) = waiters.first_mut() {
@@ -55,7 +59,8 @@ async fn connect_waiters(url: &str, count: usize, tag: &str) -> anyhow::Result<V
 
 /// A session that only sends.
 async fn connect_sender(url: &str, tag: &str) -> anyhow::Result<Session> {
-    let mut senders = connect_sessions(url, 1, &format!("wake-{tag}-sender")).await?;
+    let urls = [url.to_string()];
+    let mut senders = connect_sessions(&urls, 1, &format!("wake-{tag}-sender")).await?;
     Ok(senders.pop().expect("one sender"))
 }
 
@@ -105,6 +110,7 @@ async fn wake_rounds(
     progress.set_message(format!("{}: {count} waiters", hub.label));
     let mut micros = Vec::with_capacity(count * rounds);
     let mut errors = 0;
+    let db_before = hub.db_counters().await;
     let writer_before = hub.writer.cpu_seconds();
     let started = Instant::now();
     for round in 0..rounds {
@@ -132,7 +138,7 @@ async fn wake_rounds(
     let writer = writer_use(writer_before, hub.writer.cpu_seconds());
     progress.finish_and_clear();
     let calls = micros.len() + rounds;
-    let stats = PhaseStats::from_latencies(
+    let mut stats = PhaseStats::from_latencies(
         "wake-up after broadcast",
         count,
         micros,
@@ -141,6 +147,7 @@ async fn wake_rounds(
         seconds,
         writer,
     );
+    stats.db = db_use(db_before, hub.db_counters().await);
     Ok((waiters, stats))
 }
 
@@ -152,8 +159,9 @@ async fn wake_run(
     args: &WakeArgs,
 ) -> anyhow::Result<RunReport> {
     let tag = format!("{}-{count}", std::process::id());
-    let waiters = connect_waiters(&hub.url, count, &tag).await?;
-    let mut sender = connect_sender(&hub.url, &tag).await?;
+    let waiters = connect_waiters(hub.url(), count, &tag).await?;
+    let sender_url = hub.urls.last().expect("a hub has a URL");
+    let mut sender = connect_sender(sender_url, &tag).await?;
     let (waiters, mut report) =
         measure_against_ping(hub, waiters, args.ping_seconds, Vec::new(), 0).await?;
     report.hub = format!("{}, {count} waiters", hub.label);
@@ -219,18 +227,20 @@ async fn idle_cpu(url: &str, health_url: &str, count: usize, seconds: u64) -> an
 struct WakeReport {
     runs: Vec<RunReport>,
     bytes: Vec<(String, usize, usize)>,
-    idle_cpu_seconds: Option<f64>,
+    /// (hub label, CPU seconds) of the idle measurement.
+    idle_cpu_seconds: Option<(String, f64)>,
 }
 
 async fn measure(hub: &HubTarget, in_process: bool, args: &WakeArgs) -> anyhow::Result<WakeReport> {
-    let health_url = format!("{}/health", hub.url.trim_end_matches("/mcp"));
+    let health_url = format!("{}/health", hub.url().trim_end_matches("/mcp"));
     let mut runs = Vec::new();
     for &count in &args.waiters {
         runs.push(wake_run(hub, &health_url, count.max(1), args).await?);
     }
-    let bytes = response_bytes(&hub.url).await?;
+    let bytes = response_bytes(hub.url()).await?;
     let idle_cpu_seconds = if in_process && args.idle_waiters > 0 {
-        Some(idle_cpu(&hub.url, &health_url, args.idle_waiters, args.idle_seconds).await?)
+        let cpu = idle_cpu(hub.url(), &health_url, args.idle_waiters, args.idle_seconds).await?;
+        Some((hub.label.clone(), cpu))
     } else {
         None
     };
@@ -243,34 +253,43 @@ async fn measure(hub: &HubTarget, in_process: bool, args: &WakeArgs) -> anyhow::
 
 pub async fn run(args: WakeArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.rounds >= 1, "--rounds must be at least 1");
-    let report = match &args.endpoint {
-        Some(endpoint) => measure(&external_target(endpoint, args.hub_pid), false, &args).await?,
+    let args = &args;
+    let reports = match &args.endpoint {
+        Some(endpoint) => {
+            vec![measure(&external_target(endpoint, args.hub_pid), false, args).await?]
+        }
         None => {
-            let temp = start_temp_hub(Sync::Full).await?;
-            let outcome = measure(&temp.target("sync=full".into()), true, &args).await;
-            temp.handle.shutdown().await;
-            outcome?
+            let plans = RunPlan::all(&args.backend, &[Sync::Full]);
+            for_each_plan(&plans, |hub| async move { measure(&hub, true, args).await }).await?
         }
     };
+    // Response sizes do not depend on the store: the first run's are shown.
+    let bytes = reports.first().map(|r| r.bytes.clone()).unwrap_or_default();
+    let idle: Vec<(String, f64)> = reports
+        .iter()
+        .filter_map(|r| r.idle_cpu_seconds.clone())
+        .collect();
+    let runs: Vec<RunReport> = reports.into_iter().flat_map(|r| r.runs).collect();
     let idle_percent = |cpu: f64| cpu / args.idle_seconds.max(1) as f64 * 100.0;
     if args.json {
         let extra = json!({
-            "response_bytes": report.bytes.iter().map(|(mode, hit, timeout)| json!({
+            "response_bytes": bytes.iter().map(|(mode, hit, timeout)| json!({
                 "mode": mode, "hit": hit, "timeout": timeout,
             })).collect::<Vec<_>>(),
-            "idle": report.idle_cpu_seconds.map(|cpu| json!({
+            "idle": idle.iter().map(|(hub, cpu)| json!({
+                "hub": hub,
                 "waiters": args.idle_waiters,
                 "seconds": args.idle_seconds,
                 "cpu_seconds": (cpu * 1000.0).round() / 1000.0,
-                "cpu_percent_of_one_core": (idle_percent(cpu) * 100.0).round() / 100.0,
-            })),
+                "cpu_percent_of_one_core": (idle_percent(*cpu) * 100.0).round() / 100.0,
+            })).collect::<Vec<_>>(),
         });
-        let document = report_json("wake", &report.runs, extra);
+        let document = report_json("wake", &runs, extra);
         println!("{}", serde_json::to_string_pretty(&document)?);
         return Ok(());
     }
-    println!("{}", runs_table(&report.runs));
-    print_notes(&report.runs);
+    println!("{}", runs_table(&runs));
+    print_notes(&runs);
     println!(
         "Wake rows: ops = wake-ups (latency from the start of the broadcast send to a \
          waiter's return); calls/s counts the waits and sends over all rounds."
@@ -281,13 +300,13 @@ pub async fn run(args: WakeArgs) -> anyhow::Result<()> {
         "hit bytes",
         "timeout bytes",
     ]);
-    for (mode, hit, timeout) in &report.bytes {
+    for (mode, hit, timeout) in &bytes {
         table.add_row(vec![mode.clone(), hit.to_string(), timeout.to_string()]);
     }
     println!("{table}");
-    if let Some(cpu) = report.idle_cpu_seconds {
+    for (hub, cpu) in idle {
         println!(
-            "Idle: {} parked waiters for {} s used {:.3} CPU seconds ({:.2} % of one core)",
+            "Idle ({hub}): {} parked waiters for {} s used {:.3} CPU seconds ({:.2} % of one core)",
             args.idle_waiters,
             args.idle_seconds,
             cpu,

@@ -5,6 +5,7 @@ pub mod bench_artifacts;
 pub mod bench_claims;
 pub mod bench_cpu;
 pub mod bench_messages;
+pub mod bench_pg;
 pub mod bench_ping;
 pub mod bench_report;
 pub mod bench_runner;
