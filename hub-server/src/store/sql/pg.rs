@@ -59,12 +59,7 @@ impl PgConn {
             // A parameter the text never names (one variant of a query binds the same list
             // as another) cannot be typed by PostgreSQL: declare it text, infer the rest.
             let inferred = Type::new("unspecified".into(), 0, Kind::Simple, "pg_catalog".into());
-            let max = unused
-                .iter()
-                .copied()
-                .max()
-                .unwrap_or(0)
-                .max(placeholder_count(&translated));
+            let max = placeholder_count(&translated);
             let types: Vec<Type> = (1..=max)
                 .map(|i| {
                     if unused.contains(&i) {
@@ -355,44 +350,27 @@ fn value_ref(row: &postgres::Row, column: usize) -> Result<ValueRef<'_>> {
         return Ok(ValueRef::Null);
     };
     let ty = &raw.ty;
+    // One binary decoder per column type, its error named with the column.
+    fn decode<'b, T: PgFromSql<'b>>(ty: &Type, bytes: &'b [u8], column: usize) -> Result<T> {
+        T::from_sql(ty, bytes).map_err(|e| Error::Conversion {
+            column,
+            message: e.to_string(),
+        })
+    }
     let decoded = if *ty == Type::INT8 {
-        ValueRef::Integer(
-            <i64 as PgFromSql>::from_sql(ty, bytes).map_err(|e| conversion(e.to_string()))?,
-        )
+        ValueRef::Integer(decode::<i64>(ty, bytes, column)?)
     } else if *ty == Type::INT4 {
-        ValueRef::Integer(
-            <i32 as PgFromSql>::from_sql(ty, bytes)
-                .map_err(|e| conversion(e.to_string()))?
-                .into(),
-        )
+        ValueRef::Integer(decode::<i32>(ty, bytes, column)?.into())
     } else if *ty == Type::INT2 {
-        ValueRef::Integer(
-            <i16 as PgFromSql>::from_sql(ty, bytes)
-                .map_err(|e| conversion(e.to_string()))?
-                .into(),
-        )
+        ValueRef::Integer(decode::<i16>(ty, bytes, column)?.into())
     } else if *ty == Type::OID {
-        ValueRef::Integer(
-            <u32 as PgFromSql>::from_sql(ty, bytes)
-                .map_err(|e| conversion(e.to_string()))?
-                .into(),
-        )
+        ValueRef::Integer(decode::<u32>(ty, bytes, column)?.into())
     } else if *ty == Type::BOOL {
-        ValueRef::Integer(
-            <bool as PgFromSql>::from_sql(ty, bytes)
-                .map_err(|e| conversion(e.to_string()))?
-                .into(),
-        )
+        ValueRef::Integer(decode::<bool>(ty, bytes, column)?.into())
     } else if *ty == Type::FLOAT8 {
-        ValueRef::Real(
-            <f64 as PgFromSql>::from_sql(ty, bytes).map_err(|e| conversion(e.to_string()))?,
-        )
+        ValueRef::Real(decode::<f64>(ty, bytes, column)?)
     } else if *ty == Type::FLOAT4 {
-        ValueRef::Real(
-            <f32 as PgFromSql>::from_sql(ty, bytes)
-                .map_err(|e| conversion(e.to_string()))?
-                .into(),
-        )
+        ValueRef::Real(decode::<f32>(ty, bytes, column)?.into())
     } else if *ty == Type::NUMERIC {
         numeric(bytes).ok_or_else(|| conversion("malformed numeric".into()))?
     } else if *ty == Type::BYTEA {
